@@ -1,0 +1,47 @@
+"""`lofi`: one console script; each package registers its own subcommands (imported lazily, so
+`lofi --help` does not import TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that expose `register(subparsers)`; a missing one (not written yet) is skipped.
+COMMAND_MODULES = ("training.corpus_cli", "training.cli", "serving.cli", "music.cli", "bot.cli", "lofi.run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every package's subcommands."""
+    parser = argparse.ArgumentParser(prog="lofi", description="LoFi music generator and Discord bot")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lofi` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The one typed reader of the environment (and `.env`). Secrets never appear in repr or logs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of the project, read from environment variables or `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_guild_id: int | None = None
+    discord_api_base: str | None = None  # e.g. http://127.0.0.1:8080/api/v10 for a test or self-hosted endpoint
+    discord_gateway_url: str | None = None  # e.g. ws://127.0.0.1:8080/gateway
+    admin_user_ids: list[int] = Field(default_factory=list)
+    admin_role_ids: list[int] = Field(default_factory=list)
+
+    # Model serving
+    serving_address: str | None = None  # host:port of TF Serving; unset = start the embedded server
+    serving_port: int = 8500
+    serving_timeout_s: float = 5.0
+    models_dir: Path = ROOT / "models"
+
+    # Storage
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'lofi.sqlite3'}"
+    data_dir: Path = ROOT / "data" / "corpus"
+    out_dir: Path = ROOT / "out"
+    cache_dir: Path = ROOT / ".cache"
+
+    # Sound
+    soundfont: Path = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    upload_limit_bytes: int = 10 * 1024 * 1024
+
+    # Requests and the job queue
+    min_length_s: float = 15.0
+    max_length_s: float = 600.0
+    queue_size: int = 8
+    workers: int = 1
+    cooldown_s: float = 20.0
+
+    # Retraining from votes
+    vote_threshold: int = 1
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,21 @@
+"""Errors of the music domain."""
+
+
+class MusicError(Exception):
+    """Base class of every error raised by `music`."""
+
+
+class DecodeError(MusicError, ValueError):
+    """A token sequence that does not follow the representation's grammar."""
+
+
+class CorpusFileError(MusicError):
+    """A corpus file that cannot be read as music (corrupt, truncated, not music, unsupported)."""
+
+
+class RenderError(MusicError):
+    """Rendering audio failed: missing or broken soundfont, FluidSynth failure, silent output."""
+
+
+class MoodError(MusicError, ValueError):
+    """An unknown mood or an invalid mood preset file."""

@@ -1,0 +1,136 @@
+"""A track request (what a user asks for) and the plan it becomes (every musical choice, fixed by the seed)."""
+
+from __future__ import annotations
+
+import math
+import random
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from music.errors import MoodError
+from music.score import TICKS_PER_BEAT, bar_ticks
+from music.tokens import DENSITIES, Representation
+
+MOODS_FILE = Path(__file__).with_name("moods.toml")
+RANDOM_MOOD = "random"
+
+
+@dataclass(frozen=True)
+class Mood:
+    """One preset from `moods.toml`. `sound` holds the sections the audio side reads (instruments, effects...)."""
+
+    name: str
+    description: str
+    mode: str
+    tempo: tuple[float, float]
+    density: str
+    time_signature: tuple[int, int]
+    tonics: tuple[int, ...]
+    temperature: float
+    top_p: float
+    sound: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@lru_cache(maxsize=4)
+def load_moods(path: Path = MOODS_FILE) -> dict[str, Mood]:
+    """All presets in `path`; MoodError naming the mood and field for anything malformed."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MoodError(f"cannot read mood presets {path}: {exc}") from exc
+    moods = {}
+    known = {"description", "mode", "tempo", "density", "time_signature", "tonics", "temperature", "top_p"}
+    for name, d in data.items():
+        try:
+            mood = Mood(
+                name=name,
+                description=str(d.get("description", "")),
+                mode=d["mode"],
+                tempo=(float(d["tempo"][0]), float(d["tempo"][1])),
+                density=d["density"],
+                time_signature=(int(d["time_signature"][0]), int(d["time_signature"][1])),
+                tonics=tuple(int(t) % 12 for t in d["tonics"]),
+                temperature=float(d["temperature"]),
+                top_p=float(d["top_p"]),
+                sound={k: v for k, v in d.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise MoodError(f"mood {name!r} in {path} is malformed: {exc!r}") from exc
+        if mood.mode not in ("major", "minor") or mood.density not in DENSITIES or not mood.tonics:
+            raise MoodError(f"mood {name!r}: mode, density or tonics out of range")
+        if not (20 <= mood.tempo[0] <= mood.tempo[1] <= 300) or not (0 < mood.temperature <= 3):
+            raise MoodError(f"mood {name!r}: tempo or temperature out of range")
+        moods[name] = mood
+    if RANDOM_MOOD in moods:
+        raise MoodError(f"'{RANDOM_MOOD}' is reserved")
+    return moods
+
+
+def mood_names() -> list[str]:
+    """Every mood a user may ask for, `random` last."""
+    return [*load_moods(), RANDOM_MOOD]
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """What a user asked for: a length in seconds, a mood (or 'random'), a seed and an optional tempo."""
+
+    length_s: float
+    mood: str
+    seed: int
+    bpm: float | None = None
+
+    def __post_init__(self):
+        if self.mood not in mood_names():
+            raise MoodError(f"unknown mood {self.mood!r}; choose one of: {', '.join(mood_names())}")
+        if not (self.length_s > 0 and math.isfinite(self.length_s)):
+            raise ValueError(f"length must be a positive number of seconds, not {self.length_s!r}")
+        if self.bpm is not None and not 40 <= self.bpm <= 200:
+            raise ValueError(f"tempo must be between 40 and 200 bpm, not {self.bpm}")
+
+
+@dataclass(frozen=True)
+class TrackPlan:
+    """Every musical decision for one track, derived deterministically from a request."""
+
+    request: TrackRequest
+    mood: Mood
+    mode: str
+    tonic: int
+    bpm: float
+    time_signature: tuple[int, int]
+    density: str
+    n_bars: int
+    header: tuple[str, ...]
+    temperature: float
+    top_p: float
+
+    @property
+    def seconds(self) -> float:
+        """Exact length of `n_bars` bars at `bpm`."""
+        return self.n_bars * bar_ticks(*self.time_signature) / TICKS_PER_BEAT * 60.0 / self.bpm
+
+
+def plan_track(request: TrackRequest, rep: Representation | None = None) -> TrackPlan:
+    """The plan for `request`: mood resolved, key and tempo drawn from the seed, length in whole bars.
+
+    The bar count is the one whose length at the chosen tempo is closest to the request; the tempo is
+    then nudged (within 3%) so that the bars fill the requested seconds almost exactly.
+    """
+    rep = rep or Representation()
+    rng = random.Random(request.seed)
+    moods = load_moods()
+    name = request.mood if request.mood != RANDOM_MOOD else rng.choice(sorted(moods))
+    mood = moods[name]
+    bpm = request.bpm if request.bpm is not None else round(rng.uniform(*mood.tempo))
+    beats_per_bar = bar_ticks(*mood.time_signature) / TICKS_PER_BEAT
+    n_bars = max(2, round(request.length_s * bpm / 60.0 / beats_per_bar))
+    exact = n_bars * beats_per_bar * 60.0 / request.length_s
+    if request.bpm is None and abs(exact - bpm) <= 0.03 * bpm:
+        bpm = exact
+    tonic = rng.choice(mood.tonics)
+    header = tuple(rep.header(mood.mode, mood.time_signature, bpm, mood.density))
+    return TrackPlan(request, mood, mood.mode, tonic, float(bpm), mood.time_signature, mood.density,
+                     n_bars, header, mood.temperature, mood.top_p)

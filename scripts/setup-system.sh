@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs (idempotent, quick when already done):
+#   fluidsynth          the MIDI renderer
+#   ffmpeg              MP3 encoding for pydub and the independent loudness meter (ebur128)
+#   fluid-soundfont-gm  FluidR3_GM, the General MIDI soundfont (MIT)
+set -euo pipefail
+need=()
+command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "setup: installing Debian packages: ${need[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "setup: need root or sudo to install ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
