@@ -49,6 +49,7 @@ class Settings(BaseSettings):
 
     # Retraining from votes
     vote_threshold: int = 1
+    retrain_preset: str = "quick"  # training preset of /lofi-retrain
 
 
 @lru_cache(maxsize=1)

@@ -119,7 +119,10 @@ class Vocab:
         """Tokens of many ids; DecodeError for an id outside the vocabulary."""
         out = []
         for i in ids:
-            i = int(i)
+            try:
+                i = int(i)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise DecodeError(f"token id {i!r} is not an integer") from exc
             if not 0 <= i < len(self.tokens):
                 raise DecodeError(f"token id {i} is outside the vocabulary (size {len(self.tokens)})")
             out.append(self.tokens[i])
@@ -238,10 +241,11 @@ class Representation:
 
         A sequence cut short (no EOS) decodes to the bars it completed, so a partial generation is usable.
         """
+        tokens = list(tokens)  # also accepts numpy arrays and other sequences
         if tokens and not isinstance(tokens[0], str):
             tokens = self.vocab.strs(tokens)
         for i, t in enumerate(tokens):
-            if t not in self.vocab.index:
+            if not isinstance(t, str) or t not in self.vocab.index:
                 raise DecodeError(f"unknown token {t!r} at position {i}")
         state = GrammarState(self)
         for i, t in enumerate(tokens):
@@ -389,7 +393,7 @@ class GrammarState:
 
     def push(self, token_id: int) -> None:
         """Advance by one token id; DecodeError if it is not allowed here."""
-        self.push_token(self.v.tokens[int(token_id)])
+        self.push_token(self.v.strs([token_id])[0])
 
     def push_token(self, t: str, where: int | None = None) -> None:
         """Advance by one token string; DecodeError if it is not allowed here."""
@@ -507,4 +511,7 @@ class GrammarState:
             if stop > s:
                 chords.append(Chord(s, stop - s, r, q, b, voicing))
         score.chords = chords
-        return score.transposed(tonic) if tonic % 12 else score
+        # Undo `encode`'s shift exactly: it moved tonics 7..11 up (by 12 - tonic), not down.
+        shift = tonic % 12
+        shift = shift if shift <= 6 else shift - 12
+        return score.transposed(shift) if shift else score

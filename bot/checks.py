@@ -1,0 +1,48 @@
+"""The admin check. `default_permissions` only hides commands in the client and a server can override it;
+this check runs on our side for every invocation and cannot be bypassed."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.errors import NotAdmin
+from lofi.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _manages(perms: discord.Permissions | None) -> bool:
+    return perms is not None and (perms.manage_guild or perms.administrator)
+
+
+def is_admin(user: discord.abc.User, settings: Settings, permissions: discord.Permissions | None = None) -> bool:
+    """True for server managers/administrators and for configured admin users or roles.
+
+    `permissions` are the ones Discord resolved for this interaction (`Interaction.permissions`); the
+    member's guild permissions (computed from the cached roles, guild owner included) count too.
+    """
+    if user.id in settings.admin_user_ids:
+        return True
+    if _manages(permissions) or _manages(getattr(user, "guild_permissions", None)):
+        return True
+    role_ids = {role.id for role in getattr(user, "roles", ())}
+    return bool(role_ids & set(settings.admin_role_ids))
+
+
+async def require_admin(interaction: discord.Interaction) -> bool:
+    """App command check: admins pass; anyone else gets NotAdmin and the attempt is logged."""
+    settings = getattr(interaction.client, "settings", None) or get_settings()
+    if is_admin(interaction.user, settings, getattr(interaction, "permissions", None)):
+        return True
+    name = interaction.command.qualified_name if interaction.command else "an admin command"
+    log.warning("refused /%s to user %s (%s) in guild %s", name, interaction.user.id, interaction.user,
+                interaction.guild_id)
+    raise NotAdmin(f"/{name}")
+
+
+def admin_only():
+    """Decorator: `app_commands.check(require_admin)`."""
+    return app_commands.check(require_admin)

@@ -1,0 +1,1 @@
+"""One feature per cog; each module has `async def setup(bot)`."""

@@ -1,0 +1,134 @@
+"""Admin commands: `/lofi-retrain [epochs] [include_votes]` and `/lofi-status`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.checks import admin_only
+from bot.services import Requester, RetrainOutcome, StatusReport
+from db.models import RetrainStatus
+
+log = logging.getLogger(__name__)
+
+EDIT_EVERY_S = 2.0
+EVENTS = {
+    "evaluate_old": "scoring the served models",
+    "train_start": "training",
+    "member_start": "starting a member",
+    "evaluate_new": "scoring the new models",
+    "done": "publishing",
+}
+
+
+def progress_text(run_id: int, event: dict[str, Any]) -> str:
+    """One status line from a training progress event (epoch, loss, ... whatever the trainer sent)."""
+    parts = []
+    if "member" in event:
+        parts.append(f"member {event['member']}")
+    if "epoch" in event:
+        total = event.get("epochs") or event.get("total_epochs")
+        parts.append(f"epoch {event['epoch']}" + (f"/{total}" if total else ""))
+    for key in ("loss", "val_loss", "val_acc"):
+        value = event.get(key)
+        if isinstance(value, int | float):
+            parts.append(f"{key} {value:.4f}")
+    if not parts:
+        kind = str(event.get("event") or "")
+        parts.append(EVENTS.get(kind) or str(event.get("message") or kind or "working"))
+    return f"🛠️ Retrain #{run_id} running: " + ", ".join(parts)
+
+
+def outcome_text(outcome: RetrainOutcome) -> str:
+    """The final line of a retrain."""
+    if outcome.status is RetrainStatus.promoted:
+        return f"✅ Retrain #{outcome.run_id}: new version {outcome.new_version} promoted. {outcome.message}"
+    if outcome.status is RetrainStatus.kept:
+        return f"↩️ Retrain #{outcome.run_id}: the current models stay (new ones were not better). {outcome.message}"
+    return f"❌ Retrain #{outcome.run_id} failed; serving is unchanged. {outcome.message}"[:2000]
+
+
+def status_embed(report: StatusReport) -> discord.Embed:
+    """The /lofi-status embed."""
+    colour = discord.Colour.green() if report.serving_ok else discord.Colour.red()
+    embed = discord.Embed(title="LoFi bot status", colour=colour)
+    serving = "🟢 up" if report.serving_ok else f"🔴 {report.serving_detail}"
+    members = "\n".join(f"`{name}` {state}" for name, state in sorted(report.members.items()))
+    embed.add_field(name="Serving", value=(serving + ("\n" + members if members else ""))[:1024], inline=False)
+    embed.add_field(name="Queue", value=f"{report.queue_waiting} waiting, {report.queue_running} running")
+    embed.add_field(name="Tracks (24 h)", value=str(report.tracks_today))
+    embed.add_field(name="Last retrain", value=(report.last_retrain or "never")[:1024], inline=False)
+    votes = "\n".join(f"`{version}`: {v['score']:+d} (👍{v['up']} 👎{v['down']}, {v['tracks']} tracks)"
+                      for version, v in sorted(report.votes_by_version.items()))
+    embed.add_field(name="Votes per model version", value=(votes or "no tracks yet")[:1024], inline=False)
+    return embed
+
+
+class Admin(commands.Cog):
+    """Retraining and status."""
+
+    def __init__(self, bot: commands.Bot):
+        self.bot = bot
+        self._tasks: set[asyncio.Task] = set()
+
+    async def cog_unload(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    @app_commands.command(name="lofi-retrain", description="Retrain the models (admins only)")
+    @app_commands.describe(epochs="Training epochs (default: the preset's)",
+                           include_votes="Learn from liked tracks and drop disliked ones")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    @admin_only()
+    async def retrain(self, interaction: discord.Interaction,
+                      epochs: app_commands.Range[int, 1, 500] | None = None, include_votes: bool = True) -> None:
+        """Start a retrain in its own process and report its progress in the reply."""
+        who = Requester(interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id)
+        run_id, params = await self.bot.retrains.start(who, epochs=epochs, include_votes=include_votes)
+        log.info("retrain #%s started by %s (%s): %s", run_id, who.user_name, who.user_id, params)
+        await interaction.response.send_message(f"🛠️ Retrain #{run_id} started by {interaction.user.mention} "
+                                                f"(epochs: {epochs or 'preset'}, votes: "
+                                                f"{'yes' if include_votes else 'no'}).")
+        task = asyncio.create_task(self._run(interaction, run_id, params), name=f"retrain-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, interaction: discord.Interaction, run_id: int, params: dict) -> None:
+        last_edit = 0.0
+
+        async def on_progress(event: dict) -> None:
+            nonlocal last_edit
+            if time.monotonic() - last_edit < EDIT_EVERY_S:
+                return
+            last_edit = time.monotonic()
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content=progress_text(run_id, event))
+
+        outcome = await self.bot.retrains.run(run_id, params, on_progress)
+        text = outcome_text(outcome)
+        try:
+            await interaction.edit_original_response(content=text)
+        except discord.HTTPException:
+            # The interaction token lasts 15 minutes; a long retrain reports in the channel instead.
+            with contextlib.suppress(discord.HTTPException, AttributeError):
+                await interaction.channel.send(text)
+
+    @app_commands.command(name="lofi-status", description="Serving health, queue, tracks and retrains")
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Serving health, queue, today's tracks, last retrain and votes per version (ephemeral)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.bot.status_service.report(self.bot.queue)
+        await interaction.edit_original_response(embed=status_embed(report))
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Load the cog."""
+    await bot.add_cog(Admin(bot))

@@ -1,0 +1,67 @@
+"""Errors of the bot layer. Each carries the message the user sees; `bot.error_handler` is the one place that
+turns these (and the other packages' domain errors) into ephemeral replies."""
+
+from __future__ import annotations
+
+from discord import app_commands
+
+
+class BotError(app_commands.AppCommandError):
+    """Base class of every error raised by `bot`; `str(error)` is safe to show to the user."""
+
+
+class BadLength(BotError):
+    """A track length that cannot be parsed or is outside the allowed range."""
+
+
+class QueueFull(BotError):
+    """The job queue holds as many waiting jobs as it may."""
+
+    def __init__(self, size: int):
+        self.size = size
+        super().__init__(f"I'm busy: {size} tracks are already waiting. Please try again in a few minutes.")
+
+
+class AlreadyQueued(BotError):
+    """The user already has a track queued or being made (one active job per user)."""
+
+    def __init__(self):
+        super().__init__("You already have a track in the works; wait for it to finish before asking again.")
+
+
+class OnCooldown(BotError):
+    """The user asked again too soon after their last request."""
+
+    def __init__(self, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(f"Slow down a little: you can ask for another track in {retry_after:.0f} s.")
+
+
+class UploadTooLarge(BotError):
+    """The rendered MP3 is bigger than this channel accepts."""
+
+    def __init__(self, size: int, limit: int):
+        self.size, self.limit = size, limit
+        super().__init__(f"The MP3 came out at {size / 2**20:.1f} MiB, over this server's "
+                         f"{limit / 2**20:.0f} MiB upload limit; try a shorter length.")
+
+
+class NotAdmin(app_commands.CheckFailure, BotError):
+    """The user may not run an admin command."""
+
+    def __init__(self, command: str = "this command"):
+        super().__init__(f"Only server managers or configured admins may use {command}.")
+
+
+class RetrainBusy(BotError):
+    """A retrain is already running."""
+
+    def __init__(self, since: str, by: str):
+        super().__init__(f"A retrain is already running (started {since} by {by}); one at a time, please.")
+
+
+class TrackGone(BotError):
+    """A button refers to a track that no longer exists or has no files."""
+
+    def __init__(self):
+        super().__init__("That track is no longer available.")

@@ -1,0 +1,93 @@
+"""The retrain process: `python -m bot.retrain_runner --params-json FILE`.
+
+Runs `training.retrain.retrain` in its own process (the bot never imports TensorFlow) and speaks one JSON
+object per stdout line: progress events as they come, then `{"event": "result", ...}` or
+`{"event": "error", "error": ...}`. The bot reads the lines; anything else on stdout is ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _default(value: Any) -> Any:
+    plain = _plain(value)
+    return str(value) if plain is value else plain
+
+
+class Emitter:
+    """Writes JSON lines to the real stdout (libraries' prints go to stderr instead)."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+
+    def __call__(self, event: dict) -> None:
+        self.out.write(json.dumps(event, default=_default) + "\n")
+        self.out.flush()
+
+    def progress(self, *args: Any, **kwargs: Any) -> None:
+        """Whatever the trainer reports (a dict, a dataclass, or positional values) becomes one event."""
+        if len(args) == 1 and not kwargs:
+            payload = _plain(args[0])
+            event = dict(payload) if isinstance(payload, dict) else {"message": str(payload)}
+        else:
+            event = {"args": [_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()}}
+        event.setdefault("event", "progress")
+        self(event)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one retrain from the parameters file; exit 0 with a result line, 1 with an error line."""
+    parser = argparse.ArgumentParser(prog="python -m bot.retrain_runner")
+    parser.add_argument("--params-json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    emit = Emitter(sys.stdout)
+    sys.stdout = sys.stderr  # keep stray prints out of the protocol stream
+    try:
+        params = json.loads(args.params_json.read_text())
+        from training.retrain import retrain
+
+        kwargs: dict[str, Any] = {
+            "extra_pieces": params.get("extra_pieces") or None,
+            "exclude": params.get("exclude_names") or None,  # corpus piece names
+            "preset": params.get("preset") or "quick",
+            "epochs": params.get("epochs"),
+            "progress": emit.progress,
+        }
+        if params.get("seed") is not None:
+            kwargs["seed"] = params["seed"]
+        if params.get("cache_dir"):
+            kwargs["cache_dir"] = Path(params["cache_dir"])
+        result = retrain(Path(params["models_dir"]), [Path(p) for p in params["data_paths"]], **kwargs)
+        emit({
+            "event": "result",
+            "promoted": bool(result.promoted),
+            "reason": str(result.reason),
+            "old_metrics": _plain(result.old_metrics),
+            "new_metrics": _plain(result.new_metrics),
+            "new_version": _plain(result.new_version),
+            "old_version": _plain(getattr(result, "old_version", None)),
+        })
+        return 0
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        emit({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

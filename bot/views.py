@@ -1,0 +1,65 @@
+"""The buttons under a posted track. They are DynamicItems whose custom_id holds the track id, so they keep
+working after a restart (registered once with `bot.add_dynamic_items`, no per-message state)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import discord
+
+from bot.error_handler import describe, send_error
+
+SEED_MAX = 2**31 - 1
+
+
+class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:var:(?P<track_id>\d+)"):
+    """Same request as the track, new seed."""
+
+    def __init__(self, track_id: int):
+        self.track_id = track_id
+        super().__init__(discord.ui.Button(label="Variation", emoji="🎲", style=discord.ButtonStyle.primary,
+                                           custom_id=f"lofi:var:{track_id}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> VariationButton:
+        return cls(int(match["track_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            bot = interaction.client
+            request = await bot.tracks.request_of(self.track_id, random.randint(0, SEED_MAX))
+            await bot.get_cog("Lofi").make_and_post(interaction, request)
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
+class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi:(?P<track_id>\d+)"):
+    """Send the track's MIDI file to whoever clicks (ephemeral)."""
+
+    def __init__(self, track_id: int):
+        self.track_id = track_id
+        super().__init__(discord.ui.Button(label="Download MIDI", emoji="🎹", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"lofi:midi:{track_id}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> MidiButton:
+        return cls(int(match["track_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            path = await interaction.client.tracks.midi_of(self.track_id)
+            await interaction.response.send_message(file=discord.File(path, filename=path.name), ephemeral=True)
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
+def track_view(track_id: int) -> discord.ui.View:
+    """The persistent view posted with a track."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(VariationButton(track_id))
+    view.add_item(MidiButton(track_id))
+    return view
+

@@ -1,0 +1,543 @@
+"""A lead sheet becomes a LoFi arrangement: Rhodes voicings, bass, Groove-MIDI drums and the melody, in sections.
+
+The arrangement has exactly the requested number of bars (the source's bars, looped or cut), and is written
+as a standard MIDI file with mido: one track per part, program changes, drums on channel 10, tempo, time and
+key signature meta events.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+
+from music.chords import NO_CHORD, QUALITIES
+from music.drums import GrooveLibrary, load_library, shape_pattern
+from music.score import TICKS_PER_BEAT, Chord, Score
+
+MIDI_TPB = 480
+SCALE = MIDI_TPB // TICKS_PER_BEAT
+KEYS_LOW = 48  # nothing below C3 in the keys: low clusters are mud
+KEYS_HIGH = 84
+BASS_LOW, BASS_HIGH = 33, 50
+DRUM_CHANNEL = 9
+CHANNELS = {"keys": 0, "bass": 1, "melody": 2, "drums": DRUM_CHANNEL}
+MIX = {"keys": (100, 58), "bass": (108, 64), "melody": (92, 74), "drums": (112, 64)}  # CC7 volume, CC10 pan
+# mido's key names: sharps where a flat minor key does not exist
+MINOR_KEYS = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
+MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+# LoFi colour for plain qualities: sevenths (and ninths) everywhere
+LOFI_TONES = {
+    "maj": (0, 4, 7, 11),
+    "min": (0, 3, 7, 10),
+    "dim": (0, 3, 6, 9),
+    "aug": (0, 4, 8, 10),
+    "sus2": (0, 2, 7, 10),
+    "sus4": (0, 5, 7, 10),
+    "add9": (0, 4, 7, 11, 14),
+}
+NO_NINTH = {"dim", "dim7", "hdim7", "aug", "aug7", "dom7b9"}
+
+
+def key_name(tonic: int, mode: str) -> str:
+    """A readable key such as 'D minor' or 'F# minor' (the usual spelling of each key)."""
+    name = mido_key(tonic, mode).removesuffix("m")
+    return f"{name} {mode}"
+
+
+def mido_key(tonic: int, mode: str) -> str:
+    """The key for a MIDI key_signature meta event."""
+    return (MINOR_KEYS if mode == "minor" else MAJOR_KEYS)[tonic % 12]
+
+
+@dataclass
+class ArrangedNote:
+    """One note of the arrangement, in MIDI ticks (480 per quarter)."""
+
+    part: str
+    pitch: int
+    start: int
+    duration: int
+    velocity: int
+
+
+@dataclass
+class Arrangement:
+    """The arranged track: notes per part, programs, tempo, key and sections."""
+
+    notes: list[ArrangedNote]
+    programs: dict[str, int]
+    bpm: float
+    tonic: int
+    mode: str
+    bar_lengths: list[int]  # MIDI ticks of each bar
+    time_signatures: list[tuple[int, int, int]]  # (bar, numerator, denominator)
+    sections: list[tuple[str, int, int]]  # (name, first bar, end bar)
+    title: str = ""
+    fade_bars: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_bars(self) -> int:
+        """Bars in the track."""
+        return len(self.bar_lengths)
+
+    @property
+    def total_ticks(self) -> int:
+        """Length in MIDI ticks (whole bars)."""
+        return sum(self.bar_lengths)
+
+    @property
+    def seconds(self) -> float:
+        """Length in seconds."""
+        return self.total_ticks / MIDI_TPB * 60.0 / self.bpm
+
+    @property
+    def key(self) -> str:
+        """E.g. 'D minor'."""
+        return key_name(self.tonic, self.mode)
+
+    def midi(self, parts: tuple[str, ...] | None = None) -> mido.MidiFile:
+        """A type-1 MIDI file of the given parts (all by default), with a conductor track first."""
+        parts = parts or tuple(p for p in CHANNELS if any(n.part == p for n in self.notes) or p != "drums")
+        mid = mido.MidiFile(type=1, ticks_per_beat=MIDI_TPB)
+        conductor = [
+            (0, mido.MetaMessage("track_name", name=self.title or "lofi", time=0)),
+            (0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm), time=0)),
+            (0, mido.MetaMessage("key_signature", key=mido_key(self.tonic, self.mode), time=0)),
+        ]
+        starts = self.bar_starts()
+        for bar, num, den in self.time_signatures:
+            conductor.append(
+                (starts[bar], mido.MetaMessage("time_signature", numerator=num, denominator=den))
+            )
+        mid.tracks.append(_track(conductor, self.total_ticks))
+        for part in parts:
+            ch = CHANNELS[part]
+            vol, pan = MIX[part]
+            events = [
+                (0, mido.MetaMessage("track_name", name=part, time=0)),
+                (0, mido.Message("program_change", channel=ch, program=self.programs.get(part, 0))),
+                (0, mido.Message("control_change", channel=ch, control=7, value=vol)),
+                (0, mido.Message("control_change", channel=ch, control=10, value=pan)),
+                (0, mido.Message("control_change", channel=ch, control=91, value=0)),
+                (0, mido.Message("control_change", channel=ch, control=93, value=0)),
+            ]
+            end = self.total_ticks
+            for n in self.notes:
+                if n.part != part:
+                    continue
+                on = min(max(n.start, 0), end - 1)
+                off = min(max(on + 1, n.start + n.duration), end)
+                events.append((on, mido.Message("note_on", channel=ch, note=n.pitch, velocity=n.velocity)))
+                events.append((off, mido.Message("note_off", channel=ch, note=n.pitch, velocity=0)))
+            mid.tracks.append(_track(events, end))
+        return mid
+
+    def bar_starts(self) -> list[int]:
+        """MIDI tick of each bar start, plus the end."""
+        out, t = [], 0
+        for b in self.bar_lengths:
+            out.append(t)
+            t += b
+        return [*out, t]
+
+    def write(self, path: Path, parts: tuple[str, ...] | None = None) -> Path:
+        """Write the MIDI file (or a stem of some parts) to `path`."""
+        self.midi(parts).save(path)
+        return Path(path)
+
+
+def _track(events: list[tuple[int, object]], end: int) -> mido.MidiTrack:
+    # note_offs sort before note_ons at the same tick so a repeated note is not cut
+    order = {"note_off": 0, "note_on": 2}
+    events = sorted(events, key=lambda e: (e[0], order.get(getattr(e[1], "type", ""), 1)))
+    track, now = mido.MidiTrack(), 0
+    for tick, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
+    return track
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def plan_sections(n_bars: int) -> list[tuple[str, int, int]]:
+    """(name, first bar, end bar) covering `n_bars`: intro, main, breakdown (drums out), main, outro."""
+    if n_bars < 6:
+        return [("main", 0, n_bars)]
+    intro = 2 if n_bars < 16 else 4
+    outro = 2 if n_bars < 20 else 4
+    out = [("intro", 0, intro)]
+    body_end = n_bars - outro
+    if n_bars >= 20:
+        length = 2 if n_bars < 32 else 4
+        start = min(max(intro + 4, int(round(n_bars * 0.55 / 4)) * 4), body_end - length - 2)
+        out += [
+            ("main", intro, start),
+            ("breakdown", start, start + length),
+            ("main", start + length, body_end),
+        ]
+    else:
+        out.append(("main", intro, body_end))
+    out.append(("outro", body_end, n_bars))
+    return [s for s in out if s[2] > s[1]]
+
+
+# ------------------------------------------------------------------------------------------------ voicings
+def chord_tones(quality: str, extensions: str = "9") -> tuple[int, ...]:
+    """Intervals above the root a LoFi player would use: sevenths always, ninths when `extensions` is '9'."""
+    tones = LOFI_TONES.get(quality, QUALITIES.get(quality, (0, 4, 7)))
+    if (
+        extensions == "9"
+        and len(tones) == 4
+        and 14 not in tones
+        and 2 not in tones
+        and quality not in NO_NINTH
+    ):
+        tones = (*tones, 14)
+    return tones
+
+
+def _degree(interval: int) -> int:
+    i = interval % 12
+    return {0: 1, 1: 9, 2: 9, 3: 3, 4: 3, 5: 3, 6: 5, 7: 5, 8: 5, 9: 7, 10: 7, 11: 7}[i]
+
+
+def candidate_voicings(
+    root: int, tones: tuple[int, ...], spread: str | None, low: int = KEYS_LOW, high: int = KEYS_HIGH
+) -> list[tuple[int, ...]]:
+    """Close and drop-2 voicings of the chord (rootless when it has five tones) inside [low, high]."""
+    pcs = [(root + t) % 12 for t in tones]
+    if len(pcs) >= 5:
+        pcs = pcs[1:5]  # rootless: the bass has the root; 3-5-7-9 (and inversions)
+    pcs = list(dict.fromkeys(pcs))
+    out = set()
+    for rot in range(len(pcs)):
+        order = pcs[rot:] + pcs[:rot]
+        for base in range(low - 12, high):
+            if base % 12 != order[0]:
+                continue
+            stack = [base]
+            for pc in order[1:]:
+                p = stack[-1] + 1
+                while p % 12 != pc:
+                    p += 1
+                stack.append(p)
+            voicings = []
+            if spread in (None, "close"):
+                voicings.append(tuple(stack))
+            if spread in (None, "open") and len(stack) >= 3:
+                drop = sorted([*stack[:-2], stack[-2] - 12, stack[-1]])
+                voicings.append(tuple(drop))
+            for v in voicings:
+                if v[0] >= low and v[-1] <= high:
+                    out.add(v)
+    return sorted(out)
+
+
+def choose_voicing(
+    chord: Chord,
+    prev: tuple[int, ...] | None,
+    center: int,
+    extensions: str = "9",
+    rng: random.Random | None = None,
+) -> tuple[int, ...]:
+    """The candidate nearest the previous voicing (smooth voice leading), near `center`, honouring the
+    chord's voicing hint (close/open spread, chord degree on top) and avoiding muddy seconds down low.
+
+    Args:
+        chord: the chord symbol (root pitch class, quality, optional Voicing hint).
+        prev: the previous voicing, or None at the start.
+        center: MIDI pitch the voicing should gather around.
+        extensions: '7' or '9'.
+        rng: tie-breaking noise (seeded).
+    Returns:
+        Sorted MIDI pitches.
+    """
+    tones = chord_tones(chord.quality, extensions)
+    hint = chord.voicing
+    cands = candidate_voicings(chord.root, tones, hint.spread if hint else None)
+    if not cands:
+        cands = candidate_voicings(chord.root, tones, None, KEYS_LOW - 6, KEYS_HIGH + 6)
+
+    def cost(v: tuple[int, ...]) -> float:
+        c = 0.1 * (sum(v) / len(v) - center) ** 2  # the mood's register pulls harder the further it drifts
+        if prev:
+            if len(prev) == len(v):
+                c += sum(abs(a - b) for a, b in zip(prev, v, strict=True))
+            else:
+                c += sum(min(abs(a - b) for b in prev) for a in v)
+        if hint is not None and _degree(v[-1] - chord.root) != hint.top:
+            c += 5.0
+        c += sum(6.0 for a, b in zip(v, v[1:], strict=False) if b - a <= 2 and a < 57)
+        c += 0.25 * max(0, 55 - v[0])
+        return c + (rng.random() * 0.5 if rng else 0.0)
+
+    return min(cands, key=cost)
+
+
+# ------------------------------------------------------------------------------------------------ the arranger
+def _segments(score: Score) -> tuple[list[int], list[list[tuple[int, int, Chord, bool]]], list[list]]:
+    """Source bar starts, the chord segments of each bar (local start, local end, chord, is onset) and the
+    melody notes of each bar (local start, note)."""
+    starts = score.bar_starts()
+    n = score.n_bars
+    chords: list[list] = [[] for _ in range(n)]
+    melody: list[list] = [[] for _ in range(n)]
+    for c in sorted(score.chords, key=lambda c: c.start):
+        for b in range(n):
+            lo, hi = starts[b], starts[b + 1]
+            s, e = max(c.start, lo), min(c.start + c.duration, hi)
+            if s < e:
+                chords[b].append((s - lo, e - lo, c, c.start >= lo))
+    for note in score.melody:
+        for b in range(n):
+            if starts[b] <= note.start < starts[b + 1]:
+                melody[b].append((note.start - starts[b], note))
+                break
+    return starts, chords, melody
+
+
+def arrange(
+    score: Score,
+    mood_sound: dict,
+    *,
+    n_bars: int | None = None,
+    seed: int = 0,
+    library: GrooveLibrary | None = None,
+    title: str = "",
+) -> Arrangement:
+    """Arrange `score` (at its own tonic and tempo) for `n_bars` bars with a mood's sound settings.
+
+    Args:
+        score: the lead sheet (melody + chord symbols), already in its real key.
+        mood_sound: the mood's sound tables (`instruments`, `drums`, ...); missing keys get defaults.
+        n_bars: bars in the track; the source bars are looped or cut to fit (default: the score's bars).
+        seed: seeds every humanising and choosing RNG.
+        library: groove library (default: the cached one from the corpus).
+        title: track title for the MIDI file.
+    Returns:
+        The arrangement (write it with `.write(path)`).
+    """
+    rng = random.Random(seed * 7919 + 17)
+    inst = dict(mood_sound.get("instruments", {}))
+    feel = dict(mood_sound.get("drums", {}))
+    src_n = max(score.n_bars, 1)
+    n_bars = n_bars or src_n
+    if score.n_bars <= 0:
+        score = Score(
+            score.melody,
+            score.chords,
+            score.time_signatures,
+            score.bpm,
+            score.mode,
+            score.tonic,
+            1,
+            score.title,
+        )
+    starts, chord_bars, melody_bars = _segments(score)
+    src_len = [(starts[i + 1] - starts[i]) for i in range(src_n)]
+    bar_len = [src_len[b % src_n] * SCALE for b in range(n_bars)]
+    sigs = sorted(score.time_signatures, key=lambda s: s.bar)
+
+    def sig_of(src_bar):
+        return next((s for s in reversed(sigs) if s.bar <= src_bar), sigs[0])
+
+    ts_events, last = [], None
+    for b in range(n_bars):
+        s = sig_of(b % src_n)
+        if (s.numerator, s.denominator) != last:
+            ts_events.append((b, s.numerator, s.denominator))
+            last = (s.numerator, s.denominator)
+    bar_start = [0]
+    for length in bar_len:
+        bar_start.append(bar_start[-1] + length)
+
+    sections = plan_sections(n_bars)
+    section_of = {}
+    for name, lo, hi in sections:
+        for b in range(lo, hi):
+            section_of[b] = name
+    ticks_per_s = MIDI_TPB * score.bpm / 60.0
+
+    def ms(x: float) -> int:
+        return int(round(x / 1000.0 * ticks_per_s))
+
+    def human(t: int, sigma_ms: float, late_ms: float = 0.0) -> int:
+        return t + ms(late_ms + rng.gauss(0.0, sigma_ms))
+
+    def vel(v: float, spread: int = 6) -> int:
+        return max(1, min(127, int(round(v + rng.randint(-spread, spread)))))
+
+    notes: list[ArrangedNote] = []
+    outro = next(((lo, hi) for name, lo, hi in sections if name == "outro"), None)
+
+    def fade(b: int) -> float:
+        if outro and b >= outro[0]:
+            return 1.0 - 0.45 * (b - outro[0] + 1) / (outro[1] - outro[0])
+        return 1.0
+
+    # ---- keys
+    center = int(inst.get("keys_center", 62))
+    ext = str(inst.get("extensions", "9"))
+    kv = float(inst.get("keys_velocity", 62))
+    prev = None
+    for b in range(n_bars):
+        sec = section_of[b]
+        level = kv * (0.85 if sec in ("intro", "breakdown") else 1.0) * fade(b)
+        for s, e, chord, _onset in chord_bars[b % src_n]:
+            if chord.quality == NO_CHORD:
+                continue
+            voicing = choose_voicing(chord, prev, center, ext, rng)
+            prev = voicing
+            t0 = bar_start[b] + s * SCALE
+            dur = (e - s) * SCALE
+            last_bar = b == n_bars - 1
+            hits = [(0, dur)]
+            # a LoFi comp: a long chord is re-struck, softly, on the "and" of 2 or beat 3 now and then
+            if dur >= 3 * MIDI_TPB and sec == "main" and rng.random() < 0.35 and not last_bar:
+                split = (5 * MIDI_TPB) // 2 if rng.random() < 0.5 else 2 * MIDI_TPB
+                hits = [(0, split), (split, dur - split)]
+            for k, (off, length) in enumerate(hits):
+                start = human(t0 + off, 6.0, late_ms=12.0)
+                if b == 0 and s == 0 and off == 0:
+                    start = max(start, 0)
+                hold = length - ms(40) if not last_bar else bar_start[-1] - (t0 + off)
+                for i, p in enumerate(voicing):  # a gentle roll, bottom up
+                    notes.append(
+                        ArrangedNote(
+                            "keys",
+                            p,
+                            start + ms(7 * i),
+                            max(hold - ms(7 * i), ms(60)),
+                            vel(level * (0.8 if k else 1.0) * (0.92 if i == 0 else 1.0)),
+                        )
+                    )
+
+    # ---- bass
+    busy = float(inst.get("bass_busy", 0.3))
+    bv = float(inst.get("bass_velocity", 82))
+    prev_bass = 40
+    beat = MIDI_TPB
+    for b in range(n_bars):
+        sec = section_of[b]
+        if sec == "intro" or (outro and b >= outro[1] - 1 and outro[1] - outro[0] > 1):
+            continue
+        segs = chord_bars[b % src_n]
+        nxt = chord_bars[(b + 1) % src_n] if b + 1 < n_bars else []
+        for i, (s, e, chord, _onset) in enumerate(segs):
+            if chord.quality == NO_CHORD:
+                continue
+            pc = (chord.root + chord.bass) % 12
+            cands = [p for p in range(BASS_LOW, BASS_HIGH + 1) if p % 12 == pc]
+            root = min(cands, key=lambda p: abs(p - prev_bass) + 0.3 * abs(p - 40))
+            prev_bass = root
+            t0, t1 = bar_start[b] + s * SCALE, bar_start[b] + e * SCALE
+            length = t1 - t0
+            level = bv * fade(b) * (0.85 if sec == "breakdown" else 1.0)
+            first = min(length, 2 * beat) if sec != "breakdown" else length
+            notes.append(ArrangedNote("bass", root, human(t0, 5.0, 6.0), first - ms(30), vel(level + 6)))
+            if sec == "breakdown" or length < 3 * beat:
+                continue
+            fifth_pc = (chord.root + (6 if chord.quality in ("dim", "dim7", "hdim7") else 7)) % 12
+            fifth = next(p for p in range(root - 7, root + 12) if p % 12 == fifth_pc)
+            second = fifth if rng.random() < busy + 0.2 else root
+            approach = None
+            following = segs[i + 1] if i + 1 < len(segs) else (nxt[0] if nxt and nxt[0][0] == 0 else None)
+            if following and following[2].quality != NO_CHORD and rng.random() < busy:
+                tpc = (following[2].root + following[2].bass) % 12
+                target = min(
+                    (p for p in range(BASS_LOW, BASS_HIGH + 1) if p % 12 == tpc), key=lambda p: abs(p - root)
+                )
+                approach = target + (1 if rng.random() < 0.5 else -1)
+            t2 = t0 + 2 * beat
+            end2 = t1 - beat // 2 if approach is not None else t1
+            notes.append(
+                ArrangedNote(
+                    "bass", second, human(t2, 5.0, 6.0), max(end2 - t2 - ms(40), ms(80)), vel(level - 4)
+                )
+            )
+            if approach is not None:
+                ta = t1 - beat // 2
+                notes.append(
+                    ArrangedNote("bass", approach, human(ta, 5.0, 8.0), beat // 2 - ms(30), vel(level - 10))
+                )
+
+    # ---- melody
+    mel = [n for bars in melody_bars for _, n in bars]
+    shift = 0
+    if mel:
+        pitches = sorted(n.pitch for n in mel)
+        median = pitches[len(pitches) // 2]
+        mc = int(inst.get("melody_center", 72))
+        while median + shift < mc - 6:
+            shift += 12
+        while median + shift > mc + 6:
+            shift -= 12
+    mv = float(inst.get("melody_velocity", 68))
+    for b in range(n_bars):
+        sec = section_of[b]
+        level = mv * fade(b) * (0.85 if sec == "intro" else 1.0)
+        for s, note in melody_bars[b % src_n]:
+            t0 = bar_start[b] + s * SCALE
+            dur = min(note.duration * SCALE, bar_start[-1] - t0)
+            notes.append(
+                ArrangedNote(
+                    "melody",
+                    note.pitch + shift,
+                    human(t0, 7.0, 4.0),
+                    max(dur - ms(25), ms(60)),
+                    vel(level * note.velocity / 80.0),
+                )
+            )
+
+    # ---- drums
+    lib = library or load_library()
+    styles = tuple(feel.get("styles", ("hiphop",)))
+    pats = lib.beats_for(styles, score.bpm, rng, k=2)
+    drum_bars = set()
+    for name, lo, hi in sections:
+        if name == "main":
+            drum_bars.update(range(lo, hi))
+        elif name == "outro":
+            drum_bars.update(range(lo, lo + (hi - lo) // 2))
+    for b in sorted(drum_bars):
+        sec_lo = max(lo for name, lo, hi in sections if lo <= b)
+        i = b - sec_lo
+        pat = pats[1] if (i % 4 == 3 and len(pats) > 1) else pats[0]
+        beats = bar_len[b] / MIDI_TPB
+        hits = shape_pattern(pat, feel, rng, beats)
+        ends_section = (b + 1 not in drum_bars) or section_of.get(b + 1) != section_of[b]
+        if (ends_section or i % 8 == 7) and b + 1 < n_bars:
+            fill = lib.fill_for(styles, score.bpm, rng)
+            if fill is not None:
+                fh = [h for h in shape_pattern(fill, feel, rng, beats, fill=True) if h[0] >= beats / 2]
+                hits = [h for h in hits if h[0] < beats / 2] + fh
+        for t, note, v in hits:
+            start = bar_start[b] + int(round(t * MIDI_TPB))
+            if start < 0:
+                continue
+            notes.append(ArrangedNote("drums", note, start, MIDI_TPB // 8, max(1, int(v * fade(b)))))
+
+    programs = {
+        "keys": int(inst.get("keys", 4)),
+        "bass": int(inst.get("bass", 32)),
+        "melody": int(inst.get("melody", 4)),
+        "drums": 0,
+    }
+    arr = Arrangement(
+        notes,
+        programs,
+        score.bpm,
+        score.tonic,
+        score.mode,
+        bar_len,
+        ts_events,
+        sections,
+        title,
+        fade_bars=outro[1] - outro[0] if outro else 0,
+    )
+    arr.meta["drum_patterns"] = [p.source for p in pats]
+    return arr

@@ -1,0 +1,51 @@
+"""Human track lengths (`2m`, `90s`, `1m30s`, `1:30`, `120`) to seconds; pure, shared by the bot and the CLI."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = {"h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+          "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+          "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0}
+_NUMBER = r"\d+(?:\.\d+)?|\.\d+"
+_PART = re.compile(rf"\s*({_NUMBER})\s*([a-z]+)")
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds written in `text`; ValueError with a clear message if it is not a positive length.
+
+    Accepts a plain number of seconds (`120`, `90.5`), unit parts in decreasing order (`2m`, `90s`,
+    `1m30s`, `1 min 30 sec`, `1h`), or a clock (`1:30`, `0:01:30`).
+    """
+    raw = text
+    text = str(text).strip().lower()
+    if not text:
+        raise ValueError("empty length; write e.g. 2m, 90s, 1m30s, 1:30 or 120")
+    seconds: float | None = None
+    if re.fullmatch(_NUMBER, text):
+        seconds = float(text)
+    elif m := _CLOCK.match(text):
+        h, mnt, sec = m.groups()
+        if float(sec) >= 60 or (h is not None and int(mnt) >= 60):
+            raise ValueError(f"{raw!r}: minutes and seconds in a clock length must be below 60")
+        seconds = int(h or 0) * 3600 + int(mnt) * 60 + float(sec)
+    else:
+        pos, total, last_scale = 0, 0.0, math.inf
+        while pos < len(text):
+            m = _PART.match(text, pos)
+            if not m or m.group(2) not in _UNITS:
+                raise ValueError(f"cannot read {raw!r} as a length; write e.g. 2m, 90s, 1m30s, 1:30 or 120")
+            scale = _UNITS[m.group(2)]
+            if scale >= last_scale:
+                raise ValueError(f"{raw!r}: units must go from larger to smaller (e.g. 1m30s), each once")
+            last_scale = scale
+            total += float(m.group(1)) * scale
+            pos = m.end()
+            while pos < len(text) and text[pos] == " ":
+                pos += 1
+        seconds = total
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{raw!r}: a length must be more than 0 seconds")
+    return seconds

@@ -1,0 +1,136 @@
+"""The LoFi effects chain (pedalboard): EQ, compression, saturation, low-pass, tape wow/flutter, reverb."""
+
+from __future__ import annotations
+
+import numpy as np
+from pedalboard import (
+    Compressor,
+    Distortion,
+    Gain,
+    HighpassFilter,
+    HighShelfFilter,
+    LowpassFilter,
+    LowShelfFilter,
+    Pedalboard,
+    Reverb,
+)
+
+DEFAULTS = {
+    "highpass_hz": 35.0,
+    "low_shelf_db": 2.0,
+    "high_shelf_db": -3.0,
+    "lowpass_hz": 4500.0,
+    "drum_lowpass_hz": 7000.0,
+    "reverb_size": 0.5,
+    "reverb_wet": 0.15,
+    "drive_db": 4.0,
+    "wow_ms": 1.0,
+    "flutter_ms": 0.1,
+    "compress_threshold_db": -18.0,
+    "compress_ratio": 3.0,
+}
+
+
+def settings(effects: dict | None) -> dict:
+    """A mood's `[effects]` table with defaults filled in (all values as floats)."""
+    out = dict(DEFAULTS)
+    out.update({k: float(v) for k, v in (effects or {}).items() if k in DEFAULTS})
+    return out
+
+
+def music_chain(fx: dict) -> Pedalboard:
+    """Keys, bass and melody: warm EQ, glue compression, soft saturation, the LoFi low-pass and a room."""
+    return Pedalboard(
+        [
+            HighpassFilter(cutoff_frequency_hz=fx["highpass_hz"]),
+            LowShelfFilter(cutoff_frequency_hz=220.0, gain_db=fx["low_shelf_db"]),
+            HighShelfFilter(cutoff_frequency_hz=5000.0, gain_db=fx["high_shelf_db"]),
+            Compressor(
+                threshold_db=fx["compress_threshold_db"],
+                ratio=fx["compress_ratio"],
+                attack_ms=20.0,
+                release_ms=180.0,
+            ),
+            Distortion(drive_db=fx["drive_db"]),
+            Gain(gain_db=-fx["drive_db"]),
+            LowpassFilter(cutoff_frequency_hz=fx["lowpass_hz"]),
+            Reverb(
+                room_size=fx["reverb_size"],
+                wet_level=fx["reverb_wet"],
+                dry_level=1.0 - 0.5 * fx["reverb_wet"],
+                damping=0.6,
+                width=0.9,
+            ),
+        ]
+    )
+
+
+def drum_chain(fx: dict) -> Pedalboard:
+    """Drums: tighter low end, heavier compression and crunch, a gentler low-pass, a little room."""
+    return Pedalboard(
+        [
+            HighpassFilter(cutoff_frequency_hz=max(fx["highpass_hz"], 40.0)),
+            LowShelfFilter(cutoff_frequency_hz=120.0, gain_db=fx["low_shelf_db"] + 1.0),
+            Compressor(
+                threshold_db=fx["compress_threshold_db"] - 2.0,
+                ratio=fx["compress_ratio"] + 1.0,
+                attack_ms=8.0,
+                release_ms=120.0,
+            ),
+            Distortion(drive_db=fx["drive_db"] + 2.0),
+            Gain(gain_db=-(fx["drive_db"] + 2.0)),
+            LowpassFilter(cutoff_frequency_hz=fx["drum_lowpass_hz"]),
+            Reverb(room_size=0.3, wet_level=fx["reverb_wet"] * 0.4, dry_level=1.0, damping=0.7, width=0.7),
+        ]
+    )
+
+
+def tape_wobble(
+    audio: np.ndarray, sample_rate: int, wow_ms: float, flutter_ms: float, seed: int = 0
+) -> np.ndarray:
+    """Tape wow (slow, ~0.5 Hz) and flutter (~6 Hz) as a time-varying delay, i.e. a gentle pitch drift.
+
+    Args:
+        audio: (channels, samples) float32.
+        sample_rate: Hz.
+        wow_ms: peak delay swing of the wow in milliseconds.
+        flutter_ms: peak delay swing of the flutter in milliseconds.
+        seed: phases and the drift of the wow rate.
+    Returns:
+        The wobbled audio, same shape (aligned: the mean delay is removed).
+    """
+    if wow_ms <= 0 and flutter_ms <= 0:
+        return audio
+    rng = np.random.default_rng(seed)
+    n = audio.shape[1]
+    # the delay curve is smooth: compute it at a control rate and interpolate
+    step = 32
+    tc = np.arange(0, n + step, step, dtype=np.float64) / sample_rate
+    wow_rate = 0.45 + 0.2 * rng.random()
+    delay_c = wow_ms * np.sin(2 * np.pi * wow_rate * tc + rng.random() * 6.28) * (
+        0.75 + 0.25 * np.sin(2 * np.pi * 0.07 * tc + rng.random() * 6.28)
+    ) + flutter_ms * np.sin(2 * np.pi * (5.5 + rng.random()) * tc + rng.random() * 6.28)
+    delay = np.interp(np.arange(n, dtype=np.float32), np.arange(len(tc), dtype=np.float32) * step, delay_c)
+    # read position = n - delay; the delay swings around zero, so the wobble stays in sync with the drums
+    off = (delay * (-sample_rate / 1000.0)).astype(np.float32)
+    whole = np.floor(off)
+    frac = off - whole
+    i0 = np.arange(n, dtype=np.int32) + whole.astype(np.int32)
+    np.clip(i0, 0, n - 2, out=i0)
+    out = np.take(audio, i0, axis=1)  # linear interpolation, in place: x0 * (1 - f) + x1 * f
+    nxt = np.take(audio, i0 + 1, axis=1)
+    out -= nxt
+    out *= 1 - frac
+    out += nxt
+    return out
+
+
+def process_music(audio: np.ndarray, sample_rate: int, fx: dict, seed: int = 0) -> np.ndarray:
+    """The music stem through the tape wobble and the music chain."""
+    wobbled = tape_wobble(audio, sample_rate, fx["wow_ms"], fx["flutter_ms"], seed)
+    return music_chain(fx)(wobbled, sample_rate)
+
+
+def process_drums(audio: np.ndarray, sample_rate: int, fx: dict) -> np.ndarray:
+    """The drum stem through the drum chain."""
+    return drum_chain(fx)(audio, sample_rate)

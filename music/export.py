@@ -1,0 +1,140 @@
+"""Export: MP3 (pydub + ffmpeg) with ID3 tags under a size limit, and a cover image (Pillow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from music.errors import RenderError
+
+BITRATES_KBPS = (320, 256, 192, 160, 128, 96, 64)
+HEADROOM_BYTES = 64 * 1024  # ID3 tags, the Xing header and encoder padding
+
+
+def choose_bitrate(duration_s: float, size_limit: int = 10 * 1024 * 1024) -> int:
+    """The highest bitrate (kbps) whose MP3 of `duration_s` stays under `size_limit` bytes; RenderError if none."""
+    budget = size_limit - HEADROOM_BYTES
+    for kbps in BITRATES_KBPS:
+        # CBR size plus one frame per ~26 ms of slack
+        if kbps * 1000 / 8 * duration_s * 1.01 <= budget:
+            return kbps
+    raise RenderError(
+        f"a {duration_s:.0f} s track does not fit in {size_limit} bytes even at {BITRATES_KBPS[-1]} kbps"
+    )
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """(channels, samples) float audio as interleaved int16 (clipped: mastering keeps it under full scale)."""
+    return (np.clip(audio.T, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
+
+
+def write_mp3(
+    audio: np.ndarray,
+    sample_rate: int,
+    path: Path,
+    *,
+    tags: dict[str, str] | None = None,
+    size_limit: int = 10 * 1024 * 1024,
+) -> tuple[Path, int]:
+    """Encode `audio` as a CBR MP3 at the best bitrate under `size_limit`, with ID3 tags.
+
+    Args:
+        audio: (2, samples) float32 in [-1, 1].
+        sample_rate: Hz.
+        path: the .mp3 to write.
+        tags: ID3 tags (title, artist, genre, comment...); pydub passes them to ffmpeg.
+        size_limit: maximum file size in bytes.
+    Returns:
+        (path, bitrate in kbps).
+    Raises:
+        RenderError: the track cannot fit `size_limit`, or ffmpeg failed.
+    """
+    from pydub import AudioSegment
+
+    duration = audio.shape[1] / sample_rate
+    kbps = choose_bitrate(duration, size_limit)
+    seg = AudioSegment(
+        to_int16(audio).tobytes(), frame_rate=sample_rate, sample_width=2, channels=audio.shape[0]
+    )
+    from pydub.exceptions import CouldntEncodeError
+
+    try:
+        seg.export(
+            str(path),
+            format="mp3",
+            bitrate=f"{kbps}k",
+            tags=tags or {},
+            parameters=["-compression_level", "7", "-id3v2_version", "3"],  # LAME -q 7: fast, fine for LoFi
+        )
+    except (CouldntEncodeError, OSError) as exc:  # ffmpeg missing or failing
+        raise RenderError(f"MP3 encoding failed (is ffmpeg installed with libmp3lame?): {exc}") from exc
+    size = Path(path).stat().st_size
+    if size > size_limit:  # cannot happen with CBR and the headroom above; guard the upload anyway
+        raise RenderError(f"MP3 {path} is {size} bytes, over the {size_limit} limit")
+    return Path(path), kbps
+
+
+def _hex(color: str) -> tuple[int, int, int]:
+    color = color.lstrip("#")
+    return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def write_cover(
+    notes,
+    total_ticks: int,
+    path: Path,
+    *,
+    title: str,
+    subtitle: str,
+    colors: list[str] | None = None,
+    size: int = 512,
+) -> Path:
+    """A piano-roll cover: the arrangement's pitched notes coloured by part over the mood's palette, and the title.
+
+    Args:
+        notes: objects with part, pitch, start, duration, velocity (e.g. `ArrangedNote`).
+        total_ticks: length of the track in the notes' ticks.
+        path: the .png to write.
+        title: large text.
+        subtitle: small text (mood, key, bpm).
+        colors: [background, notes, accent] as '#rrggbb'.
+        size: edge in pixels.
+    Returns:
+        `path`.
+    """
+    bg, fg, accent = [_hex(c) for c in (colors or ["#1d2b3a", "#4a6d8c", "#9cc3e6"])[:3]]
+    img = Image.new("RGB", (size, size), bg)
+    draw = ImageDraw.Draw(img, "RGBA")
+    # a soft vertical gradient toward the accent
+    for y in range(size):
+        a = int(50 * y / size)
+        draw.line([(0, y), (size, y)], fill=(*accent, a))
+    pitched = [n for n in notes if n.part != "drums"]
+    roll_top, roll_bottom = int(size * 0.12), int(size * 0.72)
+    if pitched and total_ticks > 0:
+        lo = min(n.pitch for n in pitched) - 2
+        hi = max(n.pitch for n in pitched) + 2
+        row = (roll_bottom - roll_top) / max(hi - lo, 1)
+        shade = {"bass": 0.55, "keys": 0.85, "melody": 1.0}
+        for n in pitched:
+            x0 = 16 + (size - 32) * n.start / total_ticks
+            x1 = 16 + (size - 32) * (n.start + n.duration) / total_ticks
+            y = roll_bottom - (n.pitch - lo) * row
+            base = accent if n.part == "melody" else fg
+            k = shade.get(n.part, 0.8)
+            color = (*[int(c * k + bg[i] * (1 - k)) for i, c in enumerate(base)], 90 + n.velocity)
+            draw.rectangle([x0, y - max(row * 0.8, 2), max(x1, x0 + 2), y], fill=color)
+    draw.rectangle([0, int(size * 0.76), size, size], fill=(*bg, 200))
+    draw.text((24, int(size * 0.79)), title[:40], fill=accent, font=_font(size // 14))
+    draw.text((24, int(size * 0.89)), subtitle[:60], fill=(*fg, 255), font=_font(size // 26))
+    img.save(path, "PNG", optimize=False)
+    return Path(path)

@@ -1,0 +1,313 @@
+"""One track from a generated score: arrange -> render (FluidSynth) -> effects + ambience -> master -> MP3."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from music import ambience as amb
+from music import effects
+from music.arrange import arrange, mido_key
+from music.errors import RenderError
+from music.export import write_cover, write_mp3
+from music.master import loudness, master
+from music.render import SAMPLE_RATE, SILENCE_PEAK, render_midi
+from music.request import TrackPlan
+from music.score import Chord, Note, Score, TimeSignature, Voicing
+
+log = logging.getLogger(__name__)
+
+ADJECTIVES = (
+    "quiet",
+    "faded",
+    "velvet",
+    "hazy",
+    "amber",
+    "slow",
+    "paper",
+    "blue",
+    "soft",
+    "late",
+    "warm",
+    "dusty",
+)
+NOUNS = (
+    "window",
+    "tram",
+    "letters",
+    "streetlight",
+    "tea",
+    "cassette",
+    "balcony",
+    "rooftop",
+    "notebook",
+    "harbor",
+    "sweater",
+    "polaroid",
+)
+
+
+@dataclass
+class TrackFiles:
+    """Everything the bot posts for one rendered track."""
+
+    mp3: Path
+    midi: Path
+    cover: Path
+    duration_s: float
+    bpm: float
+    key: str
+    mood: str
+    seed: int
+    title: str
+    loudness_lufs: float
+    true_peak_dbtp: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def track_title(mood: str, seed: int) -> str:
+    """A short seeded title such as 'hazy cassette'."""
+    rng = random.Random(f"{mood}:{seed}")
+    return f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}"
+
+
+def fit_to_plan(score: Score, plan: TrackPlan) -> Score:
+    """`score` moved to the plan's tonic (by the smaller interval) and tempo."""
+    shift = (plan.tonic - score.tonic) % 12
+    if shift > 6:
+        shift -= 12
+    out = score.transposed(shift) if shift else score
+    return replace(out, bpm=float(plan.bpm), tonic=plan.tonic % 12)
+
+
+def _fade(audio: np.ndarray, sample_rate: int, fade_s: float) -> np.ndarray:
+    n = audio.shape[1]
+    fin = min(int(0.02 * sample_rate), n)
+    audio[:, :fin] *= np.linspace(0, 1, fin, dtype=np.float32)
+    fout = min(int(fade_s * sample_rate), n)
+    if fout > 0:
+        audio[:, n - fout :] *= np.linspace(1, 0, fout, dtype=np.float32) ** 1.5
+    return audio
+
+
+PARTS = ("keys", "bass", "melody", "drums")
+MIX_DEFAULTS = {"keys": 0.0, "bass": -1.0, "melody": 1.0, "drums": 0.0}  # LU relative to the reference level
+STEM_LUFS = -22.0  # each part is brought to about this loudness before the effects
+
+
+def render_stems(arrangement, soundfont: Path, seconds: float) -> dict[str, np.ndarray]:
+    """One FluidSynth render per part that has notes, in parallel (subprocesses); RenderError if all silent."""
+    parts = [p for p in PARTS if any(n.part == p for n in arrangement.notes)]
+    if not parts:
+        raise RenderError("the arrangement has no notes to render")
+    with tempfile.TemporaryDirectory(prefix="lofi-stems-") as tmp, ThreadPoolExecutor(len(parts)) as pool:
+        futures = {
+            p: pool.submit(
+                render_midi,
+                arrangement.write(Path(tmp) / f"{p}.mid", (p,)),
+                soundfont,
+                seconds=seconds,
+                gain=0.5,
+                allow_silent=True,
+            )
+            for p in parts
+        }
+        stems = {p: f.result() for p, f in futures.items()}
+    if max(float(np.max(np.abs(a))) for a in stems.values()) < SILENCE_PEAK:
+        raise RenderError(f"the track rendered silent with {soundfont} (broken soundfont?)")
+    return stems
+
+
+def _level(audio: np.ndarray) -> float:
+    """A quick loudness estimate (LUFS) from every third sample."""
+    return loudness(audio[:, ::3], SAMPLE_RATE // 3)
+
+
+def balance(stems: dict[str, np.ndarray], mix: dict | None, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(music, drums): every part brought to `STEM_LUFS` plus the mood's `[mix]` offset, measured on the
+    rendered audio (GM instruments differ by 15 dB and more in level), then the pitched parts summed."""
+    offsets = {**MIX_DEFAULTS, **{k: float(v) for k, v in (mix or {}).items() if k in MIX_DEFAULTS}}
+    n = int(round(seconds * SAMPLE_RATE))
+    music = np.zeros((2, n), dtype=np.float32)
+    drums = np.zeros((2, n), dtype=np.float32)
+    for part, audio in stems.items():
+        level = _level(audio)  # a decimated estimate is plenty for a gain
+        if not np.isfinite(level):
+            continue
+        gain = np.float32(10 ** ((STEM_LUFS + offsets[part] - level) / 20.0))
+        target = drums if part == "drums" else music
+        target += audio * gain
+    return music, drums
+
+
+def render_track(
+    score: Score,
+    plan: TrackPlan,
+    out_dir: Path,
+    *,
+    soundfont: Path | None = None,
+    size_limit: int = 10 * 1024 * 1024,
+    progress: Callable[[str], None] | None = None,
+) -> TrackFiles:
+    """Arrange, render, mix, master and encode one track; blocking and CPU-bound (run it in a worker).
+
+    Args:
+        score: the decoded generated score (at the plan's tonic, or at tonic 0: it is moved to the plan's).
+        plan: the track plan (mood, tempo, key, bars, seed).
+        out_dir: where the .mp3, .mid and .png go (created if needed).
+        soundfont: .sf2 file (default: the settings' soundfont).
+        size_limit: maximum MP3 size in bytes.
+        progress: called with 'arranging', 'rendering', 'mastering', 'encoding'.
+    Returns:
+        The files and facts of the track.
+    Raises:
+        RenderError: soundfont or FluidSynth problems, silent output.
+    """
+    if soundfont is None:
+        from lofi.settings import get_settings
+
+        soundfont = get_settings().soundfont
+    report = progress or (lambda stage: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = plan.request.seed
+    mood = plan.mood
+    title = score.title or track_title(mood.name, seed)
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{title}-{mood.name}-{seed}".lower()).strip("-")
+    timings: dict[str, float] = {}
+    sound = mood.sound or {}
+
+    report("arranging")
+    t = time.perf_counter()
+    fitted = fit_to_plan(score, plan)
+    arrangement = arrange(fitted, sound, n_bars=plan.n_bars, seed=seed, title=title)
+    midi_path = arrangement.write(out_dir / f"{slug}.mid")
+    seconds = arrangement.seconds
+    timings["arrange"] = time.perf_counter() - t
+
+    report("rendering")
+    t = time.perf_counter()
+    stems = render_stems(arrangement, Path(soundfont), seconds)
+    music_audio, drums_audio = balance(stems, sound.get("mix"), seconds)
+    timings["render"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    fx = effects.settings(sound.get("effects"))
+    # the ambience sits under the music: its level follows the dry stems' RMS (close enough to the wet mix)
+    rms = float(np.sqrt(np.mean(np.square(music_audio[:, ::7] + drums_audio[:, ::7]))))
+
+    def chain(process, dry, *args):
+        wet = process(dry, SAMPLE_RATE, fx, *args)
+        return wet, _level(wet) - _level(dry)  # how much louder the chain made it
+
+    def drums_and_ambience():
+        wet, change = chain(effects.process_drums, drums_audio)
+        return wet, change, amb.ambience(wet.shape[1], SAMPLE_RATE, sound.get("ambience"), rms, seed)
+
+    # pedalboard and numpy release the GIL: the two halves run in parallel
+    with ThreadPoolExecutor(2) as pool:
+        music_f = pool.submit(chain, effects.process_music, music_audio, seed)
+        drums_wet, drums_change, ambience = pool.submit(drums_and_ambience).result()
+        music_wet, music_change = music_f.result()
+    # the chains compress and colour differently: keep the drums where the mix put them relative to the music
+    if np.isfinite(drums_change) and np.isfinite(music_change):
+        drums_wet *= np.float32(10 ** ((music_change - drums_change) / 20.0))
+    mix = music_wet + drums_wet + ambience
+    bar_s = seconds / max(plan.n_bars, 1)
+    mix = _fade(mix, SAMPLE_RATE, min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5)))
+    timings["effects"] = time.perf_counter() - t
+
+    report("mastering")
+    t = time.perf_counter()
+    mastered, lufs, tp = master(mix, SAMPLE_RATE)
+    timings["master"] = time.perf_counter() - t
+
+    report("encoding")
+    key = arrangement.key
+    tags = {
+        "title": title,
+        "artist": "lofi bot",
+        "album": f"lofi {mood.name}",
+        "genre": "LoFi",
+        "comment": f"mood={mood.name} bpm={plan.bpm:.1f} key={key} seed={seed}",
+        "TBPM": str(round(plan.bpm)),
+        "TKEY": mido_key(arrangement.tonic, arrangement.mode),  # ID3 spelling: "Dm", "Eb"
+        "mood": mood.name,
+        "seed": str(seed),
+    }
+    with ThreadPoolExecutor(1) as pool:
+        t_cover = time.perf_counter()
+
+        def cover_job():
+            write_cover(
+                arrangement.notes,
+                arrangement.total_ticks,
+                out_dir / f"{slug}.png",
+                title=title,
+                subtitle=f"{mood.name} \u00b7 {key} \u00b7 {plan.bpm:.0f} bpm",
+                colors=(sound.get("cover") or {}).get("colors"),
+            )
+            return time.perf_counter() - t_cover
+
+        cover_f = pool.submit(cover_job)
+        t = time.perf_counter()
+        mp3_path, kbps = write_mp3(
+            mastered, SAMPLE_RATE, out_dir / f"{slug}.mp3", tags=tags, size_limit=size_limit
+        )
+        timings["encode"] = time.perf_counter() - t
+        timings["cover"] = cover_f.result()
+    log.info(
+        "rendered %s (%s, %.1f s, %d kbps, %.1f LUFS, %.1f dBTP) in %s",
+        mp3_path.name,
+        mood.name,
+        seconds,
+        kbps,
+        lufs,
+        tp,
+        {k: round(v, 2) for k, v in timings.items()},
+    )
+    return TrackFiles(
+        mp3=mp3_path,
+        midi=midi_path,
+        cover=out_dir / f"{slug}.png",
+        duration_s=mastered.shape[1] / SAMPLE_RATE,
+        bpm=float(plan.bpm),
+        key=key,
+        mood=mood.name,
+        seed=seed,
+        title=title,
+        loudness_lufs=lufs,
+        true_peak_dbtp=tp,
+        timings=timings,
+    )
+
+
+def example_score(n_bars: int = 40, bpm: float = 80.0, mode: str = "minor", tonic: int = 0) -> Score:
+    """A plausible lead sheet for benchmarks and tests: a ii-V-I-style loop with a simple melody."""
+    bar = 48
+    if mode == "major":
+        prog = [(2, "min7"), (7, "dom7"), (0, "maj7"), (9, "min7")]
+        scale = (0, 2, 4, 5, 7, 9, 11)
+    else:
+        prog = [(0, "min7"), (5, "min7"), (10, "dom7"), (3, "maj7")]
+        scale = (0, 2, 3, 5, 7, 8, 10)
+    chords, melody = [], []
+    for b in range(n_bars):
+        root, quality = prog[b % 4]
+        chords.append(Chord(b * bar, bar, root, quality, 0, Voicing("open", 9) if b % 8 == 0 else None))
+        for k, (pos, degree, dur) in enumerate(
+            ((0, 4, 12), (18, 2, 6), (24, b % 3, 12), (36, 6 - b % 5, 10))
+        ):
+            if (b + k) % 3 != 2:
+                melody.append(Note(60 + scale[degree % 7], b * bar + pos, dur, 76))
+    score = Score(melody, chords, [TimeSignature(0, 4, 4)], bpm, mode, 0, n_bars, "")
+    return score.transposed(tonic) if tonic else score

@@ -1,0 +1,197 @@
+"""The interface generation talks to (`Backend`), numpy <-> TensorProto helpers, and the in-process backend.
+
+`serving.client.ServingClient` (gRPC) and `InProcessBackend` (SavedModel signatures called directly) are
+interchangeable: same methods, same results bit for bit, so tests and the benchmark can compare them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from serving import contract
+from serving.errors import ContractError, ModelNotFound
+
+VERSION_DIR = re.compile(r"^\d+$")
+
+
+class Backend(Protocol):
+    """What the generation loop needs from a model server."""
+
+    async def latest_versions(self, names: list[str]) -> dict[str, int]:
+        """The newest available version of each model."""
+
+    async def manifest(self, name: str, version: int) -> contract.Manifest:
+        """The manifest of one pinned model version."""
+
+    async def predict(self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        """Next-token probabilities float32 [batch, vocab] from one pinned model version."""
+
+    async def close(self) -> None:
+        """Release connections or models."""
+
+
+# ------------------------------------------------------------------ TensorProto <-> numpy
+_NP_OF = None
+
+
+def _np_of() -> dict:
+    global _NP_OF
+    if _NP_OF is None:
+        from tensorflow.core.framework import types_pb2 as t
+
+        _NP_OF = {
+            t.DT_FLOAT: (np.float32, "float_val"), t.DT_DOUBLE: (np.float64, "double_val"),
+            t.DT_INT32: (np.int32, "int_val"), t.DT_INT64: (np.int64, "int64_val"),
+            t.DT_INT16: (np.int16, "int_val"), t.DT_INT8: (np.int8, "int_val"),
+            t.DT_UINT8: (np.uint8, "int_val"), t.DT_BOOL: (np.bool_, "bool_val"),
+            t.DT_HALF: (np.float16, "half_val"),
+        }
+    return _NP_OF
+
+
+def tensor_to_array(proto) -> np.ndarray:
+    """A TensorProto as a numpy array, whether it carries `tensor_content` or typed `*_val` fields."""
+    from tensorflow.core.framework import types_pb2
+
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    size = int(np.prod(shape)) if shape else 1
+    if proto.dtype == types_pb2.DT_STRING:
+        vals = list(proto.string_val)
+        arr = np.empty(len(vals), dtype=object)
+        arr[:] = vals
+        if len(vals) == 1 and size != 1:
+            arr = np.full(size, vals[0], dtype=object)
+        return arr.reshape(shape)
+    spec = _np_of().get(proto.dtype)
+    if spec is None:  # rare dtypes: let TensorFlow do it
+        import tensorflow as tf
+
+        return tf.make_ndarray(proto)
+    dtype, field = spec
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    vals = getattr(proto, field)
+    if dtype == np.float16:
+        arr = np.asarray(vals, dtype=np.uint16).view(np.float16)
+    else:
+        arr = np.asarray(vals, dtype=dtype)
+    if arr.size != size:
+        # TF semantics: fewer values than elements repeat the last one.
+        arr = np.full(size, arr[-1] if arr.size else 0, dtype=dtype)
+    return arr.reshape(shape)
+
+
+def array_to_tensor(arr, *, content: bool = True, proto=None):
+    """A numpy array as a TensorProto: raw `tensor_content` (fast) or typed `*_val` fields (TF Serving's default)."""
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+
+    proto = proto if proto is not None else tensor_pb2.TensorProto()
+    arr = np.asarray(arr)
+    for d in arr.shape:
+        proto.tensor_shape.dim.add().size = d
+    if arr.dtype.kind in "OSU":
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in arr.reshape(-1))
+        return proto
+    dt = {np.dtype(v[0]): k for k, v in _np_of().items()}
+    dt[np.dtype(np.int16)] = types_pb2.DT_INT16
+    dt[np.dtype(np.int8)] = types_pb2.DT_INT8
+    code = dt.get(arr.dtype)
+    if code is None:
+        import tensorflow as tf
+
+        proto.CopyFrom(tf.make_tensor_proto(arr))
+        return proto
+    proto.dtype = code
+    if content:
+        proto.tensor_content = np.ascontiguousarray(arr).tobytes()
+    else:
+        field = _np_of()[code][1]
+        if arr.dtype == np.float16:
+            getattr(proto, field).extend(arr.view(np.uint16).reshape(-1).tolist())
+        else:
+            getattr(proto, field).extend(arr.reshape(-1).tolist())
+    return proto
+
+
+# ------------------------------------------------------------------ in-process backend
+def version_dirs(base: Path) -> dict[int, Path]:
+    """Complete integer version folders under `base` (a folder without saved_model.pb is half-written)."""
+    out = {}
+    if not base.is_dir():
+        return out
+    for p in base.iterdir():
+        if p.is_dir() and VERSION_DIR.match(p.name) and (p / "saved_model.pb").is_file():
+            out[int(p.name)] = p
+    return out
+
+
+class InProcessBackend:
+    """Calls the members' SavedModel signatures directly (tf.saved_model.load), no network in between."""
+
+    def __init__(self, models_dir: Path):
+        self.models_dir = Path(models_dir)
+        self._loaded: dict[tuple[str, int], object] = {}
+
+    def _load(self, name: str, version: int):
+        key = (name, version)
+        if key not in self._loaded:
+            path = version_dirs(self.models_dir / name).get(version)
+            if path is None:
+                raise ModelNotFound(f"Servable not found for request: Specific({name}, {version})")
+            import tensorflow as tf
+
+            self._loaded[key] = tf.saved_model.load(str(path))
+        return self._loaded[key]
+
+    def signature(self, name: str, version: int, signature: str = contract.SIGNATURE):
+        """The concrete function of one signature (for benchmarks)."""
+        try:
+            return self._load(name, version).signatures[signature]
+        except KeyError as exc:
+            raise ContractError(f"{name} v{version} has no signature {signature!r}") from exc
+
+    async def latest_versions(self, names: list[str]) -> dict[str, int]:
+        out = {}
+        for name in names:
+            versions = version_dirs(self.models_dir / name)
+            if not versions:
+                raise ModelNotFound(f"Could not find any versions of model {name}")
+            out[name] = max(versions)
+        return out
+
+    async def members(self) -> list[str]:
+        """Names of the ensemble members, from member 0's manifest."""
+        name = contract.model_name(0)
+        v = (await self.latest_versions([name]))[name]
+        m = await self.manifest(name, v)
+        return [contract.model_name(i) for i in range(m.members)]
+
+    async def manifest(self, name: str, version: int) -> contract.Manifest:
+        import tensorflow as tf
+
+        fn = self.signature(name, version, contract.MANIFEST_SIGNATURE)
+        out = fn(**{contract.MANIFEST_INPUT: tf.constant([0], tf.int32)})
+        raw = out[contract.MANIFEST_OUTPUT].numpy()
+        raw = raw.reshape(-1)[0] if isinstance(raw, np.ndarray) else raw
+        try:
+            return contract.Manifest.from_json(raw)
+        except (ValueError, TypeError) as exc:
+            raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
+
+    async def predict(self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        fn = self.signature(name, version)
+        out = fn(**{contract.INPUT_TOKENS: tf.constant(tokens, tf.int32),
+                    contract.INPUT_COND: tf.constant(cond, tf.int32)})
+        return out[contract.OUTPUT_PROBS].numpy()
+
+    async def close(self) -> None:
+        self._loaded.clear()
+        await asyncio.sleep(0)

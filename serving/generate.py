@@ -1,0 +1,330 @@
+"""Autoregressive ensemble generation: every step asks all members at once, combines, masks and samples.
+
+Each track is generated with one pinned version of every member from start to end (a retrain that lands
+mid-way is picked up by the next track), after checking over the wire that each pinned version was trained
+on the vocabulary this code decodes with. The grammar mask makes every sequence decode; length control
+gives exactly `plan.n_bars` bars and ends the last one on a tonic chord. Same seed, parameters and model
+versions give the same tokens bit for bit (per-sequence numpy Generators, float64 sampling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from music.request import TrackPlan
+from music.tokens import BAR, BOS, EOS, PAD, GrammarState, Representation
+from serving import contract
+from serving.backend import Backend
+from serving.errors import ContractError, GenerationError, ModelNotFound, VocabularyMismatch
+
+log = logging.getLogger(__name__)
+
+# Tonic chords that may open the final bar (the first is the one a plain ending uses).
+TONIC_CHORDS = {
+    "major": ("maj", "maj7", "maj6", "maj9", "add9"),
+    "minor": ("min", "min7", "min6", "min9", "min11"),
+}
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Knobs of the sampler; `None` temperature/top_p take the plan's (the mood's) values.
+
+    Args:
+        temperature: divides log-probabilities (<1 sharper, >1 flatter).
+        top_p: nucleus sampling mass (1 = off).
+        top_k: keep only the k most likely tokens (0 = off).
+        repetition_penalty: a pitch repeated in the last `repetition_window` notes has its probability
+            divided by penalty ** (times it occurred).
+        max_bar_tokens: after this many tokens in one bar, the next BAR (or the final EOS) is forced.
+        ending: open the final bar with a tonic chord at POS_0.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int = 0
+    repetition_penalty: float = 1.3
+    repetition_window: int = 8
+    max_bar_tokens: int = 96
+    ending: bool = True
+
+
+@dataclass
+class Generation:
+    """The result of one batched generation."""
+
+    tokens: list[list[int]]  # per sequence: header + body + EOS, decodable by Representation.decode
+    versions: dict[str, int]  # member name -> pinned version
+    manifests: dict[str, contract.Manifest]
+    steps: int = 0
+    seconds: float = 0.0
+    step_seconds: list[float] = field(default_factory=list)  # time of each ensemble call (all members)
+
+
+class _Ensemble:
+    """Pinned member versions, their windows and the combine rule."""
+
+    def __init__(self, versions: dict[str, int], manifests: dict[str, contract.Manifest]):
+        self.names = list(versions)
+        self.versions = versions
+        self.manifests = manifests
+        self.windows = {n: manifests[n].window for n in self.names}
+        combine = manifests[self.names[0]].combine or {}
+        self.method = combine.get("method", "mean")
+        weights = combine.get("weights")
+        if weights is None:
+            weights = [1.0] * len(self.names)
+        if len(weights) != len(self.names) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ContractError(f"combine weights {weights} do not fit {len(self.names)} members")
+        w = np.asarray(weights, np.float64)
+        self.weights = w / w.sum()
+
+    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
+        """Weighted mean of probabilities, or weighted geometric mean renormalised (float64)."""
+        if self.method == "geometric":
+            logp = sum(w * np.log(np.maximum(p.astype(np.float64), 1e-30)) for w, p in zip(self.weights, probs, strict=True))
+            out = np.exp(logp - logp.max(axis=1, keepdims=True))
+        else:
+            out = sum(w * p.astype(np.float64) for w, p in zip(self.weights, probs, strict=True))
+        return out / out.sum(axis=1, keepdims=True)
+
+
+async def pin_ensemble(backend: Backend, rep: Representation, members: list[str] | None = None) -> _Ensemble:
+    """Pin the newest version of every member and check each one's manifest (vocabulary, window)."""
+    if members is None:
+        members = await backend.members()
+    versions = await backend.latest_versions(members)
+    manifests = await asyncio.gather(*(backend.manifest(n, versions[n]) for n in members))
+    expected = contract.vocab_sha256(rep.vocab.tokens)
+    for name, m in zip(members, manifests, strict=True):
+        if m.vocab_sha256 != expected or len(m.vocab) != len(rep.vocab):
+            raise VocabularyMismatch(
+                f"{name} version {versions[name]} was trained on vocabulary {m.vocab_sha256[:12]} "
+                f"({m.representation}, {len(m.vocab)} tokens) but this code decodes with {expected[:12]} "
+                f"({rep.version}, {len(rep.vocab)} tokens); retrain or deploy matching code")
+        if m.window <= 0:
+            raise ContractError(f"{name} version {versions[name]}: window {m.window} is not positive")
+    if hasattr(backend, "window"):  # over gRPC: the signature's static window must agree with the manifest
+        windows = await asyncio.gather(*(backend.window(n, versions[n]) for n in members))
+        for name, m, w in zip(members, manifests, windows, strict=True):
+            if w != m.window:
+                raise ContractError(f"{name} version {versions[name]}: manifest window {m.window} but "
+                                    f"the signature takes {w} tokens")
+    return _Ensemble(versions, dict(zip(members, manifests, strict=True)))
+
+
+class _Sequence:
+    """One sequence being generated: grammar state, token history, its own random generator."""
+
+    def __init__(self, rep: Representation, plan: TrackPlan, seed: int, row: int, opts: SamplingOptions):
+        self.plan = plan
+        self.g: GrammarState = rep.grammar(list(plan.header))
+        v = rep.vocab
+        self.header = v.ids(list(plan.header))
+        self.cond = np.asarray(self.header[1:1 + contract.COND_LEN], np.int32)
+        self.window = [v.id(BOS)]  # what the models see: BOS then the body
+        self.body: list[int] = []
+        self.rng = np.random.default_rng([seed, row])
+        self.pitches: deque[int] = deque(maxlen=max(opts.repetition_window, 1))
+        self.bar_tokens = 0
+        self.done = False
+        self.temperature = opts.temperature if opts.temperature is not None else plan.temperature
+        self.top_p = opts.top_p if opts.top_p is not None else plan.top_p
+
+
+class _Masks:
+    """Token ids and masks the sampler needs, computed once per vocabulary."""
+
+    def __init__(self, rep: Representation):
+        v = rep.vocab
+        n = len(v)
+        self.pad, self.bos, self.eos, self.bar = v.id(PAD), v.id(BOS), v.id(EOS), v.id(BAR)
+        self.pos0 = v.id("POS_0")
+        self.pitch = v.prefix_range("PITCH_")
+        self.pitch_min = int(v.tokens[self.pitch[0]][6:])
+        self.ts = np.zeros(n, bool)
+        a, b = v.prefix_range("TS_")
+        self.ts[a:b] = True
+        self.bass0 = v.id("BASS_0")
+        a, b = v.prefix_range("DUR_")
+        self.dur_ids = np.arange(a, b)
+        self.dur_ticks = np.asarray([int(t[4:]) for t in v.tokens[a:b]])
+        self.tonic = {}
+        for mode, qualities in TONIC_CHORDS.items():
+            m = np.zeros(n, bool)
+            for q in qualities:
+                m[v.id(f"CHORD_0_{q}")] = True
+            self.tonic[mode] = m
+
+
+def _only(n: int, *ids: int) -> np.ndarray:
+    m = np.zeros(n, bool)
+    m[list(ids)] = True
+    return m
+
+
+def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
+    """The grammar mask plus length control and the ending, for sequence `s`'s next token."""
+    g = s.g
+    mask = g.allowed().copy()
+    n = mask.size
+    if g.phase != "body":
+        return mask
+    last_bar = g.bars >= s.plan.n_bars
+    mask &= ~mk.ts  # keep the plan's time signature, so the bars last the planned seconds
+    if last_bar:
+        mask[mk.bar] = False
+    else:
+        mask[mk.eos] = False
+    if last_bar and opts.ending:
+        if g.after == "BAR":
+            return _only(n, mk.pos0)
+        if g.after == "POS" and g.pos == 0:  # a chord can only follow POS directly: none here yet
+            tonic = mask & mk.tonic[s.plan.mode]
+            return tonic if tonic.any() else mask
+        if g.after == "CHORD" and g.pos == 0:
+            return _only(n, mk.bass0)
+    if g.after == "PITCH":  # no note may ring past the end of the piece: it ends on a bar boundary
+        room = s.plan.n_bars * g.bar_len - (g.bar_start + g.pos)
+        too_long = mk.dur_ids[mk.dur_ticks > max(room, int(mk.dur_ticks[0]))]
+        mask[too_long] = False
+    if s.bar_tokens >= opts.max_bar_tokens:
+        stop = mk.eos if last_bar else mk.bar
+        if mask[stop]:
+            return _only(n, stop)
+    return mask
+
+
+def _sample(p: np.ndarray, mask: np.ndarray, s: _Sequence, mk: _Masks, opts: SamplingOptions) -> int:
+    """Draw one token id from `p` (float64) under `mask` with repetition control, temperature, top-k, top-p."""
+    p = np.where(mask, p, 0.0)
+    if opts.repetition_penalty != 1.0 and s.pitches:
+        a, b = mk.pitch
+        if mask[a:b].any():
+            p = p.copy()
+            for pitch in set(s.pitches):
+                idx = a + pitch - mk.pitch_min
+                p[idx] /= opts.repetition_penalty ** s.pitches.count(pitch)
+    if p.sum() <= 0.0:  # the models give no mass to any valid token: fall back to uniform over them
+        p = mask.astype(np.float64)
+    ids = np.flatnonzero(p)
+    q = p[ids]
+    t = max(float(s.temperature), 1e-3)
+    if t != 1.0:
+        logq = np.log(q) / t
+        q = np.exp(logq - logq.max())
+    order = np.argsort(-q, kind="stable")
+    ids, q = ids[order], q[order]
+    if opts.top_k and opts.top_k < q.size:
+        ids, q = ids[: opts.top_k], q[: opts.top_k]
+    if s.top_p < 1.0:
+        cum = np.cumsum(q)
+        keep = int(np.searchsorted(cum, s.top_p * cum[-1])) + 1
+        ids, q = ids[:keep], q[:keep]
+    cum = np.cumsum(q)
+    i = int(np.searchsorted(cum, s.rng.random() * cum[-1], side="right"))
+    return int(ids[min(i, ids.size - 1)])
+
+
+def _push(s: _Sequence, tok: int, mk: _Masks) -> None:
+    s.g.push(tok)
+    s.body.append(tok)
+    s.window.append(tok)
+    if tok == mk.bar:
+        s.bar_tokens = 0
+    else:
+        s.bar_tokens += 1
+    a, b = mk.pitch
+    if a <= tok < b:
+        s.pitches.append(tok - a + mk.pitch_min)
+    if tok == mk.eos:
+        s.done = True
+
+
+def _windows(seqs: list[_Sequence], width: int) -> np.ndarray:
+    out = np.zeros((len(seqs), width), np.int32)  # left-padded with PAD = 0
+    for i, s in enumerate(seqs):
+        tail = s.window[-width:]
+        out[i, width - len(tail):] = tail
+    return out
+
+
+async def generate_batch(backend: Backend, plans: list[TrackPlan], seeds: list[int], *,
+                         options: SamplingOptions | None = None, members: list[str] | None = None,
+                         rep: Representation | None = None,
+                         on_bar: Callable[[float], object] | None = None) -> Generation:
+    """Generate one sequence per (plan, seed), all in one batch per step (best-of-N or concurrent users).
+
+    `on_bar(fraction)` is called each time the slowest sequence starts a new bar (for progress reports).
+    """
+    if len(plans) != len(seeds) or not plans:
+        raise ValueError("give one seed per plan, and at least one plan")
+    opts = options or SamplingOptions()
+    rep = rep or Representation()
+    try:
+        return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
+    except ModelNotFound as exc:
+        # A pinned version was unloaded mid-track (a server keeping only latest(1)): start the track again on
+        # the new versions, so it is still made by one version of each member from start to end.
+        log.warning("a pinned model version went away during generation (%s); restarting on the new versions. "
+                    "Keep two versions loaded (latest { num_versions: 2 }) to avoid this.", exc)
+        return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
+
+
+async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) -> Generation:
+    t0 = time.perf_counter()
+    ens = await pin_ensemble(backend, rep, members)
+    mk = _Masks(rep)
+    seqs = [_Sequence(rep, p, seed, row, opts) for row, (p, seed) in enumerate(zip(plans, seeds, strict=True))]
+    limit = max(p.n_bars for p in plans) * (opts.max_bar_tokens + 64) + 64
+    gen = Generation([], dict(ens.versions), ens.manifests)
+    total_bars = sum(p.n_bars for p in plans)
+    reported = 0
+    while True:
+        active = [s for s in seqs if not s.done]
+        if not active:
+            break
+        if gen.steps >= limit:
+            raise GenerationError(f"no EOS after {gen.steps} steps")
+        cond = np.stack([s.cond for s in active])
+        by_width = {w: _windows(active, w) for w in set(ens.windows.values())}
+        ts = time.perf_counter()
+        probs = await asyncio.gather(*(
+            backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond) for name in ens.names))
+        gen.step_seconds.append(time.perf_counter() - ts)
+        for p in probs:
+            if p.shape != (len(active), len(rep.vocab)):
+                raise ContractError(f"a member returned probabilities of shape {p.shape}, expected "
+                                    f"{(len(active), len(rep.vocab))}")
+        combined = ens.combine(probs)
+        for i, s in enumerate(active):
+            mask = _constrain(s, mk, opts)
+            if not mask.any():
+                raise GenerationError(f"every token is masked out after {s.g._describe()}")
+            _push(s, _sample(combined[i], mask, s, mk, opts), mk)
+        gen.steps += 1
+        if on_bar is not None:
+            bars = sum(min(s.g.bars, s.plan.n_bars) for s in seqs)
+            if bars > reported:
+                reported = bars
+                on_bar(bars / total_bars)
+    gen.tokens = [s.header + s.body for s in seqs]
+    gen.seconds = time.perf_counter() - t0
+    return gen
+
+
+async def generate(backend: Backend, plan: TrackPlan, *, n: int = 1, seed: int | None = None,
+                   options: SamplingOptions | None = None, members: list[str] | None = None,
+                   rep: Representation | None = None,
+                   on_bar: Callable[[float], object] | None = None) -> Generation:
+    """Generate `n` sequences for one plan (seed defaults to the request's), in one batch."""
+    seed = plan.request.seed if seed is None else seed
+    return await generate_batch(backend, [plan] * n, [seed] * n, options=options, members=members, rep=rep,
+                                on_bar=on_bar)

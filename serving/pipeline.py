@@ -1,0 +1,80 @@
+"""One track from request to files: plan -> generate (versions pinned) -> decode -> render (in a worker).
+
+The bot and `lofi generate` both call `make_track`; only the front end differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from music.request import TrackRequest, plan_track
+from music.tokens import Representation
+from serving.backend import Backend
+from serving.generate import SamplingOptions, generate
+
+
+@dataclass
+class TrackResult:
+    """A made track: its files (music.pipeline.TrackFiles), tokens, member versions and stage timings."""
+
+    files: Any
+    tokens: list[int]
+    versions: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+    plan: Any = None
+
+
+async def make_track(request: TrackRequest, client: Backend, out_dir: Path, *,
+                     progress: Callable[..., object] | None = None, executor=None,
+                     size_limit: int | None = None, soundfont: Path | None = None,
+                     options: SamplingOptions | None = None) -> TrackResult:
+    """Plan, generate (each member pinned to one version), decode and render one track into `out_dir`.
+
+    Args:
+        request: what was asked for (length, mood, seed, tempo).
+        client: a `serving.backend.Backend` (the gRPC client, or the in-process backend).
+        out_dir: where the MP3, MIDI and cover go.
+        progress: called with ("composing", fraction) during generation, then the render stages.
+        executor: where the blocking render runs (default: the loop's default executor).
+        size_limit: maximum MP3 size in bytes (default: the settings' upload limit).
+    Returns:
+        The track's files, tokens, versions per member and timings per stage (seconds).
+    """
+    from music.pipeline import render_track  # imported here: it pulls in the audio stack
+
+    report = progress or (lambda *a, **k: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    rep = Representation()
+    plan = plan_track(request, rep)
+    timings["plan"] = time.perf_counter() - t0
+
+    report("composing", 0.0)
+    t = time.perf_counter()
+    gen = await generate(client, plan, options=options, rep=rep, on_bar=lambda f: report("composing", f))
+    timings["generate"] = time.perf_counter() - t
+    tokens = gen.tokens[0]
+
+    t = time.perf_counter()
+    score = rep.decode(tokens, tonic=plan.tonic, bpm=plan.bpm)
+    timings["decode"] = time.perf_counter() - t
+
+    if size_limit is None:
+        from lofi.settings import get_settings
+
+        size_limit = get_settings().upload_limit_bytes
+    t = time.perf_counter()
+    render = functools.partial(render_track, score, plan, Path(out_dir), soundfont=soundfont,
+                               size_limit=size_limit, progress=progress)
+    files = await asyncio.get_running_loop().run_in_executor(executor, render)
+    timings["render"] = time.perf_counter() - t
+    for stage, seconds in (getattr(files, "timings", None) or {}).items():
+        timings.setdefault(f"render.{stage}", seconds)
+    timings["total"] = time.perf_counter() - t0
+    return TrackResult(files=files, tokens=list(tokens), versions=dict(gen.versions), timings=timings, plan=plan)

@@ -1,0 +1,427 @@
+"""An embedded model server that speaks TF Serving's gRPC API, for where TF Serving itself cannot run.
+
+Clients cannot tell it from `tensorflow/serving`: PredictionService (Predict, GetModelMetadata) and ModelService
+(GetModelStatus, HandleReloadConfigRequest) over SavedModels, the same `models.config` text format, the same
+version policies (latest(1) by default), the same file-system polling (a new version is loaded before the old
+one is unloaded, so no request fails during a swap; non-integer and half-written version folders are ignored)
+and the same status codes (NOT_FOUND for an unknown model or version, INVALID_ARGUMENT for bad inputs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving import contract
+from serving.backend import array_to_tensor, tensor_to_array, version_dirs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+_NP_TO_DT = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE,
+             np.dtype(np.int32): types_pb2.DT_INT32, np.dtype(np.int64): types_pb2.DT_INT64,
+             np.dtype(np.bool_): types_pb2.DT_BOOL, np.dtype(object): types_pb2.DT_STRING}
+
+
+def _dt_name(code: int) -> str:
+    return tf.dtypes.as_dtype(code).name if code else "invalid"
+
+
+class RpcError(Exception):
+    """A status to return to the client (code + message), raised inside a handler."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Servable:
+    """One loaded model version: the SavedModel object and its SignatureDefs (as TF Serving reports them)."""
+
+    name: str
+    version: int
+    path: Path
+    model: object
+    signature_defs: dict[str, meta_graph_pb2.SignatureDef]
+
+    @classmethod
+    def load(cls, name: str, version: int, path: Path) -> Servable:
+        """Load `path` (a SavedModel folder)."""
+        sm = saved_model_pb2.SavedModel()
+        sm.ParseFromString((path / "saved_model.pb").read_bytes())
+        graphs = [g for g in sm.meta_graphs if "serve" in g.meta_info_def.tags] or list(sm.meta_graphs)
+        defs = dict(graphs[0].signature_def) if graphs else {}
+        model = tf.saved_model.load(str(path), tags=["serve"])
+        return cls(name, version, path, model, defs)
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray], output_filter) -> dict[str, np.ndarray]:
+        """Validate `inputs` against the signature like TF Serving does, then call it."""
+        sig_name = signature or DEFAULT_SIGNATURE
+        sig = self.signature_defs.get(sig_name)
+        fn = self.model.signatures.get(sig_name) if sig is not None else None
+        if fn is None:
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
+                           f'Serving signature name: "{sig_name}" not found in signature def')
+        expected = sig.inputs
+        for key in inputs:
+            if key not in expected:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input tensor alias not found in signature: {key}. Inputs expected to be in "
+                               f"the set {{{','.join(sorted(expected))}}}.")
+        missing = sorted(set(expected) - set(inputs))
+        if missing:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Request inputs do not match required inputs for model `{self.name}`. Send extra: "
+                           f"{{}}. Missing but required: {{{','.join(missing)}}}.")
+        args = {}
+        for i, (key, arr) in enumerate(sorted(inputs.items())):
+            info = expected[key]
+            got = _NP_TO_DT.get(arr.dtype, -1)
+            if info.dtype and got != info.dtype:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Expects arg[{i}] ('{key}') to be {_dt_name(info.dtype)} but "
+                               f"{arr.dtype.name if got == -1 else _dt_name(got)} is provided")
+            if not info.tensor_shape.unknown_rank:
+                want = [d.size for d in info.tensor_shape.dim]
+                if len(want) != arr.ndim or any(w not in (-1, g) for w, g in zip(want, arr.shape, strict=False)):
+                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{key}' has shape {list(arr.shape)} but signature '{sig_name}' "
+                                   f"expects {want} (-1: any size)")
+            args[key] = tf.constant(arr)
+        outputs = list(output_filter) or list(sig.outputs)
+        for key in outputs:
+            if key not in sig.outputs:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"output tensor alias not found in signature: {key} Outputs expected to be in "
+                               f"the set {{{','.join(sorted(sig.outputs))}}}.")
+        try:
+            result = fn(**args)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(exc).strip().splitlines()[0]) from exc
+        return {k: np.asarray(result[k].numpy()) for k in outputs}
+
+
+def _policy_versions(policy, available: list[int]) -> list[int]:
+    kind = policy.WhichOneof("policy_choice")
+    if kind == "all":
+        return available
+    if kind == "specific":
+        return [v for v in available if v in set(policy.specific.versions)]
+    n = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions else 1
+    return sorted(available)[-n:]
+
+
+class ModelStore:
+    """The servables of every configured model, kept in step with the file system by `refresh()`."""
+
+    def __init__(self, config: model_server_config_pb2.ModelServerConfig):
+        self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self.config = config
+        self.models: dict[str, dict[int, Servable]] = {}
+        self._failed: dict[Path, float] = {}
+
+    def set_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
+        """Replace the model list (HandleReloadConfigRequest, or a changed models.config) and load it."""
+        with self._lock:
+            self.config = config
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Load new versions, then unload the versions the policy no longer wants (in that order)."""
+        with self._refresh_lock:
+            configs = list(self.config.model_config_list.config)
+            wanted_models = {c.name for c in configs}
+            for mc in configs:
+                base = Path(mc.base_path)
+                dirs = version_dirs(base)
+                want = _policy_versions(mc.model_version_policy, sorted(dirs))
+                current = dict(self.models.get(mc.name, {}))
+                for v in want:
+                    if v in current:
+                        continue
+                    path = dirs[v]
+                    stamp = (path / "saved_model.pb").stat().st_mtime
+                    if self._failed.get(path) == stamp:
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        current[v] = Servable.load(mc.name, v, path)
+                    except Exception as exc:  # a broken export must not take the server down
+                        self._failed[path] = stamp
+                        log.error("failed to load %s version %d from %s: %s", mc.name, v, path, exc)
+                        continue
+                    log.info("loaded %s version %d from %s in %.2fs", mc.name, v, path, time.perf_counter() - t0)
+                keep = {v: s for v, s in current.items() if v in want}
+                for v in sorted(set(current) - set(keep)):
+                    log.info("unloading %s version %d", mc.name, v)
+                with self._lock:
+                    self.models[mc.name] = keep
+            with self._lock:
+                for name in list(self.models):
+                    if name not in wanted_models:
+                        log.info("unloading model %s (removed from the config)", name)
+                        del self.models[name]
+
+    def _label_version(self, name: str, label: str) -> int:
+        for mc in self.config.model_config_list.config:
+            if mc.name == name and label in mc.version_labels:
+                return mc.version_labels[label]
+        raise RpcError(grpc.StatusCode.NOT_FOUND, f"Unrecognized servable version label: {label}")
+
+    def get(self, spec) -> Servable:
+        """The servable a ModelSpec asks for; NOT_FOUND like TF Serving otherwise."""
+        with self._lock:
+            versions = self.models.get(spec.name)
+        if spec.HasField("version"):
+            v = spec.version.value
+            request = f"Specific({spec.name}, {v})"
+        elif spec.version_label:
+            v = self._label_version(spec.name, spec.version_label)
+            request = f"Specific({spec.name}, {v})"
+        else:
+            v = max(versions) if versions else None
+            request = f"Latest({spec.name})"
+        if not versions or v not in versions:
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}")
+        return versions[v]
+
+    def status(self, spec) -> list[get_model_status_pb2.ModelVersionStatus]:
+        """Version statuses of one model (all, or the one asked for)."""
+        with self._lock:
+            versions = dict(self.models.get(spec.name, {}))
+        if not versions:
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
+        if spec.HasField("version"):
+            if spec.version.value not in versions:
+                raise RpcError(grpc.StatusCode.NOT_FOUND,
+                               f"Could not find version {spec.version.value} of model {spec.name}")
+            versions = {spec.version.value: versions[spec.version.value]}
+        out = []
+        for v in sorted(versions, reverse=True):
+            st = get_model_status_pb2.ModelVersionStatus(
+                version=v, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+            st.status.error_code = 0
+            out.append(st)
+        return out
+
+
+def _handle(context, fn):
+    try:
+        return fn()
+    except RpcError as exc:
+        context.abort(exc.code, exc.message)
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Predict and GetModelMetadata (Classify, Regress and MultiInference answer UNIMPLEMENTED)."""
+
+    def __init__(self, store: ModelStore, tensor_content: bool = False):
+        self.store = store
+        self.tensor_content = tensor_content
+
+    def Predict(self, request, context):  # noqa: N802 - gRPC method name
+        def run():
+            servable = self.store.get(request.model_spec)
+            try:
+                inputs = {k: tensor_to_array(v) for k, v in request.inputs.items()}
+            except (ValueError, TypeError) as exc:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"malformed input tensor: {exc}") from exc
+            outputs = servable.run(request.model_spec.signature_name, inputs, request.output_filter)
+            resp = predict_pb2.PredictResponse()
+            resp.model_spec.name = servable.name
+            resp.model_spec.version.value = servable.version
+            resp.model_spec.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            for k, arr in outputs.items():
+                array_to_tensor(arr, content=self.tensor_content, proto=resp.outputs[k])
+            return resp
+
+        return _handle(context, run)
+
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        def run():
+            for f in request.metadata_field:
+                if f != "signature_def":
+                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {f} is not supported")
+            if not request.metadata_field:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "GetModelMetadataRequest must specify at least "
+                               "one metadata_field")
+            servable = self.store.get(request.model_spec)
+            resp = get_model_metadata_pb2.GetModelMetadataResponse()
+            resp.model_spec.name = servable.name
+            resp.model_spec.version.value = servable.version
+            sdm = get_model_metadata_pb2.SignatureDefMap()
+            for k, v in servable.signature_defs.items():
+                sdm.signature_def[k].CopyFrom(v)
+            resp.metadata["signature_def"].Pack(sdm)
+            return resp
+
+        return _handle(context, run)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus and HandleReloadConfigRequest."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def GetModelStatus(self, request, context):  # noqa: N802
+        def run():
+            resp = get_model_status_pb2.GetModelStatusResponse()
+            resp.model_version_status.extend(self.store.status(request.model_spec))
+            return resp
+
+        return _handle(context, run)
+
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        def run():
+            if not request.config.HasField("model_config_list"):
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "ServerConfig has no model_config_list")
+            self.store.set_config(request.config)
+            resp = model_management_pb2.ReloadConfigResponse()
+            resp.status.error_code = 0
+            return resp
+
+        return _handle(context, run)
+
+
+# ------------------------------------------------------------------ configuration
+def config_from_flags(model_name: str, model_base_path: str | Path) -> model_server_config_pb2.ModelServerConfig:
+    """The config `--model_name X --model_base_path P` stands for (one model, latest(1))."""
+    cfg = model_server_config_pb2.ModelServerConfig()
+    mc = cfg.model_config_list.config.add()
+    mc.name = model_name
+    mc.base_path = str(Path(model_base_path).resolve())
+    mc.model_platform = "tensorflow"
+    return cfg
+
+
+def read_config_file(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
+    """Parse a TF Serving `models.config` (ModelServerConfig text format); relative base paths resolve from it."""
+    cfg = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(Path(path).read_text(), cfg)
+    for mc in cfg.model_config_list.config:
+        if not Path(mc.base_path).is_absolute():
+            mc.base_path = str((Path(path).parent / mc.base_path).resolve())
+    return cfg
+
+
+def config_for_models_dir(models_dir: str | Path, num_versions: int = 2) -> model_server_config_pb2.ModelServerConfig:
+    """A config serving every `lofi_member_<i>` folder under `models_dir`.
+
+    Keeps the newest `num_versions` versions, so a track that started on the previous version can finish on
+    it after a retrain lands (the client pins versions); models.config in deploy/ does the same.
+    """
+    cfg = model_server_config_pb2.ModelServerConfig()
+    base = Path(models_dir).resolve()
+    names = sorted(p.name for p in base.glob(f"{contract.MODEL_PREFIX}_*") if p.is_dir()) if base.is_dir() else []
+    for name in names:
+        mc = cfg.model_config_list.config.add()
+        mc.name = name
+        mc.base_path = str(base / name)
+        mc.model_platform = "tensorflow"
+        mc.model_version_policy.latest.num_versions = num_versions
+    return cfg
+
+
+# ------------------------------------------------------------------ the server
+class EmbeddedServer:
+    """The gRPC server, its model store and the file-system poller."""
+
+    def __init__(self, config, *, port: int = 0, host: str = "127.0.0.1", poll_s: float = 1.0,
+                 config_file: Path | None = None, config_poll_s: float = 0.0, tensor_content: bool = False,
+                 workers: int = 8, models_dir: Path | None = None):
+        """Args: `models_dir` (optional) re-scans that folder each poll for new `lofi_member_<i>` members."""
+        self.store = ModelStore(config)
+        self.models_dir = models_dir
+        self.poll_s = poll_s
+        self.config_file = config_file
+        self.config_poll_s = config_poll_s
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serve"),
+                                  options=[("grpc.max_receive_message_length", 64 << 20),
+                                           ("grpc.max_send_message_length", 64 << 20),
+                                           ("grpc.so_reuseport", 0)])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self.store, tensor_content), self.server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.store), self.server)
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if not self.port:
+            raise OSError(f"cannot bind {host}:{port}")
+        self.address = f"{host if host not in ('0.0.0.0', '[::]') else '127.0.0.1'}:{self.port}"
+
+    def start(self) -> EmbeddedServer:
+        """Load the models (synchronously, like TF Serving before it opens its port), then serve."""
+        self.store.refresh()
+        self.server.start()
+        log.info("serving %d model(s) on port %d", len(self.store.models), self.port)
+        if self.poll_s > 0 or (self.config_file and self.config_poll_s > 0):
+            if self.poll_s <= 0:
+                self.models_dir = None  # no file-system polling at all
+            self._poller = threading.Thread(target=self._poll, name="fs-poller", daemon=True)
+            self._poller.start()
+        return self
+
+    def _poll(self) -> None:
+        last_config = time.monotonic()
+        tick = min(x for x in (self.poll_s, self.config_poll_s) if x > 0)
+        while not self._stop.wait(tick):
+            try:
+                if self.config_file and self.config_poll_s > 0 and time.monotonic() - last_config >= self.config_poll_s:
+                    last_config = time.monotonic()
+                    cfg = read_config_file(self.config_file)
+                    if cfg != self.store.config:
+                        log.info("models config %s changed; reloading", self.config_file)
+                        self.store.set_config(cfg)
+                        continue
+                if self.models_dir is not None:
+                    cfg = config_for_models_dir(self.models_dir)
+                    if cfg != self.store.config:
+                        log.info("members under %s changed; reloading", self.models_dir)
+                        self.store.set_config(cfg)
+                        continue
+                if self.poll_s > 0:
+                    self.store.refresh()
+            except Exception:
+                log.exception("file-system poll failed")
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        """Stop polling, finish in-flight requests (up to `grace` seconds) and close."""
+        self._stop.set()
+        self.server.stop(grace).wait()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        log.info("server on port %d stopped", self.port)
+
+    def wait(self) -> None:
+        """Block until the server stops."""
+        self.server.wait_for_termination()
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

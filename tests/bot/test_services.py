@@ -1,0 +1,159 @@
+"""Services on a real SQLite file, with a fake pipeline and a fake retrain process."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from bot.errors import RetrainBusy, TrackGone, UploadTooLarge
+from bot.services import BrowseService, Requester, RetrainService, StatusService, TrackService, VoteService
+from db import repository as repo
+from db.models import RetrainStatus, TrackStatus
+from music.errors import RenderError
+from music.request import TrackRequest, mood_names
+from tests.bot.conftest import FakePipeline
+
+WHO = Requester(user_id=11, user_name="alice", guild_id=1, channel_id=2)
+
+
+def _request(seed=1):
+    return TrackRequest(length_s=60, mood=mood_names()[0], seed=seed)
+
+
+async def _track_state(sessionmaker, track_id):
+    async with sessionmaker() as s:
+        return await repo.get_track(s, track_id)
+
+
+async def test_track_job_records_result(sessionmaker, settings, fake_pipeline):
+    svc = TrackService(sessionmaker, fake_pipeline, lambda: "client", settings.out_dir)
+    stages = []
+    track_id = await svc.create(_request(), WHO)
+    info = await svc.run(track_id, _request(), size_limit=10_000, progress=stages.append)
+    assert stages == ["composing", "rendering", "mastering"]
+    assert info.mp3.is_file() and info.title == "Rain on glass" and info.versions == {"lofi_member_0": "3"}
+    track = await _track_state(sessionmaker, track_id)
+    assert track.status is TrackStatus.done and track.tokens == [5, 6, 7] and track.mp3_path == str(info.mp3)
+    assert fake_pipeline.calls[0][1] == "client"
+
+
+async def test_track_job_failure_marks_failed(sessionmaker, settings):
+    svc = TrackService(sessionmaker, FakePipeline(error=RenderError("no soundfont")), lambda: None,
+                       settings.out_dir)
+    track_id = await svc.create(_request(), WHO)
+    with pytest.raises(RenderError):
+        await svc.run(track_id, _request(), size_limit=10_000)
+    track = await _track_state(sessionmaker, track_id)
+    assert track.status is TrackStatus.failed and "no soundfont" in track.error
+
+
+async def test_track_too_large_for_upload(sessionmaker, settings):
+    svc = TrackService(sessionmaker, FakePipeline(mp3_bytes=5000), lambda: None, settings.out_dir)
+    track_id = await svc.create(_request(), WHO)
+    with pytest.raises(UploadTooLarge):
+        await svc.run(track_id, _request(), size_limit=1000)
+    assert (await _track_state(sessionmaker, track_id)).status is TrackStatus.failed
+
+
+async def test_variation_request_and_midi(sessionmaker, settings, fake_pipeline):
+    svc = TrackService(sessionmaker, fake_pipeline, lambda: None, settings.out_dir)
+    track_id = await svc.create(_request(seed=1), WHO)
+    await svc.run(track_id, _request(seed=1), size_limit=10_000)
+    again = await svc.request_of(track_id, seed=99)
+    assert (again.mood, again.length_s, again.seed) == (_request().mood, 60, 99)
+    assert (await svc.midi_of(track_id)).suffix == ".mid"
+    with pytest.raises(TrackGone):
+        await svc.midi_of(track_id + 100)
+
+
+async def test_votes_only_on_track_messages(sessionmaker, settings, fake_pipeline):
+    tracks = TrackService(sessionmaker, fake_pipeline, lambda: None, settings.out_dir)
+    votes = VoteService(sessionmaker)
+    track_id = await tracks.create(_request(), WHO)
+    await tracks.run(track_id, _request(), size_limit=10_000)
+    await tracks.set_message(track_id, message_id=555, channel_id=2, guild_id=1)
+    assert await votes.react(123, 7, 1, added=True) is False
+    assert await votes.react(555, 7, 1, added=True) is True
+    assert await votes.react(555, 8, -1, added=True) is True
+    assert await votes.react(555, 8, -1, added=False) is True
+    top = await BrowseService(sessionmaker).top("all", guild_id=1)
+    assert [(t.track_id, t.score) for t in top] == [(track_id, 1)]
+    assert top[0].jump_url == "https://discord.com/channels/1/2/555"
+    hist = await BrowseService(sessionmaker).history(11, guild_id=1)
+    assert hist[0].track_id == track_id
+
+
+async def test_status_report_with_serving_down(sessionmaker):
+    class Down:
+        async def model_status(self):
+            raise ConnectionError("refused")
+
+    report = await StatusService(sessionmaker, Down, timeout_s=1).report(None)
+    assert not report.serving_ok and "refused" in report.serving_detail
+
+
+async def test_status_report_with_serving_up(sessionmaker):
+    class Up:
+        async def model_status(self):
+            return {"lofi_member_0": {"version": 3, "state": "AVAILABLE"}}
+
+    report = await StatusService(sessionmaker, Up, timeout_s=1).report(None)
+    assert report.serving_ok and report.members == {"lofi_member_0": "version=3, state=AVAILABLE"}
+
+
+def _fake_runner(tmp_path, body: str) -> list[str]:
+    script = tmp_path / "fake_runner.py"
+    script.write_text(textwrap.dedent(body))
+    return [sys.executable, str(script)]
+
+
+async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, tmp_path, fake_pipeline):
+    # a liked track's tokens must reach the trainer as extra pieces
+    tracks = TrackService(sessionmaker, fake_pipeline, lambda: None, settings.out_dir)
+    track_id = await tracks.create(_request(), WHO)
+    await tracks.run(track_id, _request(), size_limit=10_000)
+    async with sessionmaker.begin() as s:
+        await repo.upsert_vote(s, track_id, 7, 1)
+    command = _fake_runner(tmp_path, """
+        import json, sys
+        params = json.load(open(sys.argv[sys.argv.index("--params-json") + 1]))
+        print("some TF noise")
+        print(json.dumps({"event": "progress", "epoch": 1, "loss": 2.5}), flush=True)
+        print(json.dumps({"event": "result", "promoted": True, "reason": "val loss 2.1 < 2.3",
+                          "old_metrics": {"val_loss": 2.3}, "new_metrics": {"val_loss": 2.1},
+                          "new_version": 4, "extra": params["extra_pieces"]}))
+        assert params["extra_pieces"] == [[5, 6, 7]], params
+    """)
+    svc = RetrainService(sessionmaker, settings, command)
+    run_id, params = await svc.start(WHO, epochs=1, include_votes=True)
+    with pytest.raises(RetrainBusy):
+        await svc.start(WHO, epochs=1, include_votes=True)
+    events = []
+
+    async def on_progress(event):
+        events.append(event)
+
+    outcome = await svc.run(run_id, params, on_progress)
+    assert outcome.status is RetrainStatus.promoted and outcome.new_version == "4"
+    assert events == [{"event": "progress", "epoch": 1, "loss": 2.5}]
+    async with sessionmaker() as s:
+        last = await repo.last_retrain(s)
+    assert last.status is RetrainStatus.promoted and last.metrics["new"] == {"val_loss": 2.1}
+    assert last.params["liked_tracks"] == 1
+
+
+async def test_retrain_crash_is_recorded_as_failed(sessionmaker, settings, tmp_path):
+    command = _fake_runner(tmp_path, """
+        import sys
+        print("Traceback: out of memory")
+        sys.exit(3)
+    """)
+    svc = RetrainService(sessionmaker, settings, command)
+    run_id, params = await svc.start(WHO, epochs=None, include_votes=False)
+    outcome = await svc.run(run_id, params)
+    assert outcome.status is RetrainStatus.failed
+    assert "code 3" in outcome.message and "out of memory" in outcome.message
+    async with sessionmaker() as s:
+        assert await repo.running_retrain(s) is None

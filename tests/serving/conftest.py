@@ -1,0 +1,41 @@
+"""Fixtures for the serving tests: tiny contract-following members, an embedded server over them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def make_models(models_dir, members=2, seed=0, version=None, **kw):
+    """training.testing.make_tiny_models (real tiny Keras members), or the local stand-in for what it lacks."""
+    if set(kw) <= {"window", "hidden", "combine"}:
+        try:
+            from training.testing import make_tiny_models
+        except ImportError:
+            pass
+        else:
+            return make_tiny_models(models_dir, members=members, seed=seed, version=version, **kw)
+    from tests.serving.tiny_models import make_tiny_models
+
+    return make_tiny_models(models_dir, members=members, seed=seed, version=version, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A models dir with 2 tiny members at version 1 (shared, read-only)."""
+    d = tmp_path_factory.mktemp("models")
+    make_models(d, members=2, seed=0, version=1)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_models):
+    """The embedded server over `tiny_models` (no polling)."""
+    from serving.server import EmbeddedServer, config_for_models_dir
+
+    with EmbeddedServer(config_for_models_dir(tiny_models), poll_s=0) as srv:
+        yield srv

@@ -1,0 +1,83 @@
+"""docker-compose.yml: valid against the Compose spec, and consistent with what the code expects."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from lofi.settings import Settings
+from serving import contract
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "tests" / "fixtures" / "compose" / "compose-spec.json"
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _flags(service) -> dict[str, str]:
+    return dict(a.removeprefix("--").split("=", 1) for a in service["command"])
+
+
+def test_valid_against_the_compose_spec(compose):
+    jsonschema.validate(compose, json.loads(SCHEMA.read_text()))
+
+
+def test_serving_is_real_tf_serving_on_the_settings_port(compose):
+    serving = compose["services"]["serving"]
+    assert re.fullmatch(r"tensorflow/serving:2\.\d+\.\d+", serving["image"])
+    flags = _flags(serving)
+    port = Settings().serving_port
+    assert flags["port"] == str(port) and f"{port}:{port}" in serving["ports"]
+    assert f"{flags['rest_api_port']}:{flags['rest_api_port']}" in serving["ports"]
+    assert flags["model_config_file"] == f"/models/{contract.MODELS_CONFIG}"
+    assert flags["enable_batching"] == "true"
+    assert {"model_config_file_poll_wait_seconds", "file_system_poll_wait_seconds"} <= set(flags)
+
+
+def test_healthcheck_asks_for_member_zero(compose):
+    test = " ".join(compose["services"]["serving"]["healthcheck"]["test"])
+    assert f"/v1/models/{contract.model_name(0)}" in test and "8501" in test
+
+
+def test_batching_config_is_mounted_and_well_formed(compose):
+    serving = compose["services"]["serving"]
+    target = _flags(serving)["batching_parameters_file"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in serving["volumes"]}
+    text = (ROOT / mounts[target]).read_text()
+    fields = dict(re.findall(r"^(\w+) \{ value: (\d+) \}$", text, re.M))
+    assert {"max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"} <= set(fields)
+
+
+def test_example_models_config_names_the_contract_members():
+    cfg = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((ROOT / "deploy" / contract.MODELS_CONFIG).read_text(), cfg)
+    names = [c.name for c in cfg.model_config_list.config]
+    assert names == [contract.model_name(i) for i in range(len(names))]
+    assert all(c.base_path == f"/models/{c.name}" for c in cfg.model_config_list.config)
+
+
+def test_bot_talks_to_serving_and_waits_for_it(compose):
+    bot = compose["services"]["bot"]
+    port = Settings().serving_port
+    assert bot["environment"]["SERVING_ADDRESS"] == f"serving:{port}"
+    assert "DATABASE_URL" in bot["environment"]
+    assert bot["depends_on"]["serving"]["condition"] == "service_healthy"
+    assert (ROOT / bot["build"]["dockerfile"]).is_file()
+    assert any(v.endswith(":/models") for v in bot["volumes"])
+
+
+def test_trainer_is_a_profile_writing_the_models_folder(compose):
+    trainer = compose["services"]["trainer"]
+    assert trainer["profiles"] == ["trainer"]
+    cmd = trainer["command"]
+    assert cmd[:2] == ["lofi", "train"] and cmd[cmd.index("--models") + 1] == "/models"

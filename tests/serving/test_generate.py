@@ -1,0 +1,178 @@
+"""Ensemble generation over the in-process backend and over gRPC (embedded server on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import time
+from concurrent import futures
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow_serving.apis import model_service_pb2_grpc
+
+from music.request import TrackRequest, plan_track
+from music.tokens import BAR, EOS, Representation
+from serving.backend import InProcessBackend
+from serving.client import ServingClient
+from serving.errors import ModelNotFound, ServingTimeout, ServingUnavailable, VocabularyMismatch
+from serving.generate import SamplingOptions, generate
+from serving.server import EmbeddedServer, config_for_models_dir
+from tests.serving.conftest import make_models
+
+REP = Representation()
+
+
+def _plan(seconds=20, mood="rainy", seed=3):
+    return plan_track(TrackRequest(seconds, mood, seed))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_generated_tokens_decode_to_the_planned_bars(tiny_models):
+    plan = _plan()
+    gen = await generate(InProcessBackend(tiny_models), plan)
+    toks = REP.vocab.strs(gen.tokens[0])
+    score = REP.decode(gen.tokens[0], tonic=plan.tonic, bpm=plan.bpm)
+    assert toks[:5] == list(plan.header) and toks[-1] == EOS
+    assert score.n_bars == plan.n_bars == toks.count(BAR)
+    assert gen.versions == {"lofi_member_0": 1, "lofi_member_1": 1}
+    assert max(n.start + n.duration for n in score.melody) <= score.total_ticks  # ends on the bar line
+
+
+async def test_last_bar_opens_on_the_tonic_chord(tiny_models):
+    plan = _plan(mood="rainy")
+    toks = REP.vocab.strs((await generate(InProcessBackend(tiny_models), plan)).tokens[0])
+    last = len(toks) - 1 - toks[::-1].index(BAR)
+    assert toks[last + 1] == "POS_0"
+    assert toks[last + 2].startswith("CHORD_0_min") and toks[last + 3] == "BASS_0"
+
+
+async def test_same_seed_same_tokens_and_grpc_matches_in_process(tiny_models, tiny_server):
+    plan = _plan()
+    a = await generate(InProcessBackend(tiny_models), plan)
+    b = await generate(InProcessBackend(tiny_models), plan)
+    async with ServingClient(tiny_server.address) as client:
+        c = await generate(client, plan)
+    other = await generate(InProcessBackend(tiny_models), plan, seed=99)
+    assert a.tokens == b.tokens == c.tokens
+    assert other.tokens != a.tokens
+
+
+async def test_batch_of_sequences_all_decode(tiny_models):
+    plan = _plan(seconds=15)
+    gen = await generate(InProcessBackend(tiny_models), plan, n=3, options=SamplingOptions(top_k=20))
+    assert len(gen.tokens) == 3 and len({tuple(t) for t in gen.tokens}) == 3
+    for t in gen.tokens:
+        assert REP.decode(t).n_bars == plan.n_bars
+
+
+async def test_geometric_combine_with_weights(tmp_path):
+    make_models(tmp_path, members=3, version=1, combine={"method": "geometric", "weights": [0.5, 0.25, 0.25]})
+    plan = _plan(seconds=15)
+    gen = await generate(InProcessBackend(tmp_path), plan)
+    assert len(gen.versions) == 3
+    assert REP.decode(gen.tokens[0]).n_bars == plan.n_bars
+
+
+async def test_foreign_vocabulary_is_refused(tmp_path):
+    vocab = list(REP.vocab.tokens)
+    vocab[-1] = "DUR_999"
+    make_models(tmp_path, members=1, version=1, vocab=vocab)
+    with pytest.raises(VocabularyMismatch, match="lofi_member_0 version 1"):
+        await generate(InProcessBackend(tmp_path), _plan())
+
+
+class SwapMidway:
+    """Delegates to the client; at its 10th Predict exports version 2 and waits until the server serves it."""
+
+    def __init__(self, client, models):
+        self.client, self.models, self.calls = client, models, 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    async def predict(self, name, version, tokens, cond):
+        self.calls += 1
+        if self.calls == 10:
+            await asyncio.to_thread(make_models, self.models, members=2, version=2)
+            for _ in range(400):
+                if await self.client.latest_versions(["lofi_member_0", "lofi_member_1"]) == {
+                        "lofi_member_0": 2, "lofi_member_1": 2}:
+                    break
+                await asyncio.sleep(0.05)
+        return await self.client.predict(name, version, tokens, cond)
+
+
+async def test_versions_stay_pinned_through_a_hot_swap(tmp_path, tiny_models):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    plan = _plan(seconds=20)
+    with EmbeddedServer(config_for_models_dir(models), poll_s=0.1) as srv:
+        async with ServingClient(srv.address) as client:
+            backend = SwapMidway(client, models)
+            first = await generate(backend, plan)
+            assert backend.calls > 20
+            assert first.versions == {"lofi_member_0": 1, "lofi_member_1": 1}
+            assert set(client.served) == {("lofi_member_0", 1), ("lofi_member_1", 1)}
+            client.served.clear()
+            second = await generate(client, plan)
+            assert second.versions == {"lofi_member_0": 2, "lofi_member_1": 2}
+            assert set(client.served) == {("lofi_member_0", 2), ("lofi_member_1", 2)}
+
+
+async def test_track_restarts_on_new_versions_if_its_version_is_unloaded(tmp_path, tiny_models):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    plan = _plan(seconds=15)
+    with EmbeddedServer(config_for_models_dir(models, num_versions=1), poll_s=0.1) as srv:
+        async with ServingClient(srv.address) as client:
+            gen = await generate(SwapMidway(client, models), plan)
+            assert gen.versions == {"lofi_member_0": 2, "lofi_member_1": 2}
+            assert REP.decode(gen.tokens[0]).n_bars == plan.n_bars
+
+
+async def test_server_down_is_a_clear_error_in_bounded_time():
+    client = ServingClient(f"127.0.0.1:{_free_port()}", timeout_s=0.5, retries=2, backoff_s=0.05)
+    t0 = time.monotonic()
+    with pytest.raises(ServingUnavailable, match="unavailable"):
+        await generate(client, _plan())
+    assert time.monotonic() - t0 < 5
+    await client.close()
+
+
+async def test_slow_server_times_out():
+    class Slow(model_service_pb2_grpc.ModelServiceServicer):
+        def GetModelStatus(self, request, context):  # noqa: N802
+            time.sleep(1.0)
+            raise AssertionError("too late")
+
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(Slow(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        client = ServingClient(f"127.0.0.1:{port}", timeout_s=0.2, retries=1, backoff_s=0.05)
+        t0 = time.monotonic()
+        with pytest.raises(ServingTimeout, match="did not answer within 0.2s"):
+            await generate(client, _plan())
+        assert time.monotonic() - t0 < 2
+        await client.close()
+    finally:
+        server.stop(0)
+
+
+async def test_unknown_version_is_model_not_found(tiny_server):
+    async with ServingClient(tiny_server.address) as client:
+        window = (await client.manifest("lofi_member_0", 1)).window
+        with pytest.raises(ModelNotFound, match=r"Specific\(lofi_member_0, 7\)"):
+            await client.predict("lofi_member_0", 7, np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32))
+        assert await client.healthy()
+        assert await client.window("lofi_member_0", 1) == window
+        assert await client.members() == ["lofi_member_0", "lofi_member_1"]

@@ -1,0 +1,422 @@
+"""The training corpus: find music files in folders and zips, parse them in parallel, cache the tokens.
+
+Input may be hostile (a user's zip): zip members are validated and read in memory, never extracted,
+so nothing is written anywhere but the cache folder. A member whose name escapes the archive (`../`,
+an absolute path, a drive letter), a symbolic link, an encrypted member, or one whose size or
+compression ratio is absurd (a zip bomb) is skipped and reported, as is any file that does not parse.
+
+The cache holds one small JSON file per source file, keyed by the sha256 of its bytes (and of its
+POP909 side-cars) under a folder named for the token representation and parser versions, so a
+second run parses nothing and a new tokenizer never reads stale tokens. Failures are cached too.
+
+Groove (`data/corpus/groove`) holds drum performances only: its files are read like any other and
+skipped with the reason "drum track only" (cached, so this costs nothing after the first run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from music.chords import NO_CHORD
+from music.errors import CorpusFileError
+from music.parse import MAX_FILE_BYTES, MUSIC_SUFFIXES, PARSER_VERSION, SIDECARS, ParseInfo, parse_file
+from music.score import Score
+from music.tokens import REPR_VERSION, EncodeReport, Representation
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = f"{REPR_VERSION}+{PARSER_VERSION}"
+KNOWN_SETS = ("openewld", "pop909", "groove")
+ZIP_SUFFIXES = (".zip",)
+MAX_ENTRY_BYTES = MAX_FILE_BYTES  # one member, uncompressed
+MAX_TOTAL_BYTES = 2 * 1024**3  # all members of one archive, uncompressed
+MAX_RATIO = 100  # uncompressed / compressed, for members above RATIO_MIN_BYTES
+RATIO_MIN_BYTES = 64 * 1024
+MAX_ENTRIES = 200_000
+
+
+class CorpusError(Exception):
+    """A corpus path that cannot be used at all (missing, not a folder or zip, an unreadable archive)."""
+
+
+@dataclass
+class EncodedPiece:
+    """One tokenized piece of the corpus."""
+
+    name: str  # relative path of the source file inside the corpus (stable id, used for splits)
+    source: str  # 'openewld' | 'pop909' | 'user' ... (top folder or 'user')
+    ids: list[int]  # full token ids incl. header (BOS MODE TS TEMPO DENS) ... EOS
+    tonic: int
+    bpm: float
+    mode: str
+    n_bars: int = 0
+    stats: dict = field(default_factory=dict)  # parse and round-trip counts (see `_work`)
+
+
+@dataclass
+class CorpusResult:
+    """What `load_corpus` read: the pieces, and every file it skipped with the reason."""
+
+    pieces: list[EncodedPiece]
+    skipped: list[tuple[str, str]]  # (file, reason)
+    files_read: int
+    seconds: float
+    from_cache: int  # pieces served from cache
+    parsed: int = 0  # files parsed this run (not from cache)
+
+
+@dataclass
+class SourceFile:
+    """A music file found in a corpus path, with its bytes and POP909 side-cars."""
+
+    name: str
+    source: str
+    data: bytes
+    sidecars: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """sha256 of the file's bytes and its side-cars: the cache key."""
+        h = hashlib.sha256(self.data)
+        for name in sorted(self.sidecars):
+            h.update(b"\0" + name.encode() + b"\0" + self.sidecars[name])
+        return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ discovery
+def _source_of(rel: PurePosixPath, root_name: str) -> str:
+    if root_name in KNOWN_SETS:
+        return root_name
+    if len(rel.parts) > 1 and rel.parts[0] in KNOWN_SETS:
+        return rel.parts[0]
+    return "user"
+
+
+def _is_music(name: str) -> bool:
+    return name.lower().endswith(MUSIC_SUFFIXES)
+
+
+def safe_member_name(name: str) -> PurePosixPath | None:
+    """The member's path if it stays inside the archive, else None (absolute, `..`, drive letter)."""
+    norm = name.replace("\\", "/")
+    if not norm or norm.startswith("/") or (len(norm) > 1 and norm[1] == ":") or "\0" in norm:
+        return None
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
+def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Iterator[SourceFile]:
+    """The music members of the zip at `path`, read in memory; bad members go to `skipped`."""
+    label = label or path.name
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, zipfile.LargeZipFile) as exc:
+        skipped.append((label, f"not a readable zip archive ({exc})"))
+        return
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            skipped.append((label, f"archive has more than {MAX_ENTRIES} entries"))
+            return
+        total = 0
+        safe: dict[PurePosixPath, zipfile.ZipInfo] = {}
+        for info in infos:
+            if info.is_dir():
+                continue
+            where = f"{label}:{info.filename}"
+            rel = safe_member_name(info.filename)
+            if rel is None:
+                if _is_music(info.filename) or ".." in info.filename or info.filename.startswith("/"):
+                    skipped.append((where, "unsafe path in archive (absolute or escapes the folder)"))
+                continue
+            if not (_is_music(rel.name) or rel.name in SIDECARS):
+                continue
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                skipped.append((where, "symbolic link in archive"))
+                continue
+            if info.flag_bits & 0x1:
+                skipped.append((where, "encrypted archive member"))
+                continue
+            if info.file_size > MAX_ENTRY_BYTES:
+                skipped.append((where, f"member larger than {MAX_ENTRY_BYTES // 2**20} MiB uncompressed"))
+                continue
+            if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                skipped.append((where, f"compression ratio above {MAX_RATIO} (possible zip bomb)"))
+                continue
+            total += info.file_size
+            if total > MAX_TOTAL_BYTES:
+                skipped.append((label, f"archive holds more than {MAX_TOTAL_BYTES // 2**30} GiB uncompressed"))
+                return
+            safe[rel] = info
+
+        def read(info: zipfile.ZipInfo) -> bytes:
+            # Bounded read: a forged header cannot make us inflate more than the limit.
+            with zf.open(info) as fh:
+                data = fh.read(MAX_ENTRY_BYTES + 1)
+            if len(data) > MAX_ENTRY_BYTES:
+                raise CorpusFileError("member larger than its header says")
+            return data
+
+        for rel, info in sorted(safe.items()):
+            if not _is_music(rel.name):
+                continue
+            where = f"{label}:{rel}"
+            try:
+                data = read(info)
+                sidecars = {}
+                for side in SIDECARS:
+                    sinfo = safe.get(rel.parent / side)
+                    if sinfo is not None:
+                        sidecars[side] = read(sinfo)
+            except (zipfile.BadZipFile, OSError, EOFError, CorpusFileError, NotImplementedError,
+                    RuntimeError, ValueError) as exc:
+                skipped.append((where, f"corrupt archive member ({exc})"))
+                continue
+            name = f"{label}/{rel}" if label else str(rel)
+            yield SourceFile(name, _source_of(rel, ""), data, sidecars)
+
+
+def iter_folder(root: Path, skipped: list[tuple[str, str]]) -> Iterator[SourceFile]:
+    """The music files under `root` (recursively, links not followed) and the zips in it."""
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        here = Path(dirpath)
+        for fname in sorted(filenames):
+            path = here / fname
+            rel = PurePosixPath(path.relative_to(root).as_posix())
+            name = f"{root.name}/{rel}" if root.name in KNOWN_SETS else str(rel)
+            lower = fname.lower()
+            if not (lower.endswith(MUSIC_SUFFIXES) or lower.endswith(ZIP_SUFFIXES)):
+                continue
+            if path.is_symlink():
+                skipped.append((name, "symbolic link (not followed)"))
+                continue
+            if not path.resolve().is_relative_to(real_root):
+                skipped.append((name, "outside the corpus folder"))
+                continue
+            if lower.endswith(ZIP_SUFFIXES):
+                yield from iter_zip(path, skipped, label=str(rel))
+                continue
+            try:
+                if path.stat().st_size > MAX_FILE_BYTES:
+                    skipped.append((name, f"file larger than {MAX_FILE_BYTES // 2**20} MiB"))
+                    continue
+                data = path.read_bytes()
+                sidecars = {}
+                for side in SIDECARS:
+                    sp = here / side
+                    if sp.is_file() and not sp.is_symlink() and sp.stat().st_size < MAX_FILE_BYTES:
+                        sidecars[side] = sp.read_bytes()
+            except OSError as exc:
+                skipped.append((name, f"cannot read file ({exc.strerror or exc})"))
+                continue
+            yield SourceFile(name, _source_of(rel, root.name), data, sidecars)
+
+
+def discover(paths: list[Path | str], skipped: list[tuple[str, str]]) -> list[SourceFile]:
+    """Every music file in `paths` (folders, zips or single files); problems go to `skipped`."""
+    found: list[SourceFile] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found += iter_folder(path, skipped)
+        elif path.is_file() and path.suffix.lower() in ZIP_SUFFIXES:
+            found += iter_zip(path, skipped)
+        elif path.is_file() and path.suffix.lower() in MUSIC_SUFFIXES:
+            try:
+                found.append(SourceFile(path.name, "user", path.read_bytes()))
+            except OSError as exc:
+                skipped.append((str(path), f"cannot read file ({exc.strerror or exc})"))
+        elif path.exists():
+            raise CorpusError(f"{path} is neither a folder, a zip file nor a music file")
+        else:
+            raise CorpusError(f"{path} does not exist")
+    names: set[str] = set()
+    for f in found:  # two roots may hold the same relative path: keep names unique
+        base, i = f.name, 1
+        while f.name in names:
+            i += 1
+            f.name = f"{base}#{i}"
+        names.add(f.name)
+    return found
+
+
+# -------------------------------------------------------------------------------------------- parsing
+_REP: Representation | None = None
+
+
+def _rep() -> Representation:
+    global _REP
+    if _REP is None:
+        _REP = Representation()
+    return _REP
+
+
+def _chord_key(c) -> tuple:
+    if c.quality == NO_CHORD:  # 'N' has no root or bass
+        return (c.start, NO_CHORD)
+    return (c.start, c.root % 12, c.quality, c.bass % 12, c.voicing)
+
+
+def round_trip(score: Score, ids: list[int], rep: Representation) -> dict:
+    """How much of `score` survives decode(encode(score)): melody notes with pitch, onset and duration
+    intact, and chord symbols with onset, root, quality, bass and voicing intact."""
+    decoded = rep.decode(ids, tonic=score.tonic)
+    got = {(n.pitch, n.start, n.duration) for n in decoded.melody}
+    notes_ok = sum((n.pitch, n.start, n.duration) in got for n in score.melody)
+    total = score.total_ticks
+    src_chords = [c for c in score.chords if 0 <= c.start < total]
+    got_chords = {_chord_key(c) for c in decoded.chords}
+    chords_ok = sum(_chord_key(c) in got_chords for c in src_chords)
+    vel_same = {(n.pitch, n.start): n.velocity for n in decoded.melody}
+    return {
+        "notes": len(score.melody), "notes_ok": notes_ok,
+        "chords": len(src_chords), "chords_ok": chords_ok,
+        "velocity_changed": sum(vel_same.get((n.pitch, n.start), n.velocity) != n.velocity for n in score.melody),
+    }
+
+
+def encode_file(name: str, data: bytes, sidecars: dict[str, bytes]) -> dict:
+    """Parse, encode and round-trip one file: a JSON-ready cache entry (`ok` False with a `reason`)."""
+    rep = _rep()
+    info = ParseInfo()
+    try:
+        score = parse_file(Path(name), data, sidecars, info)
+        report = EncodeReport()
+        tokens = rep.encode(score, report)
+        ids = rep.vocab.ids(tokens)
+    except CorpusFileError as exc:
+        return {"ok": False, "reason": str(exc)}
+    except (ValueError, KeyError) as exc:
+        return {"ok": False, "reason": f"cannot encode ({exc})"}
+    except RecursionError:
+        return {"ok": False, "reason": "score nested too deeply"}
+    ts = score.time_signatures[0]
+    return {
+        "ok": True, "ids": ids, "tonic": score.tonic, "bpm": round(score.bpm, 3), "mode": score.mode,
+        "n_bars": score.n_bars,
+        "stats": {
+            "time_signature": f"{ts.numerator}/{ts.denominator}",
+            "parse": info.to_dict(),
+            "encode": {"notes_in": report.notes_in, "notes_exact": report.notes_exact, "lost": dict(report.lost)},
+            "round_trip": round_trip(score, ids, rep),
+        },
+    }
+
+
+def _work(task: tuple[str, bytes, dict[str, bytes]]) -> dict:
+    try:
+        return encode_file(*task)
+    except Exception as exc:  # a parser bug must not take the whole corpus down
+        return {"ok": False, "reason": f"unexpected parser error ({type(exc).__name__}: {exc})"[:300]}
+
+
+# ---------------------------------------------------------------------------------------------- cache
+class TokenCache:
+    """Cache entries as JSON files under `<root>/<CACHE_VERSION>/<sha[:2]>/<sha>.json`."""
+
+    def __init__(self, root: Path):
+        self.dir = Path(root) / CACHE_VERSION.replace("/", "_")
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The entry for `key`, or None (missing or unreadable)."""
+        try:
+            entry = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return entry if isinstance(entry, dict) and "ok" in entry else None
+
+    def put(self, key: str, entry: dict) -> None:
+        """Store `entry` atomically (a reader never sees half a file)."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entry, separators=(",", ":")))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write corpus cache entry %s: %s", path, exc)
+
+
+def default_cache_dir() -> Path:
+    """`cache_dir/corpus` from the settings."""
+    from lofi.settings import get_settings
+
+    return Path(get_settings().cache_dir) / "corpus"
+
+
+def load_corpus(
+    paths: list[Path | str], cache_dir: Path | None = None, workers: int = 2, progress: bool = True
+) -> CorpusResult:
+    """Tokenize every music file in `paths` (folders or zips), from the cache where possible.
+
+    Args:
+        paths: corpus folders, zip files or single music files.
+        cache_dir: where tokenized files are cached (default: settings' cache_dir / 'corpus').
+        workers: parser processes for files not in the cache (1 parses in this process).
+        progress: show a tqdm bar on stderr.
+    Returns:
+        The pieces in a stable order (by name), the skipped files with reasons, and timings.
+    """
+    t0 = time.perf_counter()
+    skipped: list[tuple[str, str]] = []
+    files = discover(paths, skipped)
+    cache = TokenCache(cache_dir if cache_dir is not None else default_cache_dir())
+    entries: dict[str, dict] = {}
+    todo: list[SourceFile] = []
+    keys = {}
+    for f in files:
+        keys[f.name] = key = f.key
+        hit = cache.get(key)
+        if hit is not None:
+            entries[f.name] = hit
+        else:
+            todo.append(f)
+    from_cache = sum(1 for e in entries.values() if e.get("ok"))
+    if todo:
+        from tqdm import tqdm
+
+        tasks = [(f.name, f.data, f.sidecars) for f in todo]
+        bar = tqdm(total=len(tasks), desc="parsing corpus", unit="file", file=sys.stderr,
+                   disable=not progress, leave=False)
+        if workers > 1 and len(tasks) > 4:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(_work, tasks, chunksize=4)
+                for f, entry in zip(todo, results, strict=True):
+                    entries[f.name] = entry
+                    cache.put(keys[f.name], entry)
+                    bar.update()
+        else:
+            for f, task in zip(todo, tasks, strict=True):
+                entries[f.name] = entry = _work(task)
+                cache.put(keys[f.name], entry)
+                bar.update()
+        bar.close()
+    pieces = []
+    for f in files:
+        e = entries[f.name]
+        if e.get("ok"):
+            pieces.append(EncodedPiece(f.name, f.source, list(e["ids"]), int(e["tonic"]), float(e["bpm"]),
+                                       e["mode"], int(e.get("n_bars", 0)), e.get("stats", {})))
+        else:
+            skipped.append((f.name, e.get("reason", "unknown")))
+    pieces.sort(key=lambda p: p.name)
+    return CorpusResult(pieces, skipped, len(files), time.perf_counter() - t0, from_cache, parsed=len(todo))

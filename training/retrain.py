@@ -1,0 +1,241 @@
+"""Train a new version of every member and publish it only if it is not worse than the served one.
+
+Old and new are evaluated on the same held-out pieces: the test split is a function of each piece's name
+and the split seed recorded in the served manifests. Training and evaluation happen in memory; the new
+version becomes visible only through the export's final atomic renames, so a failed or interrupted run
+leaves the served models untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.dataset import Piece, as_pieces, split_pieces
+from training.errors import NoDataError, ServedModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetrainResult:
+    """What a retraining did, and why."""
+
+    promoted: bool
+    reason: str
+    old_metrics: dict | None
+    new_metrics: dict
+    new_version: int | None
+    seconds: float = 0.0
+    old_version: int | None = None
+    details: dict = field(default_factory=dict)
+
+
+def load_pieces(
+    data_paths: Sequence[Path | str], cache_dir: Path | None = None, progress: bool = False
+) -> list[Piece]:
+    """The corpus in `data_paths` as pieces (tokenized via `training.corpus`, cached)."""
+    from training.corpus import load_corpus
+
+    result = load_corpus([Path(p) for p in data_paths], cache_dir=cache_dir, progress=progress)
+    log.info(
+        "corpus: %d pieces, %d skipped, %d files (%d from cache) in %.1fs",
+        len(result.pieces),
+        len(result.skipped),
+        result.files_read,
+        result.from_cache,
+        result.seconds,
+    )
+    return as_pieces(result.pieces)
+
+
+def served_members(models_dir: Path):
+    """(version, [Member], manifest of member 0) of the served ensemble, or (None, [], None)."""
+    from training.evaluate import Member, savedmodel_predictor
+    from training.export import latest_version, member_dirs
+
+    version = latest_version(models_dir) if Path(models_dir).is_dir() else None
+    if version is None:
+        return None, [], None
+    members, first = [], None
+    for d in member_dirs(models_dir, version):
+        predict, manifest = savedmodel_predictor(d)
+        members.append(Member(predict, manifest.window))
+        first = first or manifest
+    return version, members, first
+
+
+def retrain(
+    models_dir: Path,
+    data_paths: Sequence[Path | str] = (),
+    extra_pieces: Sequence | None = None,
+    exclude: Sequence[str] | None = None,
+    preset: str = "quick",
+    epochs: int | None = None,
+    seed: int = 0,
+    progress: Callable[[dict], None] | None = None,
+    *,
+    members: int | None = None,
+    only_if_better: bool = True,
+    pieces: Sequence | None = None,
+    config_base: str | None = None,
+    cache_dir: Path | None = None,
+) -> RetrainResult:
+    """Train a new ensemble version and promote it if its test NLL is not worse than the served one's.
+
+    Args:
+        models_dir: the served models folder.
+        data_paths: corpus folders/zips (ignored when `pieces` is given).
+        extra_pieces: extra token-id sequences (e.g. liked tracks), used for training only.
+        exclude: piece names to leave out (e.g. disliked or withdrawn music).
+        preset: training preset name.
+        epochs: maximum epochs (default: the preset's).
+        seed: training seed; the split seed is the served version's, so the test split stays the same.
+        progress: called with dicts ({"event": ...}) as training and evaluation go.
+        members: number of members (default: the preset's).
+        only_if_better: False publishes the new version whatever its score.
+        pieces: already tokenized pieces (instead of reading `data_paths`).
+        config_base: base path prefix for models.config.
+        cache_dir: corpus token cache.
+    Returns:
+        Whether the new version was published, why, the metrics of both and the new version number.
+    """
+    from music.tokens import Representation
+    from training.evaluate import Member, full_report, keras_predictor
+    from training.export import export_ensemble
+    from training.train import get_preset, train_ensemble
+
+    t0 = time.perf_counter()
+    notify = progress or (lambda info: None)
+    models_dir = Path(models_dir)
+    p = get_preset(preset)
+    corpus = as_pieces(pieces) if pieces is not None else load_pieces(data_paths, cache_dir)
+    if exclude:
+        drop = set(exclude)
+        corpus = [x for x in corpus if x.name not in drop]
+    extra = as_pieces(extra_pieces or [])
+    vocab_size = len(Representation().vocab)
+
+    try:
+        old_version, old_members, old_manifest = served_members(models_dir)
+    except Exception as exc:  # a broken served version must not block training a working one
+        log.exception("could not load the served models in %s", models_dir)
+        old_version, old_members, old_manifest = None, [], None
+        if only_if_better:
+            raise ServedModelError(f"the served models in {models_dir} cannot be loaded ({exc})") from exc
+    split_seed = int(old_manifest.config.get("split_seed", seed)) if old_manifest else seed
+    splits = split_pieces(corpus, split_seed)
+    if not splits["test"]:
+        raise NoDataError(f"no test pieces among {len(corpus)} pieces")
+
+    old_metrics, old_problem = None, None
+    if old_members and only_if_better:
+        if old_manifest.vocab != Representation().vocab.tokens:
+            old_problem = f"served version {old_version} uses another vocabulary"
+        else:
+            notify({"event": "evaluate_old", "version": old_version})
+            try:
+                old_metrics = full_report(
+                    old_members,
+                    splits,
+                    vocab_size,
+                    rule=old_manifest.combine,
+                    max_examples=p.eval_examples,
+                    seed=split_seed,
+                    with_baselines=False,
+                )
+                log.info("served version %d: test NLL %.4f", old_version, old_metrics["ensemble"]["nll"])
+            except Exception as exc:  # a served model we cannot run must not block a working new one
+                log.exception("could not evaluate served version %d", old_version)
+                old_problem = f"served version {old_version} could not be evaluated ({exc})"
+
+    notify({"event": "train_start", "preset": p.name})
+    ens = train_ensemble(
+        corpus,
+        p,
+        members=members,
+        seed=seed,
+        epochs=epochs,
+        progress=progress,
+        extra_train=extra,
+        split_seed=split_seed,
+    )
+    notify({"event": "evaluate_new"})
+    new_members = [Member(keras_predictor(m.model), m.config.window) for m in ens.members]
+    new_metrics = full_report(
+        new_members,
+        ens.splits,
+        vocab_size,
+        max_examples=p.eval_examples,
+        seed=split_seed,
+        val_examples=p.val_examples,
+    )
+    new_metrics["train_seconds"] = round(ens.seconds, 1)
+    new_metrics["pieces"] = {k: len(v) for k, v in ens.splits.items()}
+
+    if old_version is None:
+        promote, reason = True, "no served model: the first training is always published"
+    elif not only_if_better:
+        promote, reason = True, "published without comparison (only_if_better=False)"
+    elif old_problem or old_metrics is None:
+        promote, reason = True, f"{old_problem}: the new version replaces it"
+    else:
+        old_nll, new_nll = old_metrics["ensemble"]["nll"], new_metrics["ensemble"]["nll"]
+        promote = new_nll <= old_nll
+        reason = (
+            f"new ensemble test NLL {new_nll:.4f} {'<=' if promote else '>'} served version "
+            f"{old_version}'s {old_nll:.4f} on the same {new_metrics['tokens']} held-out tokens"
+        )
+    version = None
+    if promote:
+        configs = [
+            {
+                "preset": p.name,
+                "seed": m.seed,
+                "split_seed": split_seed,
+                "member_config": m.config.to_dict(),
+                "best_val_loss": round(m.best_val_loss, 5),
+                "epochs_run": len(m.history),
+                "train_seconds": round(m.seconds, 1),
+            }
+            for m in ens.members
+        ]
+        version = export_ensemble(
+            [m.model for m in ens.members],
+            models_dir,
+            combine=new_metrics["combine"],
+            configs=configs,
+            metrics=_compact(new_metrics),
+            config_base=config_base,
+        )
+    log.info("%s: %s", "published" if promote else "kept the served version", reason)
+    result = RetrainResult(
+        promote, reason, old_metrics, new_metrics, version, time.perf_counter() - t0, old_version
+    )
+    notify({"event": "done", "promoted": promote, "reason": reason, "version": version})
+    return result
+
+
+def _compact(report: dict) -> dict:
+    """The metrics worth keeping in a manifest."""
+    out = {
+        k: report[k]
+        for k in (
+            "members",
+            "ensemble",
+            "tokens",
+            "test_pieces",
+            "ratios",
+            "train_seconds",
+            "pieces",
+            "combine_val_nll",
+        )
+        if k in report
+    }
+    if "baselines" in report:
+        out["unigram"] = report["baselines"]["unigram"]
+        out["best_ngram"] = report["baselines"]["best_ngram"]
+    return out
