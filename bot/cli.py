@@ -61,7 +61,7 @@ def _start_embedded_server(settings):
         from serving.server import EmbeddedServer, config_for_models_dir
 
         server = EmbeddedServer(config_for_models_dir(settings.models_dir), port=settings.serving_port,
-                                poll_s=1.0).start()
+                                poll_s=1.0, models_dir=settings.models_dir).start()
     except Exception:
         log.exception("could not start the embedded model server; tracks will fail until serving is up")
         return None

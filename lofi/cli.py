@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# TensorFlow's start-up noise (and oneDNN, which made batch-1 calls slower here); set before TF is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Modules that expose `register(subparsers)`; a missing one (not written yet) is skipped.
 COMMAND_MODULES = ("training.corpus_cli", "training.cli", "serving.cli", "music.cli", "bot.cli", "lofi.run")

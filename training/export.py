@@ -178,6 +178,8 @@ def models_config_text(models_dir: Path, members: int, config_base: str | None =
             f'    name: "{name}"',
             f'    base_path: "{base}/{name}"',
             '    model_platform: "tensorflow"',
+            # Two versions stay loaded after a swap, so a track pinned to the old one can finish.
+            "    model_version_policy { latest { num_versions: 2 } }",
             "  }",
         ]
     lines.append("}")

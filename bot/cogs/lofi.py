@@ -31,6 +31,7 @@ STAGES = {
     "mastering": "🎚️ Mastering",
     "encoding": "💾 Encoding",
     "cover": "🖼️ Drawing the cover",
+    "uploading": "📤 Uploading",
 }
 MOOD_CHOICES = [app_commands.Choice(name=m, value=m) for m in mood_names()][:25]
 
@@ -176,15 +177,21 @@ class Lofi(commands.Cog):
             raise
 
     async def _post(self, interaction: discord.Interaction, info: TrackInfo, track_id: int) -> None:
-        files = [discord.File(info.mp3, filename=info.mp3.name), discord.File(info.midi, filename=info.midi.name)]
-        if info.cover is not None:
-            files.append(discord.File(info.cover, filename=info.cover.name))
+        def attachments() -> list[discord.File]:
+            # discord.py closes the files after a send, so every attempt needs fresh ones.
+            paths = [info.mp3, info.midi] + ([info.cover] if info.cover is not None else [])
+            return [discord.File(p, filename=p.name) for p in paths]
+
         embed = track_embed(info, interaction.user)
         view = track_view(track_id)
         content = f"🎶 {interaction.user.mention}, your track is ready"
+        # The first follow-up replaces a still-"thinking" deferred response and inherits its ephemeral
+        # flag; editing the original first makes sure the track is posted publicly, where people can vote.
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(content=STAGES["uploading"] + "…")
         try:
-            message = await interaction.followup.send(content=content, embed=embed, files=files, view=view,
-                                                      wait=True)
+            message = await interaction.followup.send(content=content, embed=embed, files=attachments(),
+                                                      view=view, wait=True)
         except discord.HTTPException as exc:
             if exc.status == 413:
                 await self.bot.tracks.fail(track_id, f"upload refused: {exc}")
@@ -192,9 +199,7 @@ class Lofi(commands.Cog):
                 return
             # The interaction token lasts 15 minutes; a long queue can outlive it. Post with the bot instead.
             log.warning("follow-up failed (%s); posting to the channel directly", exc)
-            for f in files:
-                f.reset()
-            message = await interaction.channel.send(content=content, embed=embed, files=files, view=view)
+            message = await interaction.channel.send(content=content, embed=embed, files=attachments(), view=view)
         await self.bot.tracks.set_message(track_id, message_id=message.id, channel_id=message.channel.id,
                                           guild_id=interaction.guild_id)
         # A webhook message does not know its guild; build the link from the interaction's.

@@ -157,13 +157,6 @@ async def test_track_over_the_upload_limit_is_refused_clearly(fake_discord, star
     fake_discord.assert_no_errors()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot bug: the track stays public only if a progress edit of @original lands first. When that edit "
-    "fails or is still retrying (here one 500), the follow-up resolves the ephemeral 'thinking' message, so Discord "
-    "posts the track ephemeral and refuses the vote reactions (10008). Fix in bot/cogs/lofi.py Lofi._post: "
-    "`await interaction.edit_original_response(content=...)` before `interaction.followup.send(...)`.",
-)
 async def test_track_stays_public_when_a_progress_edit_fails(fake_discord, start_bot, fake_pipeline):
     await start_bot(pipeline=fake_pipeline)
     fake_discord.fail_next("original_edit", status=500)
@@ -216,12 +209,6 @@ async def test_status_reports_serving_down(fake_discord, start_bot, fake_pipelin
     fake_discord.assert_no_errors()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot bug: Lofi._post's fallback calls `f.reset()` on the discord.File objects, but discord.py closed "
-    "them after the failed follow-up, so it raises `ValueError: seek of closed file` and the track is never posted. "
-    "Fix: build new discord.File objects from the paths for `interaction.channel.send(...)`.",
-)
 async def test_expired_token_falls_back_to_a_channel_post(fake_discord, start_bot, fake_pipeline):
     await start_bot(pipeline=fake_pipeline)
     fake_discord.fail_next("followup", status=401, code=50027, message="Invalid Webhook Token")
