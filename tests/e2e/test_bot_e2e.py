@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import pytest
-
 from tests.e2e.conftest import ffprobe_format, is_mp3
 from tests.e2e.fake_discord import EPHEMERAL, FakeDiscord, Recorded
 
