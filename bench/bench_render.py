@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import statistics
 import subprocess
@@ -23,34 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from music.master import ffmpeg_ebur128 as ebur128  # noqa: E402
 from music.pipeline import example_score, render_track  # noqa: E402
 from music.request import TrackRequest, plan_track  # noqa: E402
-
-
-def ebur128(path: Path) -> dict[str, float]:
-    """Integrated loudness (LUFS) and true peak (dBTP) from ffmpeg's ebur128 summary."""
-    err = subprocess.run(
-        [
-            "ffmpeg",
-            "-nostats",
-            "-hide_banner",
-            "-i",
-            str(path),
-            "-filter_complex",
-            "ebur128=peak=true",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    summary = err[err.rindex("Summary:") :]
-    return {
-        "lufs": float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1)),
-        "true_peak_dbtp": float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1)),
-    }
 
 
 def clipped_samples(path: Path) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -124,3 +127,18 @@ def master(
         tp = ceiling
         current = loudness(out, sample_rate)
     return np.ascontiguousarray(out, dtype=np.float32), current, tp
+
+
+def ffmpeg_ebur128(path: Path) -> dict[str, float]:
+    """Integrated loudness (`lufs`) and true peak (`true_peak_dbtp`) of an audio file by ffmpeg's ebur128
+    filter: an independent meter, used by the tests and benchmarks to check our own mastering."""
+    proc = subprocess.run(
+        ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-filter_complex", "ebur128=peak=true",
+         "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )
+    summary = proc.stderr[proc.stderr.rindex("Summary:") :]
+    return {
+        "lufs": float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1)),
+        "true_peak_dbtp": float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1)),
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,39 +25,12 @@ def soundfont() -> Path:
 
 @pytest.fixture(scope="session")
 def ebur128():
-    """An independent loudness meter: ffmpeg's ebur128 filter -> {'I': LUFS, 'peak': dBTP}."""
+    """An independent loudness meter: ffmpeg's ebur128 filter -> {'lufs': ..., 'true_peak_dbtp': ...}."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
+    from music.master import ffmpeg_ebur128
 
-    def measure(path: Path) -> dict[str, float]:
-        return ffmpeg_ebur128(path)
-
-    return measure
-
-
-def ffmpeg_ebur128(path: Path) -> dict[str, float]:
-    """Integrated loudness and true peak of an audio file as measured by ffmpeg's ebur128 filter."""
-    proc = subprocess.run(
-        [
-            "ffmpeg",
-            "-nostats",
-            "-hide_banner",
-            "-i",
-            str(path),
-            "-filter_complex",
-            "ebur128=peak=true",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    summary = proc.stderr[proc.stderr.rindex("Summary:") :]
-    loud = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
-    peak = float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
-    return {"I": loud, "peak": peak}
+    return ffmpeg_ebur128
 
 
 @pytest.fixture(scope="session")
