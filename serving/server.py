@@ -74,7 +74,29 @@ class Servable:
         graphs = [g for g in sm.meta_graphs if "serve" in g.meta_info_def.tags] or list(sm.meta_graphs)
         defs = dict(graphs[0].signature_def) if graphs else {}
         model = tf.saved_model.load(str(path), tags=["serve"])
-        return cls(name, version, path, model, defs)
+        servable = cls(name, version, path, model, defs)
+        servable.warm_up()
+        return servable
+
+    def warm_up(self, limit: int = 1000) -> int:
+        """Replay `assets.extra/tf_serving_warmup_requests` as TF Serving does before a version becomes
+        AVAILABLE, so the first real request does not pay for tracing or XLA compilation. A failing
+        warm-up request fails the load (as in TF Serving), so the previous version keeps serving."""
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        path = self.path / "assets.extra" / "tf_serving_warmup_requests"
+        if not path.is_file():
+            return 0
+        n = 0
+        for record in tf.data.TFRecordDataset(str(path)).take(limit):
+            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            if entry.WhichOneof("log_type") != "predict_log":
+                continue
+            req = entry.predict_log.request
+            self.run(req.model_spec.signature_name, {k: tensor_to_array(v) for k, v in req.inputs.items()}, [])
+            n += 1
+        log.info("warmed up %s version %d with %d request(s)", self.name, self.version, n)
+        return n
 
     def run(self, signature: str, inputs: dict[str, np.ndarray], output_filter) -> dict[str, np.ndarray]:
         """Validate `inputs` against the signature like TF Serving does, then call it."""

@@ -85,3 +85,27 @@ async def test_new_members_under_a_models_dir_are_discovered(tmp_path, tiny_mode
                     break
                 await asyncio.sleep(0.05)
             assert await client.model_status("lofi_member_0") == {1: "AVAILABLE"}
+
+
+def test_a_version_is_warmed_up_with_its_warmup_requests_before_serving(tiny_models, tmp_path):
+    from serving.server import RpcError, Servable
+
+    path = tiny_models / "lofi_member_0" / "1"
+    servable = Servable.load("lofi_member_0", 1, path)
+    assert servable.warm_up() == 2  # the export writes batch sizes 1 and 4
+
+    # A warm-up request the model cannot run fails the load, so an older version would keep serving.
+    broken = tmp_path / "1"
+    shutil.copytree(path, broken)
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "lofi_member_0"
+    req.inputs["tokens"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 3), np.int32)))  # wrong window
+    req.inputs["cond"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 4), np.int32)))
+    entry = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=req))
+    with tf.io.TFRecordWriter(str(broken / "assets.extra" / "tf_serving_warmup_requests")) as w:
+        w.write(entry.SerializeToString())
+    with pytest.raises(RpcError, match="shape"):
+        Servable.load("lofi_member_0", 1, broken)
