@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
 import zipfile
 from pathlib import Path
 
-import mido
 import pytest
 
 from lofi.cli import main as lofi_main
 from music.tokens import EOS, Representation
+from tests.midi_files import make_midi as midi_file
 from training.corpus import CorpusError, load_corpus, safe_member_name
-
-TPQ = 480
 
 
 def make_midi(notes: list[tuple[int, float, float]], name: str = "Melody", channel: int = 0) -> bytes:
-    """A small MIDI file with one named track of (pitch, start beat, beats) notes."""
-    mf = mido.MidiFile(type=1, ticks_per_beat=TPQ)
-    mf.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(80))]))
-    events = []
-    for pitch, start, length in notes:
-        events.append((round(start * TPQ), 1, mido.Message("note_on", note=pitch, velocity=80, channel=channel)))
-        events.append((round((start + length) * TPQ), 0, mido.Message("note_off", note=pitch, channel=channel)))
-    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name)])
-    now = 0
-    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    mf.tracks.append(track)
-    buf = io.BytesIO()
-    mf.save(file=buf)
-    return buf.getvalue()
+    """A small MIDI file at 80 bpm with one named track of (pitch, start beat, beats) notes."""
+    return midi_file({name: [(p, start, beats, 80) for p, start, beats in notes]}, bpm=80, channels={name: channel})
 
 
 def tune(offset: int = 0) -> bytes:
