@@ -388,7 +388,8 @@ class RetrainService:
             self.process = proc = await asyncio.create_subprocess_exec(
                 *self.command, "--params-json", str(params_file),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, limit=2**22,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                # The trainer needs no Discord credentials: keep the token out of its environment.
+                env={**{k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}, "PYTHONUNBUFFERED": "1"})
             assert proc.stdout is not None
             async for raw in proc.stdout:
                 line = raw.decode(errors="replace").strip()
