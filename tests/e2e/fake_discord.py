@@ -667,6 +667,10 @@ class FakeDiscord:
         pred = (lambda r: r.kind == match) if isinstance(match, str) else match
         return [r for r in self.records if pred(r)]
 
+    async def wait_identified(self, timeout: float = 30.0) -> None:
+        """Wait until a client has identified on the gateway (READY sent)."""
+        await asyncio.wait_for(self._identified.wait(), timeout)
+
     async def wait_for(
         self, match: str | Callable[[Recorded], bool], timeout: float = 10.0, *, count: int = 1
     ) -> Recorded:
