@@ -88,8 +88,9 @@ def _ensure_models(models: Path, data_dir: Path, preset: str) -> int:
     """Train and export the ensemble when `models` holds no complete version; 0 on success."""
     from training.export import latest_version
 
-    if latest_version(models) is not None:
-        log.info("models: version %s in %s", latest_version(models), models)
+    version = latest_version(models)
+    if version is not None:
+        log.info("models: version %s in %s", version, models)
         return 0
     print(f"No models in {models}: training the '{preset}' ensemble on {data_dir} "
           "(a few minutes on 2 cores; progress below)...", flush=True)
