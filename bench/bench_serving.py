@@ -40,7 +40,11 @@ from serving import contract  # noqa: E402
 
 def _probs_fn(model):
     def probs(tokens, cond):
-        return {contract.OUTPUT_PROBS: model({contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond}, training=False)}
+        return {
+            contract.OUTPUT_PROBS: model(
+                {contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond}, training=False
+            )
+        }
 
     return probs
 
@@ -67,22 +71,46 @@ def export_quick_members(models_dir: Path, members: int = 3) -> str:
     tokens = Representation().vocab.tokens
     for i in range(members):
         window = p.windows[i % len(p.windows)]
-        cfg = MemberConfig(vocab_size=len(tokens), window=window, embed=p.embed, conv_filters=p.conv_filters,
-                           conv_stride=p.conv_stride, lstm_units=p.lstm_units, attn_units=p.attn_units,
-                           dense=p.dense)
+        cfg = MemberConfig(
+            vocab_size=len(tokens),
+            window=window,
+            embed=p.embed,
+            conv_filters=p.conv_filters,
+            conv_stride=p.conv_stride,
+            lstm_units=p.lstm_units,
+            attn_units=p.attn_units,
+            dense=p.dense,
+        )
         model = build_member(cfg, seed=i)
-        m = contract.Manifest(REPR_VERSION, list(tokens), contract.vocab_sha256(list(tokens)), window, i, members,
-                              1, config=cfg.to_dict())
+        m = contract.Manifest(
+            REPR_VERSION,
+            list(tokens),
+            contract.vocab_sha256(list(tokens)),
+            window,
+            i,
+            members,
+            1,
+            config=cfg.to_dict(),
+        )
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
-            contract.SIGNATURE, _probs_fn(model),
-            input_signature=[tf.TensorSpec([None, window], tf.int32, name=contract.INPUT_TOKENS),
-                             tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND)])
-        archive.add_endpoint(contract.MANIFEST_SIGNATURE, _manifest_fn(m.to_json()),
-                             input_signature=[tf.TensorSpec([1], tf.int32, name=contract.MANIFEST_INPUT)])
+            contract.SIGNATURE,
+            _probs_fn(model),
+            input_signature=[
+                tf.TensorSpec([None, window], tf.int32, name=contract.INPUT_TOKENS),
+                tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND),
+            ],
+        )
+        archive.add_endpoint(
+            contract.MANIFEST_SIGNATURE,
+            _manifest_fn(m.to_json()),
+            input_signature=[tf.TensorSpec([1], tf.int32, name=contract.MANIFEST_INPUT)],
+        )
         archive.write_out(str(models_dir / contract.model_name(i) / "1"), verbose=False)
-    return "untrained members of the training 'quick' architecture (Conv1D+BiLSTM+attention, windows 32/48/48)"
+    return (
+        "untrained members of the training 'quick' architecture (Conv1D+BiLSTM+attention, windows 32/48/48)"
+    )
 
 
 def prepare_models(arg: str | None, tmp: Path) -> tuple[Path, str]:
@@ -109,8 +137,20 @@ def free_port() -> int:
 def start_server(models: Path, tensor_content: bool) -> tuple[subprocess.Popen, str]:
     """`lofi serve` in its own process, like TF Serving would run."""
     port = free_port()
-    cmd = [sys.executable, "-m", "lofi.cli", "serve", "--port", str(port), "--host", "127.0.0.1",
-           "--models", str(models), "--file_system_poll_wait_seconds", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lofi.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--models",
+        str(models),
+        "--file_system_poll_wait_seconds",
+        "0",
+    ]
     if tensor_content:
         cmd.append("--tensor_content")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,10 +181,14 @@ async def track_generation(backend, length_s: float) -> dict:
     plan = plan_track(TrackRequest(length_s, "chill", 7))
     gen = await generate(backend, plan)
     steps = gen.steps
-    return {"seconds": round(gen.seconds, 3), "steps": steps, "bars": plan.n_bars,
-            "tokens_per_bar": round(steps / plan.n_bars, 1),
-            "ms_per_step": round(1000 * gen.seconds / max(steps, 1), 3),
-            "ensemble_call_ms_median": round(1000 * statistics.median(gen.step_seconds), 3)}
+    return {
+        "seconds": round(gen.seconds, 3),
+        "steps": steps,
+        "bars": plan.n_bars,
+        "tokens_per_bar": round(steps / plan.n_bars, 1),
+        "ms_per_step": round(1000 * gen.seconds / max(steps, 1), 3),
+        "ensemble_call_ms_median": round(1000 * statistics.median(gen.step_seconds), 3),
+    }
 
 
 async def bench(args) -> dict:
@@ -159,17 +203,27 @@ async def bench(args) -> dict:
         windows = {n: (await inproc.manifest(n, versions[n])).window for n in names}
         rng = np.random.default_rng(0)
         local = await step_latencies(inproc, names, versions, windows, args.steps, rng)
-        result = {"models": what, "members": len(names), "windows": windows, "cpu_cores": os.cpu_count(),
-                  "step_in_process_ms": {"median": round(1000 * statistics.median(local), 3),
-                                         "p90": round(1000 * float(np.percentile(local, 90)), 3)}}
+        result = {
+            "models": what,
+            "members": len(names),
+            "windows": windows,
+            "cpu_cores": os.cpu_count(),
+            "step_in_process_ms": {
+                "median": round(1000 * statistics.median(local), 3),
+                "p90": round(1000 * float(np.percentile(local, 90)), 3),
+            },
+        }
         for encoding in ("float_val", "tensor_content"):
             proc, address = start_server(models, encoding == "tensor_content")
             try:
                 async with ServingClient(address, timeout_s=10) as client:
                     remote = await step_latencies(client, names, versions, windows, args.steps, rng)
                     med = statistics.median(remote)
-                    entry = {"median": round(1000 * med, 3), "p90": round(1000 * float(np.percentile(remote, 90)), 3),
-                             "ratio_vs_in_process": round(med / statistics.median(local), 3)}
+                    entry = {
+                        "median": round(1000 * med, 3),
+                        "p90": round(1000 * float(np.percentile(remote, 90)), 3),
+                        "ratio_vs_in_process": round(med / statistics.median(local), 3),
+                    }
                     if encoding == "tensor_content":
                         entry["track_2m"] = await track_generation(client, args.length)
                     result[f"step_grpc_{encoding}_ms"] = entry
@@ -177,8 +231,10 @@ async def bench(args) -> dict:
                 proc.terminate()
                 proc.wait(timeout=30)
         result["track_2m_in_process"] = await track_generation(inproc, args.length)
-        best = min(result["step_grpc_float_val_ms"]["ratio_vs_in_process"],
-                   result["step_grpc_tensor_content_ms"]["ratio_vs_in_process"])
+        best = min(
+            result["step_grpc_float_val_ms"]["ratio_vs_in_process"],
+            result["step_grpc_tensor_content_ms"]["ratio_vs_in_process"],
+        )
         track = result["step_grpc_tensor_content_ms"]["track_2m"]
         result["targets"] = {"ratio<=1.5": best <= 1.5, "track_2m<=2s": track["seconds"] <= 2.0}
         return result

@@ -76,13 +76,25 @@ class LofiBot(commands.Bot):
     """The LoFi bot. Construct with settings (default: from the environment) and optionally a fake pipeline,
     a serving client factory and a retrain command; then `await bot.start(token)` (or `bot.run(token)`)."""
 
-    def __init__(self, settings: Settings | None = None, *, pipeline: Pipeline | None = None,
-                 client_factory: ClientFactory | None = None, retrain_command: list[str] | None = None,
-                 intents: discord.Intents | None = None, sync_commands: bool = True, **options: Any):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        pipeline: Pipeline | None = None,
+        client_factory: ClientFactory | None = None,
+        retrain_command: list[str] | None = None,
+        intents: discord.Intents | None = None,
+        sync_commands: bool = True,
+        **options: Any,
+    ):
         self.settings = settings or get_settings()
         configure_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents or default_intents(),
-                         help_command=None, **options)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents or default_intents(),
+            help_command=None,
+            **options,
+        )
         self._pipeline = pipeline
         self._client_factory = client_factory or default_client_factory
         self._retrain_command = retrain_command
@@ -108,7 +120,9 @@ class LofiBot(commands.Bot):
             tracks = await repo.fail_interrupted(session)
             runs = await repo.fail_interrupted_retrains(session)
         if tracks or runs:
-            log.warning("marked %d track(s) and %d retrain(s) left unfinished by a restart as failed", tracks, runs)
+            log.warning(
+                "marked %d track(s) and %d retrain(s) left unfinished by a restart as failed", tracks, runs
+            )
 
         try:
             self.serving = await self._client_factory(s)
@@ -154,7 +168,9 @@ class LofiBot(commands.Bot):
 
     async def on_ready(self) -> None:
         """Log who and where we are."""
-        log.info("logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+        log.info(
+            "logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds)
+        )
 
     async def close(self) -> None:
         """Stop the queue, the retrain process, the serving client and the database, then disconnect."""

@@ -18,7 +18,9 @@ def _manages(perms: discord.Permissions | None) -> bool:
     return perms is not None and (perms.manage_guild or perms.administrator)
 
 
-def is_admin(user: discord.abc.User, settings: Settings, permissions: discord.Permissions | None = None) -> bool:
+def is_admin(
+    user: discord.abc.User, settings: Settings, permissions: discord.Permissions | None = None
+) -> bool:
     """True for server managers/administrators and for configured admin users or roles.
 
     `permissions` are the ones Discord resolved for this interaction (`Interaction.permissions`); the
@@ -38,8 +40,13 @@ async def require_admin(interaction: discord.Interaction) -> bool:
     if is_admin(interaction.user, settings, getattr(interaction, "permissions", None)):
         return True
     name = interaction.command.qualified_name if interaction.command else "an admin command"
-    log.warning("refused /%s to user %s (%s) in guild %s", name, interaction.user.id, interaction.user,
-                interaction.guild_id)
+    log.warning(
+        "refused /%s to user %s (%s) in guild %s",
+        name,
+        interaction.user.id,
+        interaction.user,
+        interaction.guild_id,
+    )
     raise NotAdmin(f"/{name}")
 
 

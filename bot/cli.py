@@ -13,8 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `lofi bot`."""
     p = subparsers.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
     p.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
-    p.add_argument("--no-embedded-serving", action="store_true",
-                   help="with SERVING_ADDRESS unset, do not start the embedded model server (jobs will fail)")
+    p.add_argument(
+        "--no-embedded-serving",
+        action="store_true",
+        help="with SERVING_ADDRESS unset, do not start the embedded model server (jobs will fail)",
+    )
     p.set_defaults(func=run)
 
 
@@ -25,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:
-        print("lofi bot: DISCORD_TOKEN is not set (environment or .env); create a bot at "
-              "https://discord.com/developers/applications and export its token.", file=sys.stderr)
+        print(
+            "lofi bot: DISCORD_TOKEN is not set (environment or .env); create a bot at "
+            "https://discord.com/developers/applications and export its token.",
+            file=sys.stderr,
+        )
         return 2
 
     import discord
@@ -60,8 +66,12 @@ def _start_embedded_server(settings):
     try:
         from serving.server import EmbeddedServer, config_for_models_dir
 
-        server = EmbeddedServer(config_for_models_dir(settings.models_dir), port=settings.serving_port,
-                                poll_s=1.0, models_dir=settings.models_dir).start()
+        server = EmbeddedServer(
+            config_for_models_dir(settings.models_dir),
+            port=settings.serving_port,
+            poll_s=1.0,
+            models_dir=settings.models_dir,
+        ).start()
     except Exception:
         log.exception("could not start the embedded model server; tracks will fail until serving is up")
         return None

@@ -19,8 +19,10 @@ UNEXPECTED = "Something went wrong on my side; it has been logged. Please try ag
 
 def unwrap(error: BaseException) -> BaseException:
     """The original exception behind discord.py's wrappers (CommandInvokeError, TransformerError causes)."""
-    while isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError) \
-            and error.__cause__ is not None:
+    while (
+        isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError)
+        and error.__cause__ is not None
+    ):
         error = error.__cause__
     return error
 

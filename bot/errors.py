@@ -42,8 +42,10 @@ class UploadTooLarge(BotError):
 
     def __init__(self, size: int, limit: int):
         self.size, self.limit = size, limit
-        super().__init__(f"The MP3 came out at {size / 2**20:.1f} MiB, over this server's "
-                         f"{limit / 2**20:.0f} MiB upload limit; try a shorter length.")
+        super().__init__(
+            f"The MP3 came out at {size / 2**20:.1f} MiB, over this server's "
+            f"{limit / 2**20:.0f} MiB upload limit; try a shorter length."
+        )
 
 
 class NotAdmin(app_commands.CheckFailure, BotError):

@@ -47,8 +47,14 @@ class Job:
 class JobQueue:
     """`workers` workers over at most `maxsize` waiting jobs; see `submit`."""
 
-    def __init__(self, *, maxsize: int, workers: int = 1, cooldown_s: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        maxsize: int,
+        workers: int = 1,
+        cooldown_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if maxsize < 1 or workers < 1:
             raise ValueError("maxsize and workers must be at least 1")
         self.maxsize, self.workers, self.cooldown_s = maxsize, workers, cooldown_s
@@ -72,8 +78,9 @@ class JobQueue:
     def start(self) -> None:
         """Start the workers (inside the running loop)."""
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._worker(i), name=f"lofi-worker-{i}")
-                           for i in range(self.workers)]
+            self._tasks = [
+                asyncio.create_task(self._worker(i), name=f"lofi-worker-{i}") for i in range(self.workers)
+            ]
 
     async def stop(self) -> None:
         """Stop the workers; waiting jobs are cancelled."""
@@ -99,8 +106,9 @@ class JobQueue:
         if len(self._waiting) >= self.maxsize:
             raise QueueFull(self.maxsize)
 
-    def submit(self, user_id: int, run: Callable[[], Awaitable[Any]], *,
-               on_position: PositionCallback | None = None) -> Job:
+    def submit(
+        self, user_id: int, run: Callable[[], Awaitable[Any]], *, on_position: PositionCallback | None = None
+    ) -> Job:
         """Queue `run()` for `user_id`; returns the Job (await it for the result, read `position`).
 
         Raises AlreadyQueued if the user has a job waiting or running, OnCooldown if they submitted less than

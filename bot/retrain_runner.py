@@ -73,15 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         if params.get("cache_dir"):
             kwargs["cache_dir"] = Path(params["cache_dir"])
         result = retrain(Path(params["models_dir"]), [Path(p) for p in params["data_paths"]], **kwargs)
-        emit({
-            "event": "result",
-            "promoted": bool(result.promoted),
-            "reason": str(result.reason),
-            "old_metrics": _plain(result.old_metrics),
-            "new_metrics": _plain(result.new_metrics),
-            "new_version": _plain(result.new_version),
-            "old_version": _plain(getattr(result, "old_version", None)),
-        })
+        emit(
+            {
+                "event": "result",
+                "promoted": bool(result.promoted),
+                "reason": str(result.reason),
+                "old_metrics": _plain(result.old_metrics),
+                "new_metrics": _plain(result.new_metrics),
+                "new_version": _plain(result.new_version),
+                "old_version": _plain(getattr(result, "old_version", None)),
+            }
+        )
         return 0
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)

@@ -35,8 +35,15 @@ Progress = Callable[..., Any]
 class Pipeline(Protocol):
     """`serving.pipeline.make_track`'s shape: request -> files on disk, tokens, versions, timings."""
 
-    def __call__(self, request: TrackRequest, client: Any, out_dir: Path, *, progress: Progress | None = None,
-                 executor: Any = None) -> Awaitable[Any]: ...
+    def __call__(
+        self,
+        request: TrackRequest,
+        client: Any,
+        out_dir: Path,
+        *,
+        progress: Progress | None = None,
+        executor: Any = None,
+    ) -> Awaitable[Any]: ...
 
 
 def default_pipeline() -> Pipeline:
@@ -85,8 +92,14 @@ def _accepts(func: Callable, name: str) -> bool:
 class TrackService:
     """One track's life: record the request, run the pipeline, record the outcome (one transaction each)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], pipeline: Pipeline,
-                 client_provider: Callable[[], Any], out_dir: Path, executor: Any = None):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        pipeline: Pipeline,
+        client_provider: Callable[[], Any],
+        out_dir: Path,
+        executor: Any = None,
+    ):
         self.sessionmaker = sessionmaker
         self.pipeline = pipeline
         self.client_provider = client_provider
@@ -97,9 +110,16 @@ class TrackService:
         """Record a queued track for `request`; returns its id."""
         async with self.sessionmaker.begin() as s:
             track = await repo.create_track(
-                s, user_id=who.user_id, user_name=who.user_name, guild_id=who.guild_id,
-                channel_id=who.channel_id, mood_requested=request.mood, length_requested_s=request.length_s,
-                seed=request.seed, bpm_requested=request.bpm)
+                s,
+                user_id=who.user_id,
+                user_name=who.user_name,
+                guild_id=who.guild_id,
+                channel_id=who.channel_id,
+                mood_requested=request.mood,
+                length_requested_s=request.length_s,
+                seed=request.seed,
+                bpm_requested=request.bpm,
+            )
             return track.id
 
     async def fail(self, track_id: int, error: BaseException | str) -> None:
@@ -108,8 +128,9 @@ class TrackService:
         async with self.sessionmaker.begin() as s:
             await repo.mark_failed(s, track_id, reason)
 
-    async def run(self, track_id: int, request: TrackRequest, *, size_limit: int,
-                  progress: Progress | None = None) -> TrackInfo:
+    async def run(
+        self, track_id: int, request: TrackRequest, *, size_limit: int, progress: Progress | None = None
+    ) -> TrackInfo:
         """Make the track: generating -> pipeline -> done; on any error the track is marked failed and it re-raises."""
         async with self.sessionmaker.begin() as s:
             await repo.mark_generating(s, track_id)
@@ -129,11 +150,20 @@ class TrackService:
             tokens = getattr(result, "tokens", None)
             async with self.sessionmaker.begin() as s:
                 await repo.mark_done(
-                    s, track_id, mood=files.mood, length_s=float(files.duration_s), bpm=float(files.bpm),
-                    key=str(files.key), title=getattr(files, "title", None), mp3_path=str(files.mp3),
-                    midi_path=str(files.midi), cover_path=str(files.cover) if files.cover else None,
-                    versions=versions, timings=_jsonable(timings),
-                    tokens=[int(t) for t in tokens] if tokens is not None else None)
+                    s,
+                    track_id,
+                    mood=files.mood,
+                    length_s=float(files.duration_s),
+                    bpm=float(files.bpm),
+                    key=str(files.key),
+                    title=getattr(files, "title", None),
+                    mp3_path=str(files.mp3),
+                    midi_path=str(files.midi),
+                    cover_path=str(files.cover) if files.cover else None,
+                    versions=versions,
+                    timings=_jsonable(timings),
+                    tokens=[int(t) for t in tokens] if tokens is not None else None,
+                )
         except BaseException as exc:
             # CancelledError included: a job stopped by shutdown must not stay 'generating'.
             try:
@@ -142,18 +172,28 @@ class TrackService:
                 log.exception("could not mark track %s failed", track_id)
             raise
         return TrackInfo(
-            track_id=track_id, mp3=Path(files.mp3), midi=Path(files.midi),
+            track_id=track_id,
+            mp3=Path(files.mp3),
+            midi=Path(files.midi),
             cover=Path(files.cover) if files.cover else None,
-            title=getattr(files, "title", None) or f"lofi #{track_id}", mood=files.mood,
-            length_s=float(files.duration_s), bpm=float(files.bpm), key=str(files.key), seed=request.seed,
+            title=getattr(files, "title", None) or f"lofi #{track_id}",
+            mood=files.mood,
+            length_s=float(files.duration_s),
+            bpm=float(files.bpm),
+            key=str(files.key),
+            seed=request.seed,
             versions=versions,
-            loudness_lufs=getattr(files, "loudness_lufs", None))
+            loudness_lufs=getattr(files, "loudness_lufs", None),
+        )
 
-    async def set_message(self, track_id: int, *, message_id: int, channel_id: int | None,
-                          guild_id: int | None) -> None:
+    async def set_message(
+        self, track_id: int, *, message_id: int, channel_id: int | None, guild_id: int | None
+    ) -> None:
         """Remember where the track was posted (its votes are keyed on this message)."""
         async with self.sessionmaker.begin() as s:
-            await repo.set_message(s, track_id, message_id=message_id, channel_id=channel_id, guild_id=guild_id)
+            await repo.set_message(
+                s, track_id, message_id=message_id, channel_id=channel_id, guild_id=guild_id
+            )
 
     async def request_of(self, track_id: int, seed: int) -> TrackRequest:
         """The request that made track `track_id`, with another seed (for a Variation)."""
@@ -161,15 +201,23 @@ class TrackService:
             track = await s.get(Track, track_id)
             if track is None:
                 raise TrackGone()
-            return TrackRequest(length_s=track.length_requested_s, mood=track.mood_requested, seed=seed,
-                                bpm=track.bpm_requested)
+            return TrackRequest(
+                length_s=track.length_requested_s,
+                mood=track.mood_requested,
+                seed=seed,
+                bpm=track.bpm_requested,
+            )
 
     async def midi_of(self, track_id: int) -> Path:
         """The MIDI file of a finished track; TrackGone if it is missing."""
         async with self.sessionmaker() as s:
             track = await s.get(Track, track_id)
-        if track is None or track.status is not TrackStatus.done or not track.midi_path \
-                or not Path(track.midi_path).is_file():
+        if (
+            track is None
+            or track.status is not TrackStatus.done
+            or not track.midi_path
+            or not Path(track.midi_path).is_file()
+        ):
             raise TrackGone()
         return Path(track.midi_path)
 
@@ -228,9 +276,20 @@ def _jump_url(t: Track) -> str | None:
 
 def _line(row: repo.ScoredTrack) -> TrackLine:
     t = row.track
-    return TrackLine(t.id, t.title or f"lofi #{t.id}", t.mood or t.mood_requested,
-                     t.length_s or t.length_requested_s, t.user_name, str(t.status), row.score, row.up,
-                     row.down, t.created_at, _jump_url(t), t.error)
+    return TrackLine(
+        t.id,
+        t.title or f"lofi #{t.id}",
+        t.mood or t.mood_requested,
+        t.length_s or t.length_requested_s,
+        t.user_name,
+        str(t.status),
+        row.score,
+        row.up,
+        row.down,
+        t.created_at,
+        _jump_url(t),
+        t.error,
+    )
 
 
 class BrowseService:
@@ -292,8 +351,12 @@ def _fmt_status(value: Any) -> str:
 class StatusService:
     """Serving health, queue, today's tracks, retrains and votes per model version."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], client_provider: Callable[[], Any],
-                 timeout_s: float = 5.0):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        client_provider: Callable[[], Any],
+        timeout_s: float = 5.0,
+    ):
         self.sessionmaker = sessionmaker
         self.client_provider = client_provider
         self.timeout_s = timeout_s
@@ -317,8 +380,10 @@ class StatusService:
             last = await repo.last_retrain(s)
             report.votes_by_version = await repo.score_by_version(s)
         if last is not None:
-            report.last_retrain = (f"#{last.id} {last.status} ({last.started_at:%Y-%m-%d %H:%M} UTC, "
-                                   f"by {last.user_name})" + (f": {last.message}" if last.message else ""))
+            report.last_retrain = (
+                f"#{last.id} {last.status} ({last.started_at:%Y-%m-%d %H:%M} UTC, "
+                f"by {last.user_name})" + (f": {last.message}" if last.message else "")
+            )
         return report
 
 
@@ -336,8 +401,12 @@ class RetrainOutcome:
 class RetrainService:
     """Runs one retrain at a time in its own process (`python -m bot.retrain_runner`) and records it."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
-                 command: list[str] | None = None):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        command: list[str] | None = None,
+    ):
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.command = command or [sys.executable, "-m", "bot.retrain_runner"]
@@ -348,8 +417,9 @@ class RetrainService:
         params: dict[str, Any] = {"epochs": epochs, "include_votes": include_votes}
         try:
             async with self.sessionmaker.begin() as s:
-                run = await repo.create_retrain_run(s, user_id=who.user_id, user_name=who.user_name,
-                                                    guild_id=who.guild_id, params=params)
+                run = await repo.create_retrain_run(
+                    s, user_id=who.user_id, user_name=who.user_name, guild_id=who.guild_id, params=params
+                )
                 return run.id, params
         except RetrainAlreadyRunning as exc:
             raise RetrainBusy(f"{exc.started_at:%Y-%m-%d %H:%M} UTC", exc.user_name) from None
@@ -361,7 +431,9 @@ class RetrainService:
         if params.get("include_votes"):
             async with self.sessionmaker() as s:
                 liked = await repo.liked_track_tokens(s, self.settings.vote_threshold)
-                disliked = {tuple(t) for t in await repo.disliked_track_tokens(s, self.settings.vote_threshold)}
+                disliked = {
+                    tuple(t) for t in await repo.disliked_track_tokens(s, self.settings.vote_threshold)
+                }
             liked = [t for t in liked if tuple(t) not in disliked]
             params["liked_tracks"], params["disliked_tracks"] = len(liked), len(disliked)
         data = {
@@ -376,8 +448,9 @@ class RetrainService:
         path.write_text(json.dumps(data))
         return path
 
-    async def run(self, run_id: int, params: dict, on_progress: Callable[[dict], Awaitable[None]] | None = None
-                  ) -> RetrainOutcome:
+    async def run(
+        self, run_id: int, params: dict, on_progress: Callable[[dict], Awaitable[None]] | None = None
+    ) -> RetrainOutcome:
         """Run the retrain process to its end, forwarding its progress events; the outcome is stored."""
         workdir = Path(tempfile.mkdtemp(prefix="lofi-retrain-"))
         result: dict[str, Any] | None = None
@@ -386,10 +459,18 @@ class RetrainService:
         try:
             params_file = await self._runner_params(params, workdir)
             self.process = proc = await asyncio.create_subprocess_exec(
-                *self.command, "--params-json", str(params_file),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, limit=2**22,
+                *self.command,
+                "--params-json",
+                str(params_file),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                limit=2**22,
                 # The trainer needs no Discord credentials: keep the token out of its environment.
-                env={**{k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}, "PYTHONUNBUFFERED": "1"})
+                env={
+                    **{k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"},
+                    "PYTHONUNBUFFERED": "1",
+                },
+            )
             assert proc.stdout is not None
             async for raw in proc.stdout:
                 line = raw.decode(errors="replace").strip()
@@ -426,8 +507,9 @@ class RetrainService:
             shutil.rmtree(workdir, ignore_errors=True)
         return await self._finish(run_id, result, error, params)
 
-    async def _finish(self, run_id: int, result: dict | None, error: str | None, params: dict | None = None
-                      ) -> RetrainOutcome:
+    async def _finish(
+        self, run_id: int, result: dict | None, error: str | None, params: dict | None = None
+    ) -> RetrainOutcome:
         if result is not None and error is None:
             status = RetrainStatus.promoted if result.get("promoted") else RetrainStatus.kept
             message = str(result.get("reason") or status.value)
@@ -437,8 +519,9 @@ class RetrainService:
         else:
             status, message, metrics, new_version = RetrainStatus.failed, error or "unknown failure", {}, None
         async with self.sessionmaker.begin() as s:
-            run = await repo.finish_retrain_run(s, run_id, status=status, message=message,
-                                                metrics=_jsonable(metrics), new_version=new_version)
+            run = await repo.finish_retrain_run(
+                s, run_id, status=status, message=message, metrics=_jsonable(metrics), new_version=new_version
+            )
             if params is not None:
                 run.params = _jsonable(dict(params))
             if result is not None and result.get("old_version") is not None:

@@ -41,12 +41,18 @@ class DurationTransformer(app_commands.Transformer):
         s = _settings(interaction)
         return parse_length(value, s.min_length_s, s.max_length_s)
 
-    async def autocomplete(self, interaction: discord.Interaction, value: str) -> list[app_commands.Choice[str]]:
+    async def autocomplete(
+        self, interaction: discord.Interaction, value: str
+    ) -> list[app_commands.Choice[str]]:
         s = _settings(interaction)
-        options = [o for o in ("30s", "1m", "1m30s", "2m", "3m", "5m")
-                   if s.min_length_s <= parse_duration(o) <= s.max_length_s]
-        return [app_commands.Choice(name=o, value=o) for o in options if o.startswith(value.strip())] \
-            or [app_commands.Choice(name=o, value=o) for o in options]
+        options = [
+            o
+            for o in ("30s", "1m", "1m30s", "2m", "3m", "5m")
+            if s.min_length_s <= parse_duration(o) <= s.max_length_s
+        ]
+        return [app_commands.Choice(name=o, value=o) for o in options if o.startswith(value.strip())] or [
+            app_commands.Choice(name=o, value=o) for o in options
+        ]
 
 
 Duration = app_commands.Transform[float, DurationTransformer]

@@ -18,12 +18,19 @@ class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi
 
     def __init__(self, track_id: int):
         self.track_id = track_id
-        super().__init__(discord.ui.Button(label="Variation", emoji="🎲", style=discord.ButtonStyle.primary,
-                                           custom_id=f"lofi:var:{track_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label="Variation",
+                emoji="🎲",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"lofi:var:{track_id}",
+            )
+        )
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> VariationButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> VariationButton:
         return cls(int(match["track_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -40,18 +47,27 @@ class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi
 
     def __init__(self, track_id: int):
         self.track_id = track_id
-        super().__init__(discord.ui.Button(label="Download MIDI", emoji="🎹", style=discord.ButtonStyle.secondary,
-                                           custom_id=f"lofi:midi:{track_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label="Download MIDI",
+                emoji="🎹",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"lofi:midi:{track_id}",
+            )
+        )
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> MidiButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> MidiButton:
         return cls(int(match["track_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             path = await interaction.client.tracks.midi_of(self.track_id)
-            await interaction.response.send_message(file=discord.File(path, filename=path.name), ephemeral=True)
+            await interaction.response.send_message(
+                file=discord.File(path, filename=path.name), ephemeral=True
+            )
         except Exception as exc:
             await send_error(interaction, describe(exc))
 
@@ -62,4 +78,3 @@ def track_view(track_id: int) -> discord.ui.View:
     view.add_item(VariationButton(track_id))
     view.add_item(MidiButton(track_id))
     return view
-

@@ -25,8 +25,12 @@ BUSY_TIMEOUT_MS = 5000
 def _ensure_sqlite_folder(url: str) -> None:
     """Create the folder of a file-backed SQLite database (SQLite creates the file, not its folder)."""
     u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" \
-            and not u.database.startswith("file:"):
+    if (
+        u.get_backend_name() == "sqlite"
+        and u.database
+        and u.database != ":memory:"
+        and not u.database.startswith("file:")
+    ):
         Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 

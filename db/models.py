@@ -109,7 +109,9 @@ class Track(Base):
     cover_path: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[TrackStatus] = mapped_column(
         Enum(TrackStatus, native_enum=False, length=20, validate_strings=True),
-        default=TrackStatus.queued, index=True)
+        default=TrackStatus.queued,
+        index=True,
+    )
     error: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tokens: Mapped[list[int] | None] = mapped_column(JSON)
@@ -117,8 +119,9 @@ class Track(Base):
     started_at: Mapped[datetime | None] = mapped_column(_tz)
     finished_at: Mapped[datetime | None] = mapped_column(_tz)
 
-    votes: Mapped[list[Vote]] = relationship(back_populates="track", cascade="all, delete-orphan",
-                                             passive_deletes=True)
+    votes: Mapped[list[Vote]] = relationship(
+        back_populates="track", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     def __repr__(self) -> str:
         return f"<Track {self.id} {self.status} {self.mood or self.mood_requested} by {self.user_id}>"
@@ -151,7 +154,9 @@ class RetrainRun(Base):
     guild_id: Mapped[int | None] = mapped_column(Snowflake)
     status: Mapped[RetrainStatus] = mapped_column(
         Enum(RetrainStatus, native_enum=False, length=20, validate_strings=True),
-        default=RetrainStatus.running, index=True)
+        default=RetrainStatus.running,
+        index=True,
+    )
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     old_version: Mapped[str | None] = mapped_column(String(100))

@@ -35,14 +35,32 @@ class ScoredTrack:
 
 # ---- tracks ---------------------------------------------------------------------------------------------------
 
+
 async def create_track(
-    s: AsyncSession, *, user_id: int, user_name: str, mood_requested: str, length_requested_s: float, seed: int,
-    bpm_requested: float | None = None, guild_id: int | None = None, channel_id: int | None = None,
+    s: AsyncSession,
+    *,
+    user_id: int,
+    user_name: str,
+    mood_requested: str,
+    length_requested_s: float,
+    seed: int,
+    bpm_requested: float | None = None,
+    guild_id: int | None = None,
+    channel_id: int | None = None,
 ) -> Track:
     """Record a new request as `queued` and return it with its id."""
-    track = Track(user_id=user_id, user_name=user_name[:100], guild_id=guild_id, channel_id=channel_id,
-                  mood_requested=mood_requested, length_requested_s=length_requested_s, seed=seed,
-                  bpm_requested=bpm_requested, status=TrackStatus.queued, created_at=utcnow())
+    track = Track(
+        user_id=user_id,
+        user_name=user_name[:100],
+        guild_id=guild_id,
+        channel_id=channel_id,
+        mood_requested=mood_requested,
+        length_requested_s=length_requested_s,
+        seed=seed,
+        bpm_requested=bpm_requested,
+        status=TrackStatus.queued,
+        created_at=utcnow(),
+    )
     s.add(track)
     await s.flush()
     return track
@@ -66,9 +84,19 @@ async def mark_generating(s: AsyncSession, track_id: int) -> Track:
 
 
 async def mark_done(
-    s: AsyncSession, track_id: int, *, mood: str, length_s: float, bpm: float, key: str, mp3_path: str,
-    midi_path: str, cover_path: str | None = None, title: str | None = None,
-    versions: Mapping[str, Any] | None = None, timings: Mapping[str, Any] | None = None,
+    s: AsyncSession,
+    track_id: int,
+    *,
+    mood: str,
+    length_s: float,
+    bpm: float,
+    key: str,
+    mp3_path: str,
+    midi_path: str,
+    cover_path: str | None = None,
+    title: str | None = None,
+    versions: Mapping[str, Any] | None = None,
+    timings: Mapping[str, Any] | None = None,
     tokens: Sequence[int] | None = None,
 ) -> Track:
     """The job finished: every result field is written together with status `done`."""
@@ -95,8 +123,14 @@ async def mark_failed(s: AsyncSession, track_id: int, error: str) -> Track:
     return track
 
 
-async def set_message(s: AsyncSession, track_id: int, *, message_id: int, channel_id: int | None = None,
-                      guild_id: int | None = None) -> Track:
+async def set_message(
+    s: AsyncSession,
+    track_id: int,
+    *,
+    message_id: int,
+    channel_id: int | None = None,
+    guild_id: int | None = None,
+) -> Track:
     """Remember the Discord message the track was posted in (votes are keyed on it)."""
     track = await get_track(s, track_id)
     track.message_id = message_id
@@ -126,12 +160,18 @@ async def fail_interrupted(s: AsyncSession) -> int:
 async def tracks_today(s: AsyncSession, now: datetime | None = None) -> int:
     """How many tracks were finished in the last 24 hours."""
     since = (now or utcnow()) - timedelta(days=1)
-    return await s.scalar(
-        select(func.count()).select_from(Track).where(Track.status == TrackStatus.done, Track.created_at >= since)
-    ) or 0
+    return (
+        await s.scalar(
+            select(func.count())
+            .select_from(Track)
+            .where(Track.status == TrackStatus.done, Track.created_at >= since)
+        )
+        or 0
+    )
 
 
 # ---- votes ----------------------------------------------------------------------------------------------------
+
 
 async def upsert_vote(s: AsyncSession, track_id: int, user_id: int, value: int) -> Vote:
     """Set `user_id`'s vote on the track to +1 or -1 (one vote per user per track; a new one replaces it)."""
@@ -166,21 +206,31 @@ def _score_columns():
 
 async def track_score(s: AsyncSession, track_id: int) -> int:
     """The net score (up minus down) of one track."""
-    return await s.scalar(select(func.coalesce(func.sum(Vote.value), 0)).where(Vote.track_id == track_id)) or 0
+    return (
+        await s.scalar(select(func.coalesce(func.sum(Vote.value), 0)).where(Vote.track_id == track_id)) or 0
+    )
 
 
-async def top_tracks(s: AsyncSession, period: str = "week", *, limit: int = 10, guild_id: int | None = None,
-                     now: datetime | None = None) -> list[ScoredTrack]:
+async def top_tracks(
+    s: AsyncSession,
+    period: str = "week",
+    *,
+    limit: int = 10,
+    guild_id: int | None = None,
+    now: datetime | None = None,
+) -> list[ScoredTrack]:
     """The best finished tracks of `period` (day, week, month, all) by net score, newest first on ties."""
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     score, up, down = _score_columns()
-    stmt = (select(Track, score.label("score"), up, down)
-            .outerjoin(Vote, Vote.track_id == Track.id)
-            .where(Track.status == TrackStatus.done)
-            .group_by(Track.id)
-            .order_by(score.desc(), Track.created_at.desc(), Track.id.desc())
-            .limit(limit))
+    stmt = (
+        select(Track, score.label("score"), up, down)
+        .outerjoin(Vote, Vote.track_id == Track.id)
+        .where(Track.status == TrackStatus.done)
+        .group_by(Track.id)
+        .order_by(score.desc(), Track.created_at.desc(), Track.id.desc())
+        .limit(limit)
+    )
     if PERIODS[period] is not None:
         stmt = stmt.where(Track.created_at >= (now or utcnow()) - PERIODS[period])
     if guild_id is not None:
@@ -189,15 +239,19 @@ async def top_tracks(s: AsyncSession, period: str = "week", *, limit: int = 10, 
     return [ScoredTrack(t, int(sc), int(u), int(d)) for t, sc, u, d in rows]
 
 
-async def history(s: AsyncSession, user_id: int, *, limit: int = 10, guild_id: int | None = None) -> list[ScoredTrack]:
+async def history(
+    s: AsyncSession, user_id: int, *, limit: int = 10, guild_id: int | None = None
+) -> list[ScoredTrack]:
     """`user_id`'s most recent tracks (any status), newest first, with their scores."""
     score, up, down = _score_columns()
-    stmt = (select(Track, score, up, down)
-            .outerjoin(Vote, Vote.track_id == Track.id)
-            .where(Track.user_id == user_id)
-            .group_by(Track.id)
-            .order_by(Track.created_at.desc(), Track.id.desc())
-            .limit(limit))
+    stmt = (
+        select(Track, score, up, down)
+        .outerjoin(Vote, Vote.track_id == Track.id)
+        .where(Track.user_id == user_id)
+        .group_by(Track.id)
+        .order_by(Track.created_at.desc(), Track.id.desc())
+        .limit(limit)
+    )
     if guild_id is not None:
         stmt = stmt.where(Track.guild_id == guild_id)
     return [ScoredTrack(t, int(sc), int(u), int(d)) for t, sc, u, d in await s.execute(stmt)]
@@ -209,10 +263,12 @@ async def score_by_version(s: AsyncSession) -> dict[str, dict[str, int]]:
     A track counts for every ensemble member that made it (its `versions` JSON).
     """
     score, up, down = _score_columns()
-    stmt = (select(Track.versions, score, up, down)
-            .outerjoin(Vote, Vote.track_id == Track.id)
-            .where(Track.status == TrackStatus.done)
-            .group_by(Track.id))
+    stmt = (
+        select(Track.versions, score, up, down)
+        .outerjoin(Vote, Vote.track_id == Track.id)
+        .where(Track.status == TrackStatus.done)
+        .group_by(Track.id)
+    )
     out: dict[str, dict[str, int]] = {}
     for versions, sc, u, d in await s.execute(stmt):
         for member, version in sorted((versions or {}).items()):
@@ -224,14 +280,17 @@ async def score_by_version(s: AsyncSession) -> dict[str, dict[str, int]]:
     return out
 
 
-async def _tokens_by_score(s: AsyncSession, *, at_least: int | None = None, at_most: int | None = None
-                           ) -> list[list[int]]:
+async def _tokens_by_score(
+    s: AsyncSession, *, at_least: int | None = None, at_most: int | None = None
+) -> list[list[int]]:
     score = func.coalesce(func.sum(Vote.value), 0)
-    stmt = (select(Track.id, Track.tokens)
-            .join(Vote, Vote.track_id == Track.id)
-            .where(Track.status == TrackStatus.done, Track.tokens.is_not(None))
-            .group_by(Track.id)
-            .order_by(Track.id))
+    stmt = (
+        select(Track.id, Track.tokens)
+        .join(Vote, Vote.track_id == Track.id)
+        .where(Track.status == TrackStatus.done, Track.tokens.is_not(None))
+        .group_by(Track.id)
+        .order_by(Track.id)
+    )
     if at_least is not None:
         stmt = stmt.having(score >= at_least)
     if at_most is not None:
@@ -251,28 +310,54 @@ async def disliked_track_tokens(s: AsyncSession, threshold: int = 1) -> list[lis
 
 # ---- retrain runs ---------------------------------------------------------------------------------------------
 
+
 async def running_retrain(s: AsyncSession) -> RetrainRun | None:
     """The retrain run in progress, if any."""
-    return await s.scalar(select(RetrainRun).where(RetrainRun.status == RetrainStatus.running)
-                          .order_by(RetrainRun.started_at.desc()).limit(1))
+    return await s.scalar(
+        select(RetrainRun)
+        .where(RetrainRun.status == RetrainStatus.running)
+        .order_by(RetrainRun.started_at.desc())
+        .limit(1)
+    )
 
 
-async def create_retrain_run(s: AsyncSession, *, user_id: int, user_name: str, params: Mapping[str, Any],
-                             guild_id: int | None = None, old_version: str | None = None) -> RetrainRun:
+async def create_retrain_run(
+    s: AsyncSession,
+    *,
+    user_id: int,
+    user_name: str,
+    params: Mapping[str, Any],
+    guild_id: int | None = None,
+    old_version: str | None = None,
+) -> RetrainRun:
     """Record a new running retrain; RetrainAlreadyRunning if one is running already."""
     current = await running_retrain(s)
     if current is not None:
         raise RetrainAlreadyRunning(current.id, current.started_at, current.user_name)
-    run = RetrainRun(user_id=user_id, user_name=user_name[:100], guild_id=guild_id, params=dict(params),
-                     old_version=old_version, status=RetrainStatus.running, started_at=utcnow())
+    run = RetrainRun(
+        user_id=user_id,
+        user_name=user_name[:100],
+        guild_id=guild_id,
+        params=dict(params),
+        old_version=old_version,
+        status=RetrainStatus.running,
+        started_at=utcnow(),
+    )
     s.add(run)
     await s.flush()
     return run
 
 
-async def finish_retrain_run(s: AsyncSession, run_id: int, *, status: RetrainStatus | str, message: str,
-                             metrics: Mapping[str, Any] | None = None, old_version: str | None = None,
-                             new_version: str | None = None) -> RetrainRun:
+async def finish_retrain_run(
+    s: AsyncSession,
+    run_id: int,
+    *,
+    status: RetrainStatus | str,
+    message: str,
+    metrics: Mapping[str, Any] | None = None,
+    old_version: str | None = None,
+    new_version: str | None = None,
+) -> RetrainRun:
     """Record a retrain's outcome (promoted, kept or failed) with its metrics and versions."""
     status = RetrainStatus(status)
     if status is RetrainStatus.running:
@@ -294,7 +379,8 @@ async def finish_retrain_run(s: AsyncSession, run_id: int, *, status: RetrainSta
 async def fail_interrupted_retrains(s: AsyncSession) -> int:
     """Mark retrains left `running` by a previous process as failed; returns how many."""
     result = await s.execute(
-        update(RetrainRun).where(RetrainRun.status == RetrainStatus.running)
+        update(RetrainRun)
+        .where(RetrainRun.status == RetrainStatus.running)
         .values(status=RetrainStatus.failed, message=INTERRUPTED, finished_at=utcnow())
     )
     return result.rowcount or 0
@@ -302,4 +388,6 @@ async def fail_interrupted_retrains(s: AsyncSession) -> int:
 
 async def last_retrain(s: AsyncSession) -> RetrainRun | None:
     """The most recently started retrain run, whatever its status."""
-    return await s.scalar(select(RetrainRun).order_by(RetrainRun.started_at.desc(), RetrainRun.id.desc()).limit(1))
+    return await s.scalar(
+        select(RetrainRun).order_by(RetrainRun.started_at.desc(), RetrainRun.id.desc()).limit(1)
+    )

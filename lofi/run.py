@@ -34,7 +34,9 @@ To run it in Discord:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `lofi run`."""
     p = subparsers.add_parser("run", help="the main job: train if needed, then the bot (or a demo track)")
-    p.add_argument("--preset", default="quick", help="training preset when no models exist (default %(default)s)")
+    p.add_argument(
+        "--preset", default="quick", help="training preset when no models exist (default %(default)s)"
+    )
     p.add_argument("--length", default="1m", help="demo track length without a token (default %(default)s)")
     p.add_argument("--mood", default="rainy", help="demo track mood (default %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="demo track seed (default %(default)s)")
@@ -52,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
         address = settings.serving_address
     else:
         if settings.serving_address:
-            log.warning("SERVING_ADDRESS=%s does not answer; using the embedded server instead",
-                        settings.serving_address)
+            log.warning(
+                "SERVING_ADDRESS=%s does not answer; using the embedded server instead",
+                settings.serving_address,
+            )
         address = None
         code = _ensure_models(models, settings.data_dir, args.preset)
         if code:
@@ -73,10 +77,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(settings.out_dir) / "demo" / f"lofi-{args.mood}-{args.seed}.mp3"
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"No DISCORD_TOKEN: making a {args.length} '{args.mood}' demo track...", flush=True)
-    code = serving_cli.generate_main(argparse.Namespace(
-        length=args.length, mood=args.mood, seed=args.seed, bpm=None, out=out, json=False,
-        serving=address, models=models,
-    ))
+    code = serving_cli.generate_main(
+        argparse.Namespace(
+            length=args.length,
+            mood=args.mood,
+            seed=args.seed,
+            bpm=None,
+            out=out,
+            json=False,
+            serving=address,
+            models=models,
+        )
+    )
     if code:
         return code
     print(f"\nDemo track: {out}\n  MIDI and cover image beside it in {out.parent}/\n")
@@ -92,8 +104,11 @@ def _ensure_models(models: Path, data_dir: Path, preset: str) -> int:
     if version is not None:
         log.info("models: version %s in %s", version, models)
         return 0
-    print(f"No models in {models}: training the '{preset}' ensemble on {data_dir} "
-          "(a few minutes on 2 cores; progress below)...", flush=True)
+    print(
+        f"No models in {models}: training the '{preset}' ensemble on {data_dir} "
+        "(a few minutes on 2 cores; progress below)...",
+        flush=True,
+    )
     from training.retrain import retrain
 
     result = retrain(models, [data_dir], preset=preset)

@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
-    discord_api_base: str | None = None  # e.g. http://127.0.0.1:8080/api/v10 for a test or self-hosted endpoint
+    discord_api_base: str | None = (
+        None  # e.g. http://127.0.0.1:8080/api/v10 for a test or self-hosted endpoint
+    )
     discord_gateway_url: str | None = None  # e.g. ws://127.0.0.1:8080/gateway
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)

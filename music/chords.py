@@ -57,6 +57,8 @@ def chord_name(root: int, quality: str, bass: int = 0) -> str:
     """A readable symbol such as 'Ebmaj7/G'."""
     if quality == NO_CHORD:
         return "N.C."
-    suffix = {"maj": "", "min": "m", "dom7": "7", "min7": "m7", "dom9": "9", "min9": "m9"}.get(quality, quality)
+    suffix = {"maj": "", "min": "m", "dom7": "7", "min7": "m7", "dom9": "9", "min9": "m9"}.get(
+        quality, quality
+    )
     name = PITCH_NAMES[root % 12] + suffix
     return name + (f"/{PITCH_NAMES[(root + bass) % 12]}" if bass else "")

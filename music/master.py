@@ -133,9 +133,21 @@ def ffmpeg_ebur128(path: Path) -> dict[str, float]:
     """Integrated loudness (`lufs`) and true peak (`true_peak_dbtp`) of an audio file by ffmpeg's ebur128
     filter: an independent meter, used by the tests and benchmarks to check our own mastering."""
     proc = subprocess.run(
-        ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-filter_complex", "ebur128=peak=true",
-         "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            "ffmpeg",
+            "-nostats",
+            "-hide_banner",
+            "-i",
+            str(path),
+            "-filter_complex",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     summary = proc.stderr[proc.stderr.rindex("Summary:") :]
     return {

@@ -47,25 +47,59 @@ PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 # Harte shorthands (Harte et al. 2005, plus the extensions POP909 uses) as semitone sets.
 HARTE_SHORTHANDS: dict[str, tuple[int, ...]] = {
-    "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8),
-    "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10), "7": (0, 4, 7, 10), "dim7": (0, 3, 6, 9),
-    "hdim7": (0, 3, 6, 10), "minmaj7": (0, 3, 7, 11), "maj6": (0, 4, 7, 9), "min6": (0, 3, 7, 9),
-    "9": (0, 4, 7, 10, 14), "maj9": (0, 4, 7, 11, 14), "min9": (0, 3, 7, 10, 14),
-    "sus2": (0, 2, 7), "sus4": (0, 5, 7), "11": (0, 4, 7, 10, 14, 17), "min11": (0, 3, 7, 10, 14, 17),
-    "13": (0, 4, 7, 10, 14, 21), "maj13": (0, 4, 7, 11, 14, 21), "min13": (0, 3, 7, 10, 14, 21),
-    "5": (0, 7), "1": (0,),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "dim": (0, 3, 6),
+    "aug": (0, 4, 8),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "7": (0, 4, 7, 10),
+    "dim7": (0, 3, 6, 9),
+    "hdim7": (0, 3, 6, 10),
+    "minmaj7": (0, 3, 7, 11),
+    "maj6": (0, 4, 7, 9),
+    "min6": (0, 3, 7, 9),
+    "9": (0, 4, 7, 10, 14),
+    "maj9": (0, 4, 7, 11, 14),
+    "min9": (0, 3, 7, 10, 14),
+    "sus2": (0, 2, 7),
+    "sus4": (0, 5, 7),
+    "11": (0, 4, 7, 10, 14, 17),
+    "min11": (0, 3, 7, 10, 14, 17),
+    "13": (0, 4, 7, 10, 14, 21),
+    "maj13": (0, 4, 7, 11, 14, 21),
+    "min13": (0, 3, 7, 10, 14, 21),
+    "5": (0, 7),
+    "1": (0,),
 }
 DEGREE_SEMITONES = {1: 0, 2: 2, 3: 4, 4: 5, 5: 7, 6: 9, 7: 11, 8: 12, 9: 14, 10: 16, 11: 17, 12: 19, 13: 21}
 
 # music21 ChordSymbol.chordKind -> quality, for the kinds that have an exact match.
 KIND_QUALITY = {
-    "major": "maj", "minor": "min", "diminished": "dim", "augmented": "aug",
-    "suspended-second": "sus2", "suspended-fourth": "sus4", "major-sixth": "maj6", "minor-sixth": "min6",
-    "dominant-seventh": "dom7", "dominant": "dom7", "major-seventh": "maj7", "minor-seventh": "min7",
-    "minor-major-seventh": "minmaj7", "half-diminished-seventh": "hdim7", "half-diminished": "hdim7",
-    "diminished-seventh": "dim7", "augmented-seventh": "aug7", "seventh-flat-five": None,
-    "dominant-ninth": "dom9", "major-ninth": "maj9", "minor-ninth": "min9", "minor-11th": "min11",
-    "dominant-13th": "dom13", "suspended-fourth-seventh": "7sus4",
+    "major": "maj",
+    "minor": "min",
+    "diminished": "dim",
+    "augmented": "aug",
+    "suspended-second": "sus2",
+    "suspended-fourth": "sus4",
+    "major-sixth": "maj6",
+    "minor-sixth": "min6",
+    "dominant-seventh": "dom7",
+    "dominant": "dom7",
+    "major-seventh": "maj7",
+    "minor-seventh": "min7",
+    "minor-major-seventh": "minmaj7",
+    "half-diminished-seventh": "hdim7",
+    "half-diminished": "hdim7",
+    "diminished-seventh": "dim7",
+    "augmented-seventh": "aug7",
+    "seventh-flat-five": None,
+    "dominant-ninth": "dom9",
+    "major-ninth": "maj9",
+    "minor-ninth": "min9",
+    "minor-11th": "min11",
+    "dominant-13th": "dom13",
+    "suspended-fourth-seventh": "7sus4",
 }
 
 # Krumhansl-Kessler key profiles (the ones music21's KrumhanslKessler analysis uses).
@@ -94,19 +128,27 @@ class ParseInfo:
     def to_dict(self) -> dict:
         """A JSON-ready copy."""
         return {
-            "kind": self.kind, "melody_from": self.melody_from, "key_from": self.key_from,
-            "chords_from": self.chords_from, "metre": self.metre, "tempo_from": self.tempo_from,
+            "kind": self.kind,
+            "melody_from": self.melody_from,
+            "key_from": self.key_from,
+            "chords_from": self.chords_from,
+            "metre": self.metre,
+            "tempo_from": self.tempo_from,
             "beat_offset": self.beat_offset,
             "notes_source": self.notes_source,
-            "notes_dropped": dict(self.notes_dropped), "durations_snapped": self.durations_snapped,
-            "chord_symbols": self.chord_symbols, "chord_symbols_exact": self.chord_symbols_exact,
+            "notes_dropped": dict(self.notes_dropped),
+            "durations_snapped": self.durations_snapped,
+            "chord_symbols": self.chord_symbols,
+            "chord_symbols_exact": self.chord_symbols_exact,
             "chord_approx": dict(self.chord_approx),
         }
 
 
 # ---------------------------------------------------------------------------------------------- entry
 def parse_file(
-    path: Path | str, data: bytes | None = None, sidecars: dict[str, bytes] | None = None,
+    path: Path | str,
+    data: bytes | None = None,
+    sidecars: dict[str, bytes] | None = None,
     info: ParseInfo | None = None,
 ) -> Score:
     """The `Score` in the music file `path` (its bytes may be given as `data`).
@@ -436,7 +478,9 @@ def _quantise_melody(raw: list[_MidiNote], q, info: ParseInfo, skyline: bool) ->
         prev = by_onset.get(start)
         if prev is None or n.pitch > prev[0]:
             if prev is not None:
-                info.notes_dropped["lower note at one onset" if not skyline else "skyline: not the top line"] += 1
+                info.notes_dropped[
+                    "lower note at one onset" if not skyline else "skyline: not the top line"
+                ] += 1
             by_onset[start] = (n.pitch, end - start, n.velocity)
         else:
             info.notes_dropped["lower note at one onset" if not skyline else "skyline: not the top line"] += 1
@@ -466,11 +510,15 @@ def _align_bars(score: Score) -> Score:
         return score
     length = score.time_signatures[0].ticks
     starts = [c.start for c in score.chords if c.quality != NO_CHORD]
-    best = max(range(0, length, TICKS_PER_BEAT), key=lambda s: (sum((t + s) % length == 0 for t in starts), -s))
+    best = max(
+        range(0, length, TICKS_PER_BEAT), key=lambda s: (sum((t + s) % length == 0 for t in starts), -s)
+    )
     if not best:
         return score
     score.melody = [Note(n.pitch, n.start + best, n.duration, n.velocity) for n in score.melody]
-    score.chords = [Chord(c.start + best, c.duration, c.root, c.quality, c.bass, c.voicing) for c in score.chords]
+    score.chords = [
+        Chord(c.start + best, c.duration, c.root, c.quality, c.bass, c.voicing) for c in score.chords
+    ]
     score.n_bars = _bars_to_cover(score.time_signatures, score.total_ticks + best)
     return score
 
@@ -497,8 +545,9 @@ def _trim(score: Score) -> Score:
         start = max(c.start - shift, 0)
         chords.append(Chord(start, end - shift - start, c.root, c.quality, c.bass, c.voicing))
     score.chords = chords
-    score.time_signatures = [TimeSignature(max(s.bar - bar, 0), s.numerator, s.denominator)
-                             for s in score.time_signatures]
+    score.time_signatures = [
+        TimeSignature(max(s.bar - bar, 0), s.numerator, s.denominator) for s in score.time_signatures
+    ]
     score.n_bars -= bar
     return score
 
@@ -617,8 +666,9 @@ def voicing_of(root: int, quality: str, pitches: list[int]) -> Voicing | None:
     return Voicing(spread, degree)
 
 
-def _pop909_chords(text: bytes, tmap: TempoMap, q, piano: _MidiTrack | None, score: Score,
-                   info: ParseInfo) -> list[Chord]:
+def _pop909_chords(
+    text: bytes, tmap: TempoMap, q, piano: _MidiTrack | None, score: Score, info: ParseInfo
+) -> list[Chord]:
     piano_notes = [(q(n.on), q(n.off), n.pitch) for n in piano.notes] if piano else []
     chords: list[Chord] = []
     for line in text.decode("utf-8", "replace").splitlines():
@@ -664,11 +714,20 @@ def _merge_chords(chords: list[Chord]) -> list[Chord]:
     out: list[Chord] = []
     for c in sorted(by_start.values(), key=lambda c: c.start):
         if out and (out[-1].root, out[-1].quality, out[-1].bass, out[-1].voicing) == (
-            c.root, c.quality, c.bass, c.voicing
+            c.root,
+            c.quality,
+            c.bass,
+            c.voicing,
         ):
             prev = out[-1]
-            out[-1] = Chord(prev.start, c.start + c.duration - prev.start, prev.root, prev.quality,
-                            prev.bass, prev.voicing)
+            out[-1] = Chord(
+                prev.start,
+                c.start + c.duration - prev.start,
+                prev.root,
+                prev.quality,
+                prev.bass,
+                prev.voicing,
+            )
         else:
             out.append(c)
     return out
@@ -709,13 +768,19 @@ def infer_chords(notes: list[tuple[int, int, int]], score: Score) -> list[Chord]
             rel = {(pc - root) % 12 for pc in present}
             quality = match_quality(rel)
             pcs = pitch_classes(quality)
-            fit = sum(weight[(root + i) % 12] for i in pcs) - 0.6 * sum(
-                weight[pc] for pc in present if (pc - root) % 12 not in pcs
-            ) - 0.01 * len(pcs) * total
+            fit = (
+                sum(weight[(root + i) % 12] for i in pcs)
+                - 0.6 * sum(weight[pc] for pc in present if (pc - root) % 12 not in pcs)
+                - 0.01 * len(pcs) * total
+            )
             if best is None or fit > best[0]:
                 best = (fit, root, quality)
         _, root, quality = best
-        bass = (lowest - root) % 12 if lowest is not None and (lowest - root) % 12 in pitch_classes(quality) else 0
+        bass = (
+            (lowest - root) % 12
+            if lowest is not None and (lowest - root) % 12 in pitch_classes(quality)
+            else 0
+        )
         chords.append(Chord(lo, hi - lo, root, quality, bass))
     return _merge_chords(chords)
 
@@ -737,8 +802,15 @@ def _musicxml_text(data: bytes, suffix: str) -> bytes:
             if m:
                 root = next((i for i in infos if i.filename == m.group(1).decode("utf-8", "replace")), None)
         if root is None:
-            root = next((i for i in infos if i.filename.lower().endswith((".xml", ".musicxml"))
-                         and not i.filename.startswith("META-INF")), None)
+            root = next(
+                (
+                    i
+                    for i in infos
+                    if i.filename.lower().endswith((".xml", ".musicxml"))
+                    and not i.filename.startswith("META-INF")
+                ),
+                None,
+            )
         if root is None:
             raise CorpusFileError("MXL archive holds no score")
         if root.file_size > MAX_MXL_XML_BYTES or root.file_size > MAX_MXL_RATIO * max(root.compress_size, 1):
@@ -748,7 +820,14 @@ def _musicxml_text(data: bytes, suffix: str) -> bytes:
         if len(xml) > MAX_MXL_XML_BYTES:
             raise CorpusFileError("MXL score too large")
         return xml
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise CorpusFileError(f"corrupt MXL archive ({exc})") from exc
 
 
@@ -815,8 +894,14 @@ def parse_musicxml(data: bytes, suffix: str, info: ParseInfo) -> Score:
         by_onset[start] = (pitch, dur, 80)
     melody = _legato(by_onset, info)
 
-    mark = next((m for m in s.recurse().getElementsByClass(tempo.MetronomeMark)
-                 if m.number is not None or m.numberSounding is not None), None)
+    mark = next(
+        (
+            m
+            for m in s.recurse().getElementsByClass(tempo.MetronomeMark)
+            if m.number is not None or m.numberSounding is not None
+        ),
+        None,
+    )
     bpm = float(mark.getQuarterBPM()) if mark is not None and mark.getQuarterBPM() else DEFAULT_BPM
     info.tempo_from = "mark" if mark is not None and mark.getQuarterBPM() else "default"
 
@@ -860,8 +945,16 @@ def parse_musicxml(data: bytes, suffix: str, info: ParseInfo) -> Score:
     n_bars = _bars_to_cover(time_signatures, end)
     if n_bars > MAX_BARS:
         raise CorpusFileError(f"piece longer than {MAX_BARS} bars")
-    score = Score(melody, [], time_signatures, bpm, "major", 0, n_bars, title=str(s.metadata.title or "")
-                  if s.metadata else "")
+    score = Score(
+        melody,
+        [],
+        time_signatures,
+        bpm,
+        "major",
+        0,
+        n_bars,
+        title=str(s.metadata.title or "") if s.metadata else "",
+    )
     total = score.total_ticks
     chords = sorted({c.start: c for c in chords}.values(), key=lambda c: c.start)
     timed = []

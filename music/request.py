@@ -132,5 +132,16 @@ def plan_track(request: TrackRequest, rep: Representation | None = None) -> Trac
         bpm = exact
     tonic = rng.choice(mood.tonics)
     header = tuple(rep.header(mood.mode, mood.time_signature, bpm, mood.density))
-    return TrackPlan(request, mood, mood.mode, tonic, float(bpm), mood.time_signature, mood.density,
-                     n_bars, header, mood.temperature, mood.top_p)
+    return TrackPlan(
+        request,
+        mood,
+        mood.mode,
+        tonic,
+        float(bpm),
+        mood.time_signature,
+        mood.density,
+        n_bars,
+        header,
+        mood.temperature,
+        mood.top_p,
+    )

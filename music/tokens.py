@@ -35,7 +35,19 @@ DURATIONS: tuple[int, ...] = tuple(
 )
 VELOCITIES: tuple[int, ...] = (20, 36, 52, 64, 76, 88, 104, 120)
 TIME_SIGNATURES: tuple[tuple[int, int], ...] = (
-    (4, 4), (3, 4), (2, 4), (5, 4), (6, 4), (2, 2), (3, 2), (6, 8), (3, 8), (9, 8), (12, 8), (5, 8), (7, 8),
+    (4, 4),
+    (3, 4),
+    (2, 4),
+    (5, 4),
+    (6, 4),
+    (2, 2),
+    (3, 2),
+    (6, 8),
+    (3, 8),
+    (9, 8),
+    (12, 8),
+    (5, 8),
+    (7, 8),
 )
 # Tempo buckets: upper bounds (bpm) and the tempo a decoded bucket plays at.
 TEMPO_EDGES: tuple[float, ...] = (60, 70, 80, 90, 100, 115, 130, 150, float("inf"))

@@ -45,10 +45,14 @@ def _np_of() -> dict:
         from tensorflow.core.framework import types_pb2 as t
 
         _NP_OF = {
-            t.DT_FLOAT: (np.float32, "float_val"), t.DT_DOUBLE: (np.float64, "double_val"),
-            t.DT_INT32: (np.int32, "int_val"), t.DT_INT64: (np.int64, "int64_val"),
-            t.DT_INT16: (np.int16, "int_val"), t.DT_INT8: (np.int8, "int_val"),
-            t.DT_UINT8: (np.uint8, "int_val"), t.DT_BOOL: (np.bool_, "bool_val"),
+            t.DT_FLOAT: (np.float32, "float_val"),
+            t.DT_DOUBLE: (np.float64, "double_val"),
+            t.DT_INT32: (np.int32, "int_val"),
+            t.DT_INT64: (np.int64, "int64_val"),
+            t.DT_INT16: (np.int16, "int_val"),
+            t.DT_INT8: (np.int8, "int_val"),
+            t.DT_UINT8: (np.uint8, "int_val"),
+            t.DT_BOOL: (np.bool_, "bool_val"),
             t.DT_HALF: (np.float16, "half_val"),
         }
     return _NP_OF
@@ -188,8 +192,12 @@ class InProcessBackend:
         import tensorflow as tf
 
         fn = self.signature(name, version)
-        out = fn(**{contract.INPUT_TOKENS: tf.constant(tokens, tf.int32),
-                    contract.INPUT_COND: tf.constant(cond, tf.int32)})
+        out = fn(
+            **{
+                contract.INPUT_TOKENS: tf.constant(tokens, tf.int32),
+                contract.INPUT_COND: tf.constant(cond, tf.int32),
+            }
+        )
         return out[contract.OUTPUT_PROBS].numpy()
 
     async def close(self) -> None:

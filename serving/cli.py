@@ -24,21 +24,39 @@ def register(subparsers) -> None:
 
     s = get_settings()
     p = subparsers.add_parser(
-        "serve", help="serve the ensemble over TF Serving's gRPC API (embedded server)",
+        "serve",
+        help="serve the ensemble over TF Serving's gRPC API (embedded server)",
         description="A TF-Serving-compatible gRPC server (PredictionService, ModelService) over SavedModels. "
-                    "Takes TF Serving's flags; without any model flags it serves every lofi_member_* under --models.")
+        "Takes TF Serving's flags; without any model flags it serves every lofi_member_* under --models.",
+    )
     p.add_argument("--port", type=int, default=s.serving_port, help="gRPC port (default %(default)s)")
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default %(default)s)")
     p.add_argument("--model_name", "--model-name", help="serve one model under this name")
     p.add_argument("--model_base_path", "--model-base-path", help="folder with integer version subfolders")
-    p.add_argument("--model_config_file", "--model-config-file", help="models.config (ModelServerConfig text)")
-    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
-                   help="re-read --model_config_file this often (0: never)")
-    p.add_argument("--file_system_poll_wait_seconds", "--file-system-poll-wait-seconds", type=float, default=1.0,
-                   help="look for new model versions this often (default %(default)s; 0: never)")
-    p.add_argument("--rest_api_port", type=int, default=0, help="accepted for compatibility; only 0 (no REST)")
-    p.add_argument("--tensor_content", action="store_true",
-                   help="answer with raw tensor_content (faster) instead of float_val like TF Serving")
+    p.add_argument(
+        "--model_config_file", "--model-config-file", help="models.config (ModelServerConfig text)"
+    )
+    p.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=0.0,
+        help="re-read --model_config_file this often (0: never)",
+    )
+    p.add_argument(
+        "--file_system_poll_wait_seconds",
+        "--file-system-poll-wait-seconds",
+        type=float,
+        default=1.0,
+        help="look for new model versions this often (default %(default)s; 0: never)",
+    )
+    p.add_argument(
+        "--rest_api_port", type=int, default=0, help="accepted for compatibility; only 0 (no REST)"
+    )
+    p.add_argument(
+        "--tensor_content",
+        action="store_true",
+        help="answer with raw tensor_content (faster) instead of float_val like TF Serving",
+    )
     p.add_argument("--models", type=Path, default=s.models_dir, help="models folder (default %(default)s)")
     p.set_defaults(func=serve_main)
 
@@ -75,18 +93,27 @@ def serve_main(args) -> int:
     config = _server_config(args)
     if not config.model_config_list.config:
         log.warning("no models configured (looked in %s); serving nothing until a config reload", args.models)
-    server = EmbeddedServer(config, port=args.port, host=args.host, poll_s=args.file_system_poll_wait_seconds,
-                            config_file=Path(args.model_config_file) if args.model_config_file else None,
-                            config_poll_s=args.model_config_file_poll_wait_seconds,
-                            tensor_content=args.tensor_content,
-                            models_dir=None if args.model_config_file or args.model_name else args.models)
+    server = EmbeddedServer(
+        config,
+        port=args.port,
+        host=args.host,
+        poll_s=args.file_system_poll_wait_seconds,
+        config_file=Path(args.model_config_file) if args.model_config_file else None,
+        config_poll_s=args.model_config_file_poll_wait_seconds,
+        tensor_content=args.tensor_content,
+        models_dir=None if args.model_config_file or args.model_name else args.models,
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     for mc in config.model_config_list.config:
-        log.info("model %s from %s: versions %s", mc.name, mc.base_path,
-                 sorted(server.store.models.get(mc.name, {})) or "none yet")
+        log.info(
+            "model %s from %s: versions %s",
+            mc.name,
+            mc.base_path,
+            sorted(server.store.models.get(mc.name, {})) or "none yet",
+        )
     stop.wait()
     log.info("shutting down")
     server.stop(grace=5.0)
@@ -108,8 +135,12 @@ async def _generate(args) -> int:
     settings = get_settings()
     try:
         length = parse_duration(args.length)
-        request = TrackRequest(length_s=length, mood=args.mood,
-                               seed=args.seed if args.seed is not None else random.randrange(2**31), bpm=args.bpm)
+        request = TrackRequest(
+            length_s=length,
+            mood=args.mood,
+            seed=args.seed if args.seed is not None else random.randrange(2**31),
+            bpm=args.bpm,
+        )
     except ValueError as exc:
         print(f"lofi generate: {exc}", file=sys.stderr)
         return 2
@@ -119,8 +150,11 @@ async def _generate(args) -> int:
         if address is None:
             server = _embedded_server(Path(args.models))
             if server is None:
-                print(f"lofi generate: no models under {args.models}; train some first (lofi train) "
-                      "or pass --serving HOST:PORT", file=sys.stderr)
+                print(
+                    f"lofi generate: no models under {args.models}; train some first (lofi train) "
+                    "or pass --serving HOST:PORT",
+                    file=sys.stderr,
+                )
                 return 2
             address = server.address
         from serving.client import ServingClient
@@ -147,15 +181,25 @@ async def _generate(args) -> int:
         shutil.move(mp3, args.out)
         mp3 = args.out
     summary = {
-        "mp3": str(mp3), "midi": str(files.midi), "cover": str(files.cover) if files.cover else None,
-        "title": getattr(files, "title", None), "mood": files.mood, "key": files.key, "bpm": files.bpm,
-        "duration_s": files.duration_s, "seed": request.seed, "versions": result.versions,
-        "tokens": len(result.tokens), "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "mp3": str(mp3),
+        "midi": str(files.midi),
+        "cover": str(files.cover) if files.cover else None,
+        "title": getattr(files, "title", None),
+        "mood": files.mood,
+        "key": files.key,
+        "bpm": files.bpm,
+        "duration_s": files.duration_s,
+        "seed": request.seed,
+        "versions": result.versions,
+        "tokens": len(result.tokens),
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
     }
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
     else:
-        print(f"{summary['title']} ({files.mood}, {files.key}, {files.bpm:.0f} bpm, {files.duration_s:.0f}s) -> {mp3}")
+        print(
+            f"{summary['title']} ({files.mood}, {files.key}, {files.bpm:.0f} bpm, {files.duration_s:.0f}s) -> {mp3}"
+        )
         print("versions: " + ", ".join(f"{k}=v{v}" for k, v in result.versions.items()))
         print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0

@@ -47,8 +47,15 @@ class ServingClient:
         backoff_s: first backoff delay; doubles after each retry.
     """
 
-    def __init__(self, address: str, *, timeout_s: float = 5.0, retries: int = 3, backoff_s: float = 0.1,
-                 max_backoff_s: float = 2.0):
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 5.0,
+        retries: int = 3,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 2.0,
+    ):
         self.address = address
         self.timeout_s = timeout_s
         self.retries = retries
@@ -64,8 +71,9 @@ class ServingClient:
             # Made here, inside the running loop, because a grpc.aio channel binds to the loop that creates it.
             asyncio.get_running_loop()
             self._channel = grpc.aio.insecure_channel(
-                self.address, options=[("grpc.max_receive_message_length", 64 << 20),
-                                       ("grpc.enable_retries", 0)])
+                self.address,
+                options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.enable_retries", 0)],
+            )
             self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
             self._model = model_service_pb2_grpc.ModelServiceStub(self._channel)
         return self._predict, self._model
@@ -95,17 +103,21 @@ class ServingClient:
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if code in RETRYABLE and attempt < self.retries:
-                    log.debug("%s: %s (%s), retry %d in %.2fs", what, code.name, exc.details(), attempt + 1, delay)
+                    log.debug(
+                        "%s: %s (%s), retry %d in %.2fs", what, code.name, exc.details(), attempt + 1, delay
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_backoff_s)
                     continue
                 tries = f"after {attempt + 1} attempt(s)"
                 if code == grpc.StatusCode.UNAVAILABLE:
                     raise ServingUnavailable(
-                        f"model server {self.address} is unavailable ({what}, {tries}): {exc.details()}") from exc
+                        f"model server {self.address} is unavailable ({what}, {tries}): {exc.details()}"
+                    ) from exc
                 if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise ServingTimeout(
-                        f"model server {self.address} did not answer within {timeout:g}s ({what}, {tries})") from exc
+                        f"model server {self.address} did not answer within {timeout:g}s ({what}, {tries})"
+                    ) from exc
                 if code == grpc.StatusCode.NOT_FOUND:
                     raise ModelNotFound(f"{what}: {exc.details()}") from exc
                 if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
@@ -173,9 +185,16 @@ class ServingClient:
             raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
         return dims[1]
 
-    async def predict_raw(self, name: str, inputs: dict[str, np.ndarray], *, version: int | None = None,
-                          signature: str = contract.SIGNATURE, outputs: list[str] | None = None,
-                          timeout_s: float | None = None) -> tuple[dict[str, np.ndarray], int]:
+    async def predict_raw(
+        self,
+        name: str,
+        inputs: dict[str, np.ndarray],
+        *,
+        version: int | None = None,
+        signature: str = contract.SIGNATURE,
+        outputs: list[str] | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[dict[str, np.ndarray], int]:
         """Any Predict: ({output: array}, version that answered)."""
         req = predict_pb2.PredictRequest()
         req.model_spec.name = name
@@ -192,21 +211,35 @@ class ServingClient:
     async def predict(self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
         """Next-token probabilities float32 [batch, vocab] from one pinned member version."""
         out, served = await self.predict_raw(
-            name, {contract.INPUT_TOKENS: np.asarray(tokens, np.int32), contract.INPUT_COND: np.asarray(cond, np.int32)},
-            version=version, outputs=[contract.OUTPUT_PROBS])
+            name,
+            {
+                contract.INPUT_TOKENS: np.asarray(tokens, np.int32),
+                contract.INPUT_COND: np.asarray(cond, np.int32),
+            },
+            version=version,
+            outputs=[contract.OUTPUT_PROBS],
+        )
         self.served[(name, served)] += 1
         probs = out.get(contract.OUTPUT_PROBS)
         if probs is None or probs.ndim != 2:
-            raise ContractError(f"{name} v{version}: no {contract.OUTPUT_PROBS} [batch, vocab] in the response")
+            raise ContractError(
+                f"{name} v{version}: no {contract.OUTPUT_PROBS} [batch, vocab] in the response"
+            )
         return probs
 
     async def manifest(self, name: str, version: int) -> contract.Manifest:
         """The manifest of one pinned member version, over gRPC (the `manifest` signature)."""
-        out, _ = await self.predict_raw(name, {contract.MANIFEST_INPUT: np.zeros(1, np.int32)}, version=version,
-                                        signature=contract.MANIFEST_SIGNATURE)
+        out, _ = await self.predict_raw(
+            name,
+            {contract.MANIFEST_INPUT: np.zeros(1, np.int32)},
+            version=version,
+            signature=contract.MANIFEST_SIGNATURE,
+        )
         raw = out.get(contract.MANIFEST_OUTPUT)
         if raw is None:
-            raise ContractError(f"{name} v{version}: the manifest signature returned no {contract.MANIFEST_OUTPUT}")
+            raise ContractError(
+                f"{name} v{version}: the manifest signature returned no {contract.MANIFEST_OUTPUT}"
+            )
         raw = raw.reshape(-1)[0]
         try:
             return contract.Manifest.from_json(raw)

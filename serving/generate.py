@@ -89,7 +89,10 @@ class _Ensemble:
     def combine(self, probs: list[np.ndarray]) -> np.ndarray:
         """Weighted mean of probabilities, or weighted geometric mean renormalised (float64)."""
         if self.method == "geometric":
-            logp = sum(w * np.log(np.maximum(p.astype(np.float64), 1e-30)) for w, p in zip(self.weights, probs, strict=True))
+            logp = sum(
+                w * np.log(np.maximum(p.astype(np.float64), 1e-30))
+                for w, p in zip(self.weights, probs, strict=True)
+            )
             out = np.exp(logp - logp.max(axis=1, keepdims=True))
         else:
             out = sum(w * p.astype(np.float64) for w, p in zip(self.weights, probs, strict=True))
@@ -108,15 +111,18 @@ async def pin_ensemble(backend: Backend, rep: Representation, members: list[str]
             raise VocabularyMismatch(
                 f"{name} version {versions[name]} was trained on vocabulary {m.vocab_sha256[:12]} "
                 f"({m.representation}, {len(m.vocab)} tokens) but this code decodes with {expected[:12]} "
-                f"({rep.version}, {len(rep.vocab)} tokens); retrain or deploy matching code")
+                f"({rep.version}, {len(rep.vocab)} tokens); retrain or deploy matching code"
+            )
         if m.window <= 0:
             raise ContractError(f"{name} version {versions[name]}: window {m.window} is not positive")
     if hasattr(backend, "window"):  # over gRPC: the signature's static window must agree with the manifest
         windows = await asyncio.gather(*(backend.window(n, versions[n]) for n in members))
         for name, m, w in zip(members, manifests, windows, strict=True):
             if w != m.window:
-                raise ContractError(f"{name} version {versions[name]}: manifest window {m.window} but "
-                                    f"the signature takes {w} tokens")
+                raise ContractError(
+                    f"{name} version {versions[name]}: manifest window {m.window} but "
+                    f"the signature takes {w} tokens"
+                )
     return _Ensemble(versions, dict(zip(members, manifests, strict=True)))
 
 
@@ -128,7 +134,7 @@ class _Sequence:
         self.g: GrammarState = rep.grammar(list(plan.header))
         v = rep.vocab
         self.header = v.ids(list(plan.header))
-        self.cond = np.asarray(self.header[1:1 + contract.COND_LEN], np.int32)
+        self.cond = np.asarray(self.header[1 : 1 + contract.COND_LEN], np.int32)
         self.window = [v.id(BOS)]  # what the models see: BOS then the body
         self.body: list[int] = []
         self.rng = np.random.default_rng([seed, row])
@@ -252,14 +258,20 @@ def _windows(seqs: list[_Sequence], width: int) -> np.ndarray:
     out = np.zeros((len(seqs), width), np.int32)  # left-padded with PAD = 0
     for i, s in enumerate(seqs):
         tail = s.window[-width:]
-        out[i, width - len(tail):] = tail
+        out[i, width - len(tail) :] = tail
     return out
 
 
-async def generate_batch(backend: Backend, plans: list[TrackPlan], seeds: list[int], *,
-                         options: SamplingOptions | None = None, members: list[str] | None = None,
-                         rep: Representation | None = None,
-                         on_bar: Callable[[float], object] | None = None) -> Generation:
+async def generate_batch(
+    backend: Backend,
+    plans: list[TrackPlan],
+    seeds: list[int],
+    *,
+    options: SamplingOptions | None = None,
+    members: list[str] | None = None,
+    rep: Representation | None = None,
+    on_bar: Callable[[float], object] | None = None,
+) -> Generation:
     """Generate one sequence per (plan, seed), all in one batch per step (best-of-N or concurrent users).
 
     `on_bar(fraction)` is called each time the slowest sequence starts a new bar (for progress reports).
@@ -273,8 +285,11 @@ async def generate_batch(backend: Backend, plans: list[TrackPlan], seeds: list[i
     except ModelNotFound as exc:
         # A pinned version was unloaded mid-track (a server keeping only latest(1)): start the track again on
         # the new versions, so it is still made by one version of each member from start to end.
-        log.warning("a pinned model version went away during generation (%s); restarting on the new versions. "
-                    "Keep two versions loaded (latest { num_versions: 2 }) to avoid this.", exc)
+        log.warning(
+            "a pinned model version went away during generation (%s); restarting on the new versions. "
+            "Keep two versions loaded (latest { num_versions: 2 }) to avoid this.",
+            exc,
+        )
         return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
 
 
@@ -282,7 +297,9 @@ async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) ->
     t0 = time.perf_counter()
     ens = await pin_ensemble(backend, rep, members)
     mk = _Masks(rep)
-    seqs = [_Sequence(rep, p, seed, row, opts) for row, (p, seed) in enumerate(zip(plans, seeds, strict=True))]
+    seqs = [
+        _Sequence(rep, p, seed, row, opts) for row, (p, seed) in enumerate(zip(plans, seeds, strict=True))
+    ]
     limit = max(p.n_bars for p in plans) * (opts.max_bar_tokens + 64) + 64
     gen = Generation([], dict(ens.versions), ens.manifests)
     total_bars = sum(p.n_bars for p in plans)
@@ -296,13 +313,19 @@ async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) ->
         cond = np.stack([s.cond for s in active])
         by_width = {w: _windows(active, w) for w in set(ens.windows.values())}
         ts = time.perf_counter()
-        probs = await asyncio.gather(*(
-            backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond) for name in ens.names))
+        probs = await asyncio.gather(
+            *(
+                backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond)
+                for name in ens.names
+            )
+        )
         gen.step_seconds.append(time.perf_counter() - ts)
         for p in probs:
             if p.shape != (len(active), len(rep.vocab)):
-                raise ContractError(f"a member returned probabilities of shape {p.shape}, expected "
-                                    f"{(len(active), len(rep.vocab))}")
+                raise ContractError(
+                    f"a member returned probabilities of shape {p.shape}, expected "
+                    f"{(len(active), len(rep.vocab))}"
+                )
         combined = ens.combine(probs)
         for i, s in enumerate(active):
             mask = _constrain(s, mk, opts)
@@ -320,11 +343,19 @@ async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) ->
     return gen
 
 
-async def generate(backend: Backend, plan: TrackPlan, *, n: int = 1, seed: int | None = None,
-                   options: SamplingOptions | None = None, members: list[str] | None = None,
-                   rep: Representation | None = None,
-                   on_bar: Callable[[float], object] | None = None) -> Generation:
+async def generate(
+    backend: Backend,
+    plan: TrackPlan,
+    *,
+    n: int = 1,
+    seed: int | None = None,
+    options: SamplingOptions | None = None,
+    members: list[str] | None = None,
+    rep: Representation | None = None,
+    on_bar: Callable[[float], object] | None = None,
+) -> Generation:
     """Generate `n` sequences for one plan (seed defaults to the request's), in one batch."""
     seed = plan.request.seed if seed is None else seed
-    return await generate_batch(backend, [plan] * n, [seed] * n, options=options, members=members, rep=rep,
-                                on_bar=on_bar)
+    return await generate_batch(
+        backend, [plan] * n, [seed] * n, options=options, members=members, rep=rep, on_bar=on_bar
+    )

@@ -30,10 +30,17 @@ class TrackResult:
     plan: Any = None
 
 
-async def make_track(request: TrackRequest, client: Backend, out_dir: Path, *,
-                     progress: Callable[..., object] | None = None, executor=None,
-                     size_limit: int | None = None, soundfont: Path | None = None,
-                     options: SamplingOptions | None = None) -> TrackResult:
+async def make_track(
+    request: TrackRequest,
+    client: Backend,
+    out_dir: Path,
+    *,
+    progress: Callable[..., object] | None = None,
+    executor=None,
+    size_limit: int | None = None,
+    soundfont: Path | None = None,
+    options: SamplingOptions | None = None,
+) -> TrackResult:
     """Plan, generate (each member pinned to one version), decode and render one track into `out_dir`.
 
     Args:
@@ -70,11 +77,20 @@ async def make_track(request: TrackRequest, client: Backend, out_dir: Path, *,
 
         size_limit = get_settings().upload_limit_bytes
     t = time.perf_counter()
-    render = functools.partial(render_track, score, plan, Path(out_dir), soundfont=soundfont,
-                               size_limit=size_limit, progress=progress)
+    render = functools.partial(
+        render_track,
+        score,
+        plan,
+        Path(out_dir),
+        soundfont=soundfont,
+        size_limit=size_limit,
+        progress=progress,
+    )
     files = await asyncio.get_running_loop().run_in_executor(executor, render)
     timings["render"] = time.perf_counter() - t
     for stage, seconds in (getattr(files, "timings", None) or {}).items():
         timings.setdefault(f"render.{stage}", seconds)
     timings["total"] = time.perf_counter() - t0
-    return TrackResult(files=files, tokens=list(tokens), versions=dict(gen.versions), timings=timings, plan=plan)
+    return TrackResult(
+        files=files, tokens=list(tokens), versions=dict(gen.versions), timings=timings, plan=plan
+    )

@@ -38,9 +38,14 @@ from serving.backend import array_to_tensor, tensor_to_array, version_dirs
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
-_NP_TO_DT = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE,
-             np.dtype(np.int32): types_pb2.DT_INT32, np.dtype(np.int64): types_pb2.DT_INT64,
-             np.dtype(np.bool_): types_pb2.DT_BOOL, np.dtype(object): types_pb2.DT_STRING}
+_NP_TO_DT = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+    np.dtype(np.bool_): types_pb2.DT_BOOL,
+    np.dtype(object): types_pb2.DT_STRING,
+}
 
 
 def _dt_name(code: int) -> str:
@@ -93,7 +98,9 @@ class Servable:
             if entry.WhichOneof("log_type") != "predict_log":
                 continue
             req = entry.predict_log.request
-            self.run(req.model_spec.signature_name, {k: tensor_to_array(v) for k, v in req.inputs.items()}, [])
+            self.run(
+                req.model_spec.signature_name, {k: tensor_to_array(v) for k, v in req.inputs.items()}, []
+            )
             n += 1
         log.info("warmed up %s version %d with %d request(s)", self.name, self.version, n)
         return n
@@ -104,40 +111,54 @@ class Servable:
         sig = self.signature_defs.get(sig_name)
         fn = self.model.signatures.get(sig_name) if sig is not None else None
         if fn is None:
-            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f'Serving signature name: "{sig_name}" not found in signature def')
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Serving signature name: "{sig_name}" not found in signature def',
+            )
         expected = sig.inputs
         for key in inputs:
             if key not in expected:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"input tensor alias not found in signature: {key}. Inputs expected to be in "
-                               f"the set {{{','.join(sorted(expected))}}}.")
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"input tensor alias not found in signature: {key}. Inputs expected to be in "
+                    f"the set {{{','.join(sorted(expected))}}}.",
+                )
         missing = sorted(set(expected) - set(inputs))
         if missing:
-            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"Request inputs do not match required inputs for model `{self.name}`. Send extra: "
-                           f"{{}}. Missing but required: {{{','.join(missing)}}}.")
+            raise RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Request inputs do not match required inputs for model `{self.name}`. Send extra: "
+                f"{{}}. Missing but required: {{{','.join(missing)}}}.",
+            )
         args = {}
         for i, (key, arr) in enumerate(sorted(inputs.items())):
             info = expected[key]
             got = _NP_TO_DT.get(arr.dtype, -1)
             if info.dtype and got != info.dtype:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"Expects arg[{i}] ('{key}') to be {_dt_name(info.dtype)} but "
-                               f"{arr.dtype.name if got == -1 else _dt_name(got)} is provided")
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Expects arg[{i}] ('{key}') to be {_dt_name(info.dtype)} but "
+                    f"{arr.dtype.name if got == -1 else _dt_name(got)} is provided",
+                )
             if not info.tensor_shape.unknown_rank:
                 want = [d.size for d in info.tensor_shape.dim]
-                if len(want) != arr.ndim or any(w not in (-1, g) for w, g in zip(want, arr.shape, strict=False)):
-                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input '{key}' has shape {list(arr.shape)} but signature '{sig_name}' "
-                                   f"expects {want} (-1: any size)")
+                if len(want) != arr.ndim or any(
+                    w not in (-1, g) for w, g in zip(want, arr.shape, strict=False)
+                ):
+                    raise RpcError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"input '{key}' has shape {list(arr.shape)} but signature '{sig_name}' "
+                        f"expects {want} (-1: any size)",
+                    )
             args[key] = tf.constant(arr)
         outputs = list(output_filter) or list(sig.outputs)
         for key in outputs:
             if key not in sig.outputs:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"output tensor alias not found in signature: {key} Outputs expected to be in "
-                               f"the set {{{','.join(sorted(sig.outputs))}}}.")
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"output tensor alias not found in signature: {key} Outputs expected to be in "
+                    f"the set {{{','.join(sorted(sig.outputs))}}}.",
+                )
         try:
             result = fn(**args)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
@@ -195,7 +216,9 @@ class ModelStore:
                         self._failed[path] = stamp
                         log.error("failed to load %s version %d from %s: %s", mc.name, v, path, exc)
                         continue
-                    log.info("loaded %s version %d from %s in %.2fs", mc.name, v, path, time.perf_counter() - t0)
+                    log.info(
+                        "loaded %s version %d from %s in %.2fs", mc.name, v, path, time.perf_counter() - t0
+                    )
                 keep = {v: s for v, s in current.items() if v in want}
                 for v in sorted(set(current) - set(keep)):
                     log.info("unloading %s version %d", mc.name, v)
@@ -238,13 +261,16 @@ class ModelStore:
             raise RpcError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
         if spec.HasField("version"):
             if spec.version.value not in versions:
-                raise RpcError(grpc.StatusCode.NOT_FOUND,
-                               f"Could not find version {spec.version.value} of model {spec.name}")
+                raise RpcError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"Could not find version {spec.version.value} of model {spec.name}",
+                )
             versions = {spec.version.value: versions[spec.version.value]}
         out = []
         for v in sorted(versions, reverse=True):
             st = get_model_status_pb2.ModelVersionStatus(
-                version=v, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+                version=v, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
+            )
             st.status.error_code = 0
             out.append(st)
         return out
@@ -288,8 +314,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 if f != "signature_def":
                     raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {f} is not supported")
             if not request.metadata_field:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "GetModelMetadataRequest must specify at least "
-                               "one metadata_field")
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "GetModelMetadataRequest must specify at least one metadata_field",
+                )
             servable = self.store.get(request.model_spec)
             resp = get_model_metadata_pb2.GetModelMetadataResponse()
             resp.model_spec.name = servable.name
@@ -330,7 +358,9 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 # ------------------------------------------------------------------ configuration
-def config_from_flags(model_name: str, model_base_path: str | Path) -> model_server_config_pb2.ModelServerConfig:
+def config_from_flags(
+    model_name: str, model_base_path: str | Path
+) -> model_server_config_pb2.ModelServerConfig:
     """The config `--model_name X --model_base_path P` stands for (one model, latest(1))."""
     cfg = model_server_config_pb2.ModelServerConfig()
     mc = cfg.model_config_list.config.add()
@@ -350,7 +380,9 @@ def read_config_file(path: str | Path) -> model_server_config_pb2.ModelServerCon
     return cfg
 
 
-def config_for_models_dir(models_dir: str | Path, num_versions: int = 2) -> model_server_config_pb2.ModelServerConfig:
+def config_for_models_dir(
+    models_dir: str | Path, num_versions: int = 2
+) -> model_server_config_pb2.ModelServerConfig:
     """A config serving every `lofi_member_<i>` folder under `models_dir`.
 
     Keeps the newest `num_versions` versions, so a track that started on the previous version can finish on
@@ -358,7 +390,9 @@ def config_for_models_dir(models_dir: str | Path, num_versions: int = 2) -> mode
     """
     cfg = model_server_config_pb2.ModelServerConfig()
     base = Path(models_dir).resolve()
-    names = sorted(p.name for p in base.glob(f"{contract.MODEL_PREFIX}_*") if p.is_dir()) if base.is_dir() else []
+    names = (
+        sorted(p.name for p in base.glob(f"{contract.MODEL_PREFIX}_*") if p.is_dir()) if base.is_dir() else []
+    )
     for name in names:
         mc = cfg.model_config_list.config.add()
         mc.name = name
@@ -372,9 +406,19 @@ def config_for_models_dir(models_dir: str | Path, num_versions: int = 2) -> mode
 class EmbeddedServer:
     """The gRPC server, its model store and the file-system poller."""
 
-    def __init__(self, config, *, port: int = 0, host: str = "127.0.0.1", poll_s: float = 1.0,
-                 config_file: Path | None = None, config_poll_s: float = 0.0, tensor_content: bool = False,
-                 workers: int = 8, models_dir: Path | None = None):
+    def __init__(
+        self,
+        config,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        poll_s: float = 1.0,
+        config_file: Path | None = None,
+        config_poll_s: float = 0.0,
+        tensor_content: bool = False,
+        workers: int = 8,
+        models_dir: Path | None = None,
+    ):
         """Args: `models_dir` (optional) re-scans that folder each poll for new `lofi_member_<i>` members."""
         self.store = ModelStore(config)
         self.models_dir = models_dir
@@ -383,12 +427,17 @@ class EmbeddedServer:
         self.config_poll_s = config_poll_s
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serve"),
-                                  options=[("grpc.max_receive_message_length", 64 << 20),
-                                           ("grpc.max_send_message_length", 64 << 20),
-                                           ("grpc.so_reuseport", 0)])
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serve"),
+            options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self.store, tensor_content), self.server)
+            PredictionServicer(self.store, tensor_content), self.server
+        )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.store), self.server)
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         if not self.port:
@@ -412,7 +461,11 @@ class EmbeddedServer:
         tick = min(x for x in (self.poll_s, self.config_poll_s) if x > 0)
         while not self._stop.wait(tick):
             try:
-                if self.config_file and self.config_poll_s > 0 and time.monotonic() - last_config >= self.config_poll_s:
+                if (
+                    self.config_file
+                    and self.config_poll_s > 0
+                    and time.monotonic() - last_config >= self.config_poll_s
+                ):
                     last_config = time.monotonic()
                     cfg = read_config_file(self.config_file)
                     if cfg != self.store.config:

@@ -159,7 +159,9 @@ def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Ite
                 continue
             total += info.file_size
             if total > MAX_TOTAL_BYTES:
-                skipped.append((label, f"archive holds more than {MAX_TOTAL_BYTES // 2**30} GiB uncompressed"))
+                skipped.append(
+                    (label, f"archive holds more than {MAX_TOTAL_BYTES // 2**30} GiB uncompressed")
+                )
                 return
             safe[rel] = info
 
@@ -182,8 +184,15 @@ def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Ite
                     sinfo = safe.get(rel.parent / side)
                     if sinfo is not None:
                         sidecars[side] = read(sinfo)
-            except (zipfile.BadZipFile, OSError, EOFError, CorpusFileError, NotImplementedError,
-                    RuntimeError, ValueError) as exc:
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                CorpusFileError,
+                NotImplementedError,
+                RuntimeError,
+                ValueError,
+            ) as exc:
                 skipped.append((where, f"corrupt archive member ({exc})"))
                 continue
             name = f"{label}/{rel}" if label else str(rel)
@@ -285,9 +294,13 @@ def round_trip(score: Score, ids: list[int], rep: Representation) -> dict:
     chords_ok = sum(_chord_key(c) in got_chords for c in src_chords)
     vel_same = {(n.pitch, n.start): n.velocity for n in decoded.melody}
     return {
-        "notes": len(score.melody), "notes_ok": notes_ok,
-        "chords": len(src_chords), "chords_ok": chords_ok,
-        "velocity_changed": sum(vel_same.get((n.pitch, n.start), n.velocity) != n.velocity for n in score.melody),
+        "notes": len(score.melody),
+        "notes_ok": notes_ok,
+        "chords": len(src_chords),
+        "chords_ok": chords_ok,
+        "velocity_changed": sum(
+            vel_same.get((n.pitch, n.start), n.velocity) != n.velocity for n in score.melody
+        ),
     }
 
 
@@ -308,12 +321,20 @@ def encode_file(name: str, data: bytes, sidecars: dict[str, bytes]) -> dict:
         return {"ok": False, "reason": "score nested too deeply"}
     ts = score.time_signatures[0]
     return {
-        "ok": True, "ids": ids, "tonic": score.tonic, "bpm": round(score.bpm, 3), "mode": score.mode,
+        "ok": True,
+        "ids": ids,
+        "tonic": score.tonic,
+        "bpm": round(score.bpm, 3),
+        "mode": score.mode,
         "n_bars": score.n_bars,
         "stats": {
             "time_signature": f"{ts.numerator}/{ts.denominator}",
             "parse": info.to_dict(),
-            "encode": {"notes_in": report.notes_in, "notes_exact": report.notes_exact, "lost": dict(report.lost)},
+            "encode": {
+                "notes_in": report.notes_in,
+                "notes_exact": report.notes_exact,
+                "lost": dict(report.lost),
+            },
             "round_trip": round_trip(score, ids, rep),
         },
     }
@@ -395,8 +416,14 @@ def load_corpus(
         from tqdm import tqdm
 
         tasks = [(f.name, f.data, f.sidecars) for f in todo]
-        bar = tqdm(total=len(tasks), desc="parsing corpus", unit="file", file=sys.stderr,
-                   disable=not progress, leave=False)
+        bar = tqdm(
+            total=len(tasks),
+            desc="parsing corpus",
+            unit="file",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        )
         if workers > 1 and len(tasks) > 4:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 results = pool.map(_work, tasks, chunksize=4)
@@ -414,8 +441,18 @@ def load_corpus(
     for f in files:
         e = entries[f.name]
         if e.get("ok"):
-            pieces.append(EncodedPiece(f.name, f.source, list(e["ids"]), int(e["tonic"]), float(e["bpm"]),
-                                       e["mode"], int(e.get("n_bars", 0)), e.get("stats", {})))
+            pieces.append(
+                EncodedPiece(
+                    f.name,
+                    f.source,
+                    list(e["ids"]),
+                    int(e["tonic"]),
+                    float(e["bpm"]),
+                    e["mode"],
+                    int(e.get("n_bars", 0)),
+                    e.get("stats", {}),
+                )
+            )
         else:
             skipped.append((f.name, e.get("reason", "unknown")))
     pieces.sort(key=lambda p: p.name)

@@ -28,7 +28,9 @@ def register(subparsers) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="corpus folder(s) or zip file(s)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
-        p.add_argument("--cache", type=Path, default=None, help="cache folder (default: settings cache_dir/corpus)")
+        p.add_argument(
+            "--cache", type=Path, default=None, help="cache folder (default: settings cache_dir/corpus)"
+        )
         p.add_argument("--workers", type=int, default=2, help="parser processes (default 2)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.set_defaults(func=func)
@@ -38,8 +40,9 @@ def _load(args):
     from training.corpus import CorpusError, load_corpus
 
     try:
-        return load_corpus(args.paths, cache_dir=args.cache, workers=max(1, args.workers),
-                           progress=not args.no_progress)
+        return load_corpus(
+            args.paths, cache_dir=args.cache, workers=max(1, args.workers), progress=not args.no_progress
+        )
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -57,7 +60,14 @@ def corpus_stats(result) -> dict:
     pieces = result.pieces
     used: set[int] = set()
     tokens = bars = 0
-    keys, modes, tempi, sigs, sources, kinds = Counter(), Counter(), Counter(), Counter(), Counter(), Counter()
+    keys, modes, tempi, sigs, sources, kinds = (
+        Counter(),
+        Counter(),
+        Counter(),
+        Counter(),
+        Counter(),
+        Counter(),
+    )
     chord_src, melody_src, key_src, tempo_src = Counter(), Counter(), Counter(), Counter()
     import bisect
 
@@ -97,7 +107,8 @@ def corpus_stats(result) -> dict:
         "modes": dict(modes.most_common()),
         "keys": dict(keys.most_common()),
         "tempo_bpm": {
-            "min": bpms[0] if bpms else None, "median": bpms[len(bpms) // 2] if bpms else None,
+            "min": bpms[0] if bpms else None,
+            "median": bpms[len(bpms) // 2] if bpms else None,
             "max": bpms[-1] if bpms else None,
             "buckets": {_tempo_label(i): tempi.get(_tempo_label(i), 0) for i in range(len(TEMPO_CENTERS))},
         },

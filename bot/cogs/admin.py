@@ -61,12 +61,16 @@ def status_embed(report: StatusReport) -> discord.Embed:
     embed = discord.Embed(title="LoFi bot status", colour=colour)
     serving = "🟢 up" if report.serving_ok else f"🔴 {report.serving_detail}"
     members = "\n".join(f"`{name}` {state}" for name, state in sorted(report.members.items()))
-    embed.add_field(name="Serving", value=(serving + ("\n" + members if members else ""))[:1024], inline=False)
+    embed.add_field(
+        name="Serving", value=(serving + ("\n" + members if members else ""))[:1024], inline=False
+    )
     embed.add_field(name="Queue", value=f"{report.queue_waiting} waiting, {report.queue_running} running")
     embed.add_field(name="Tracks (24 h)", value=str(report.tracks_today))
     embed.add_field(name="Last retrain", value=(report.last_retrain or "never")[:1024], inline=False)
-    votes = "\n".join(f"`{version}`: {v['score']:+d} (👍{v['up']} 👎{v['down']}, {v['tracks']} tracks)"
-                      for version, v in sorted(report.votes_by_version.items()))
+    votes = "\n".join(
+        f"`{version}`: {v['score']:+d} (👍{v['up']} 👎{v['down']}, {v['tracks']} tracks)"
+        for version, v in sorted(report.votes_by_version.items())
+    )
     embed.add_field(name="Votes per model version", value=(votes or "no tracks yet")[:1024], inline=False)
     return embed
 
@@ -83,20 +87,30 @@ class Admin(commands.Cog):
             task.cancel()
 
     @app_commands.command(name="lofi-retrain", description="Retrain the models (admins only)")
-    @app_commands.describe(epochs="Training epochs (default: the preset's)",
-                           include_votes="Learn from liked tracks and drop disliked ones")
+    @app_commands.describe(
+        epochs="Training epochs (default: the preset's)",
+        include_votes="Learn from liked tracks and drop disliked ones",
+    )
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     @admin_only()
-    async def retrain(self, interaction: discord.Interaction,
-                      epochs: app_commands.Range[int, 1, 500] | None = None, include_votes: bool = True) -> None:
+    async def retrain(
+        self,
+        interaction: discord.Interaction,
+        epochs: app_commands.Range[int, 1, 500] | None = None,
+        include_votes: bool = True,
+    ) -> None:
         """Start a retrain in its own process and report its progress in the reply."""
-        who = Requester(interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id)
+        who = Requester(
+            interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id
+        )
         run_id, params = await self.bot.retrains.start(who, epochs=epochs, include_votes=include_votes)
         log.info("retrain #%s started by %s (%s): %s", run_id, who.user_name, who.user_id, params)
-        await interaction.response.send_message(f"🛠️ Retrain #{run_id} started by {interaction.user.mention} "
-                                                f"(epochs: {epochs or 'preset'}, votes: "
-                                                f"{'yes' if include_votes else 'no'}).")
+        await interaction.response.send_message(
+            f"🛠️ Retrain #{run_id} started by {interaction.user.mention} "
+            f"(epochs: {epochs or 'preset'}, votes: "
+            f"{'yes' if include_votes else 'no'})."
+        )
         task = asyncio.create_task(self._run(interaction, run_id, params), name=f"retrain-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -16,8 +16,10 @@ def _fmt(i: int, line: TrackLine, show_user: bool) -> str:
     where = f" · [jump]({line.jump_url})" if line.jump_url else ""
     who = f" by {line.user_name}" if show_user else ""
     status = "" if line.status == "done" else f" · *{line.status}*"
-    return (f"**{i}.** {line.title} — {line.mood}, {seconds // 60}:{seconds % 60:02d}, "
-            f"**{line.score:+d}** (👍{line.up} 👎{line.down}){who}{status}{where}")
+    return (
+        f"**{i}.** {line.title} — {line.mood}, {seconds // 60}:{seconds % 60:02d}, "
+        f"**{line.score:+d}** (👍{line.up} 👎{line.down}){who}{status}{where}"
+    )
 
 
 class Browse(commands.Cog):
@@ -28,12 +30,15 @@ class Browse(commands.Cog):
 
     @app_commands.command(name="lofi-top", description="The best tracks by votes")
     @app_commands.describe(period="Over which period (default: week)")
-    async def top(self, interaction: discord.Interaction,
-                  period: Literal["day", "week", "month", "all"] = "week") -> None:
+    async def top(
+        self, interaction: discord.Interaction, period: Literal["day", "week", "month", "all"] = "week"
+    ) -> None:
         """The best tracks of the period by net score, with jump links."""
         lines = await self.bot.browse.top(period, interaction.guild_id)
         title = f"Top LoFi tracks — {'all time' if period == 'all' else 'this ' + period}"
-        body = "\n".join(_fmt(i, line, True) for i, line in enumerate(lines, 1)) or "No tracks yet: try `/lofi`."
+        body = (
+            "\n".join(_fmt(i, line, True) for i, line in enumerate(lines, 1)) or "No tracks yet: try `/lofi`."
+        )
         await interaction.response.send_message(embed=discord.Embed(title=title, description=body[:4096]))
 
     @app_commands.command(name="lofi-history", description="Someone's latest tracks")
@@ -42,8 +47,10 @@ class Browse(commands.Cog):
         """A user's latest tracks (ephemeral)."""
         target = user or interaction.user
         lines = await self.bot.browse.history(target.id, interaction.guild_id)
-        body = "\n".join(_fmt(i, line, False) for i, line in enumerate(lines, 1)) \
+        body = (
+            "\n".join(_fmt(i, line, False) for i, line in enumerate(lines, 1))
             or f"{target.display_name} has no tracks here yet."
+        )
         embed = discord.Embed(title=f"Tracks by {target.display_name}", description=body[:4096])
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

@@ -44,16 +44,22 @@ def fmt_length(seconds: float) -> str:
 
 def track_embed(info: TrackInfo, user: discord.abc.User) -> discord.Embed:
     """The embed posted with a track."""
-    embed = discord.Embed(title=info.title, colour=discord.Colour.from_rgb(120, 100, 180),
-                          description=f"A **{info.mood}** LoFi track for {user.mention}")
+    embed = discord.Embed(
+        title=info.title,
+        colour=discord.Colour.from_rgb(120, 100, 180),
+        description=f"A **{info.mood}** LoFi track for {user.mention}",
+    )
     embed.add_field(name="Mood", value=info.mood)
     embed.add_field(name="Length", value=fmt_length(info.length_s))
     embed.add_field(name="Tempo", value=f"{info.bpm:.0f} bpm")
     embed.add_field(name="Key", value=info.key)
     embed.add_field(name="Seed", value=str(info.seed))
     if info.versions:
-        embed.add_field(name="Models", value=", ".join(f"{k} v{v}" for k, v in sorted(info.versions.items()))[:1024],
-                        inline=False)
+        embed.add_field(
+            name="Models",
+            value=", ".join(f"{k} v{v}" for k, v in sorted(info.versions.items()))[:1024],
+            inline=False,
+        )
     if info.cover is not None:
         embed.set_image(url=f"attachment://{info.cover.name}")
     embed.set_footer(text=f"Track #{info.track_id} · asked by {user.display_name} · vote with 👍 / 👎")
@@ -119,16 +125,28 @@ class Lofi(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="lofi", description="Compose a LoFi track")
-    @app_commands.describe(length="How long: 2m, 90s, 1m30s, 1:30 or 120", mood="The mood of the track",
-                           seed="Same seed, same track (optional)", tempo="Beats per minute (optional)")
+    @app_commands.describe(
+        length="How long: 2m, 90s, 1m30s, 1:30 or 120",
+        mood="The mood of the track",
+        seed="Same seed, same track (optional)",
+        tempo="Beats per minute (optional)",
+    )
     @app_commands.choices(mood=MOOD_CHOICES)
-    async def lofi(self, interaction: discord.Interaction, length: Duration, mood: app_commands.Choice[str],
-                   seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
-                   tempo: app_commands.Range[int, 40, 200] | None = None) -> None:
+    async def lofi(
+        self,
+        interaction: discord.Interaction,
+        length: Duration,
+        mood: app_commands.Choice[str],
+        seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
+        tempo: app_commands.Range[int, 40, 200] | None = None,
+    ) -> None:
         """Compose a track for the caller."""
-        request = TrackRequest(length_s=length, mood=mood.value,
-                               seed=seed if seed is not None else random.randint(0, SEED_MAX),
-                               bpm=float(tempo) if tempo is not None else None)
+        request = TrackRequest(
+            length_s=length,
+            mood=mood.value,
+            seed=seed if seed is not None else random.randint(0, SEED_MAX),
+            bpm=float(tempo) if tempo is not None else None,
+        )
         await self.make_and_post(interaction, request)
 
     async def make_and_post(self, interaction: discord.Interaction, request: TrackRequest) -> None:
@@ -136,12 +154,16 @@ class Lofi(commands.Cog):
         bot = self.bot
         bot.queue.check(interaction.user.id)  # refuse (ephemerally) before deferring
         await interaction.response.defer(ephemeral=True, thinking=True)
-        who = Requester(interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id)
+        who = Requester(
+            interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id
+        )
         track_id = await bot.tracks.create(request, who)
         prefix = f"**{request.mood}** track, {fmt_length(request.length_s)}, seed {request.seed}"
         progress = ProgressReporter(interaction, prefix)
-        size_limit = min(bot.settings.upload_limit_bytes,
-                         getattr(interaction, "filesize_limit", None) or bot.settings.upload_limit_bytes)
+        size_limit = min(
+            bot.settings.upload_limit_bytes,
+            getattr(interaction, "filesize_limit", None) or bot.settings.upload_limit_bytes,
+        )
 
         def moved(position: int) -> None:
             if position > 0:
@@ -190,8 +212,9 @@ class Lofi(commands.Cog):
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=STAGES["uploading"] + "…")
         try:
-            message = await interaction.followup.send(content=content, embed=embed, files=attachments(),
-                                                      view=view, wait=True)
+            message = await interaction.followup.send(
+                content=content, embed=embed, files=attachments(), view=view, wait=True
+            )
         except discord.HTTPException as exc:
             if exc.status == 413:
                 await self.bot.tracks.fail(track_id, f"upload refused: {exc}")
@@ -199,11 +222,16 @@ class Lofi(commands.Cog):
                 return
             # The interaction token lasts 15 minutes; a long queue can outlive it. Post with the bot instead.
             log.warning("follow-up failed (%s); posting to the channel directly", exc)
-            message = await interaction.channel.send(content=content, embed=embed, files=attachments(), view=view)
-        await self.bot.tracks.set_message(track_id, message_id=message.id, channel_id=message.channel.id,
-                                          guild_id=interaction.guild_id)
+            message = await interaction.channel.send(
+                content=content, embed=embed, files=attachments(), view=view
+            )
+        await self.bot.tracks.set_message(
+            track_id, message_id=message.id, channel_id=message.channel.id, guild_id=interaction.guild_id
+        )
         # A webhook message does not know its guild; build the link from the interaction's.
-        link = f"https://discord.com/channels/{interaction.guild_id or '@me'}/{message.channel.id}/{message.id}"
+        link = (
+            f"https://discord.com/channels/{interaction.guild_id or '@me'}/{message.channel.id}/{message.id}"
+        )
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=f"✅ Done: {link}")
         for emoji in VOTE_EMOJI:

@@ -40,8 +40,13 @@ class Votes(commands.Cog):
             log.exception("could not record a vote on message %s", payload.message_id)
             return
         if counted:
-            log.debug("vote %+d %s by %s on message %s", value, "added" if added else "removed",
-                      payload.user_id, payload.message_id)
+            log.debug(
+                "vote %+d %s by %s on message %s",
+                value,
+                "added" if added else "removed",
+                payload.user_id,
+                payload.message_id,
+            )
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -19,7 +19,9 @@ target_metadata = Base.metadata
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
-    dialect = connection.dialect.name if connection is not None else (url or "").split(":", 1)[0].split("+")[0]
+    dialect = (
+        connection.dialect.name if connection is not None else (url or "").split(":", 1)[0].split("+")[0]
+    )
     is_sqlite = dialect == "sqlite"
     context.configure(
         connection=connection,

@@ -13,9 +13,16 @@ from lofi.settings import Settings
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'db' / 'bot.sqlite3'}",
-                    out_dir=tmp_path / "out", models_dir=tmp_path / "models", data_dir=tmp_path / "corpus",
-                    cooldown_s=0, queue_size=4, workers=1)
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'db' / 'bot.sqlite3'}",
+        out_dir=tmp_path / "out",
+        models_dir=tmp_path / "models",
+        data_dir=tmp_path / "corpus",
+        cooldown_s=0,
+        queue_size=4,
+        workers=1,
+    )
 
 
 @pytest.fixture
@@ -45,12 +52,23 @@ class FakePipeline:
         mp3.write_bytes(b"\xff" * self.mp3_bytes)
         midi.write_bytes(b"MThd")
         cover.write_bytes(b"\x89PNG")
-        files = SimpleNamespace(mp3=mp3, midi=midi, cover=cover, duration_s=request.length_s, bpm=80.0,
-                                key="A minor", mood="rainy" if request.mood == "random" else request.mood,
-                                seed=request.seed, title="Rain on glass", loudness_lufs=-14.0,
-                                true_peak_dbtp=-1.0, timings={"render": 0.1})
-        return SimpleNamespace(files=files, tokens=[5, 6, 7], versions={"lofi_member_0": 3},
-                               timings={"total": 0.2})
+        files = SimpleNamespace(
+            mp3=mp3,
+            midi=midi,
+            cover=cover,
+            duration_s=request.length_s,
+            bpm=80.0,
+            key="A minor",
+            mood="rainy" if request.mood == "random" else request.mood,
+            seed=request.seed,
+            title="Rain on glass",
+            loudness_lufs=-14.0,
+            true_peak_dbtp=-1.0,
+            timings={"render": 0.1},
+        )
+        return SimpleNamespace(
+            files=files, tokens=[5, 6, 7], versions={"lofi_member_0": 3}, timings={"total": 0.2}
+        )
 
 
 @pytest.fixture

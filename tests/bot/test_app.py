@@ -13,8 +13,9 @@ from db.models import TrackStatus
 
 def test_endpoints_are_configurable(monkeypatch):
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
-                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
     configure_endpoints("http://127.0.0.1:9999/api/v10/", "ws://127.0.0.1:9999/gateway")
     assert discord.http.Route("GET", "/gateway/bot").url == "http://127.0.0.1:9999/api/v10/gateway/bot"
     assert yarl.URL("ws://127.0.0.1:9999/gateway") == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
@@ -31,8 +32,9 @@ async def test_setup_hook_builds_everything_and_recovers(settings, fake_pipeline
     engine = make_engine(settings.database_url)
     await upgrade_engine(engine)
     async with make_sessionmaker(engine).begin() as s:
-        stale = await repo.create_track(s, user_id=1, user_name="u", mood_requested="random",
-                                        length_requested_s=60, seed=1)
+        stale = await repo.create_track(
+            s, user_id=1, user_name="u", mood_requested="random", length_requested_s=60, seed=1
+        )
     await engine.dispose()
 
     async def client_factory(_settings):

@@ -18,14 +18,22 @@ def _settings(**kw) -> Settings:
 
 
 def _member(user_id=1, perms=None, roles=()):
-    return SimpleNamespace(id=user_id, guild_permissions=perms or discord.Permissions.none(),
-                           roles=[SimpleNamespace(id=r) for r in roles])
+    return SimpleNamespace(
+        id=user_id,
+        guild_permissions=perms or discord.Permissions.none(),
+        roles=[SimpleNamespace(id=r) for r in roles],
+    )
 
 
 def _interaction(user, settings, permissions=None):
     command = SimpleNamespace(qualified_name="lofi-retrain")
-    return SimpleNamespace(client=SimpleNamespace(settings=settings), user=user, command=command, guild_id=9,
-                           permissions=permissions or discord.Permissions.none())
+    return SimpleNamespace(
+        client=SimpleNamespace(settings=settings),
+        user=user,
+        command=command,
+        guild_id=9,
+        permissions=permissions or discord.Permissions.none(),
+    )
 
 
 async def test_non_admin_is_refused_and_logged(caplog):
@@ -36,7 +44,9 @@ async def test_non_admin_is_refused_and_logged(caplog):
     assert "refused /lofi-retrain" in caplog.text
 
 
-@pytest.mark.parametrize("perms", [discord.Permissions(manage_guild=True), discord.Permissions(administrator=True)])
+@pytest.mark.parametrize(
+    "perms", [discord.Permissions(manage_guild=True), discord.Permissions(administrator=True)]
+)
 async def test_admin_by_permission(perms):
     assert await require_admin(_interaction(_member(perms=perms), _settings())) is True
 

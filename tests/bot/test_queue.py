@@ -32,6 +32,7 @@ async def test_runs_job_and_returns_result():
     q = JobQueue(maxsize=2, workers=1)
     q.start()
     try:
+
         async def job():
             return 42
 
@@ -74,6 +75,7 @@ async def test_cooldown_per_user():
     q = JobQueue(maxsize=5, workers=1, cooldown_s=20, clock=clock)
     q.start()
     try:
+
         async def job():
             return None
 
@@ -112,6 +114,7 @@ async def test_worker_survives_a_failing_job():
     q = JobQueue(maxsize=5, workers=1)
     q.start()
     try:
+
         async def bad():
             raise RuntimeError("boom")
 

@@ -27,8 +27,16 @@ def fake_training(monkeypatch):
     calls = {}
     module = types.ModuleType("training.retrain")
 
-    def retrain(models_dir, data_paths, extra_pieces=None, exclude=None, preset="quick", epochs=None,
-                progress=None, **kw):
+    def retrain(
+        models_dir,
+        data_paths,
+        extra_pieces=None,
+        exclude=None,
+        preset="quick",
+        epochs=None,
+        progress=None,
+        **kw,
+    ):
         calls.update(models_dir=models_dir, extra=extra_pieces, exclude=exclude, epochs=epochs)
         if epochs == 0:
             raise RuntimeError("corpus is empty")
@@ -51,7 +59,9 @@ def _run(tmp_path, monkeypatch, params):
 
 
 def test_progress_then_result(tmp_path, monkeypatch, fake_training):
-    rc, lines = _run(tmp_path, monkeypatch, {"extra_pieces": [[1, 2]], "exclude_names": ["bad.mid"], "epochs": 2})
+    rc, lines = _run(
+        tmp_path, monkeypatch, {"extra_pieces": [[1, 2]], "exclude_names": ["bad.mid"], "epochs": 2}
+    )
     assert rc == 0
     assert lines[0] == {"epoch": 1, "loss": 1.5, "event": "progress"}
     assert lines[-1]["event"] == "result" and lines[-1]["promoted"] is False

@@ -40,8 +40,9 @@ async def test_track_job_records_result(sessionmaker, settings, fake_pipeline):
 
 
 async def test_track_job_failure_marks_failed(sessionmaker, settings):
-    svc = TrackService(sessionmaker, FakePipeline(error=RenderError("no soundfont")), lambda: None,
-                       settings.out_dir)
+    svc = TrackService(
+        sessionmaker, FakePipeline(error=RenderError("no soundfont")), lambda: None, settings.out_dir
+    )
     track_id = await svc.create(_request(), WHO)
     with pytest.raises(RenderError):
         await svc.run(track_id, _request(), size_limit=10_000)
@@ -116,7 +117,9 @@ async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, 
     await tracks.run(track_id, _request(), size_limit=10_000)
     async with sessionmaker.begin() as s:
         await repo.upsert_vote(s, track_id, 7, 1)
-    command = _fake_runner(tmp_path, """
+    command = _fake_runner(
+        tmp_path,
+        """
         import json, sys
         params = json.load(open(sys.argv[sys.argv.index("--params-json") + 1]))
         print("some TF noise")
@@ -125,7 +128,8 @@ async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, 
                           "old_metrics": {"val_loss": 2.3}, "new_metrics": {"val_loss": 2.1},
                           "new_version": 4, "extra": params["extra_pieces"]}))
         assert params["extra_pieces"] == [[5, 6, 7]], params
-    """)
+    """,
+    )
     svc = RetrainService(sessionmaker, settings, command)
     run_id, params = await svc.start(WHO, epochs=1, include_votes=True)
     with pytest.raises(RetrainBusy):
@@ -145,11 +149,14 @@ async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, 
 
 
 async def test_retrain_crash_is_recorded_as_failed(sessionmaker, settings, tmp_path):
-    command = _fake_runner(tmp_path, """
+    command = _fake_runner(
+        tmp_path,
+        """
         import sys
         print("Traceback: out of memory")
         sys.exit(3)
-    """)
+    """,
+    )
     svc = RetrainService(sessionmaker, settings, command)
     run_id, params = await svc.start(WHO, epochs=None, include_votes=False)
     outcome = await svc.run(run_id, params)

@@ -11,8 +11,9 @@ from bot.transformers import DurationTransformer, parse_length
 from lofi.settings import Settings
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("2m", 120), ("90s", 90), ("1m30s", 90), ("1:30", 90),
-                                               ("120", 120), (" 2m ", 120)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2m", 120), ("90s", 90), ("1m30s", 90), ("1:30", 90), ("120", 120), (" 2m ", 120)]
+)
 def test_accepted_forms(text, seconds):
     assert parse_length(text, 15, 600) == seconds
 

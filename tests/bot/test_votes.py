@@ -27,4 +27,3 @@ def test_bot_own_reactions_are_ignored():
 def test_other_and_custom_emoji_are_ignored():
     assert vote_value(_payload("🔥"), BOT_ID) is None
     assert vote_value(_payload("thumbsup", custom_id=123), BOT_ID) is None
-

@@ -29,8 +29,10 @@ def test_schema_matches_models(db_url):
         try:
             async with engine.connect() as conn:
                 return await conn.run_sync(
-                    lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
-                                               Base.metadata))
+                    lambda c: compare_metadata(
+                        MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                    )
+                )
         finally:
             await engine.dispose()
 
@@ -49,10 +51,18 @@ def test_upgrade_from_previous_head_keeps_rows(db_url):
         finally:
             await engine.dispose()
 
-    _run(exec_("INSERT INTO tracks (id, user_id, user_name, mood_requested, length_requested_s, seed, status, "
-               "created_at) VALUES (1, 42, 'old', 'rainy', 60, 3, 'done', '2026-01-01 00:00:00')"))
-    _run(exec_("INSERT INTO votes (track_id, user_id, value, created_at, updated_at) "
-               "VALUES (1, 7, 1, '2026-01-01', '2026-01-01')"))
+    _run(
+        exec_(
+            "INSERT INTO tracks (id, user_id, user_name, mood_requested, length_requested_s, seed, status, "
+            "created_at) VALUES (1, 42, 'old', 'rainy', 60, 3, 'done', '2026-01-01 00:00:00')"
+        )
+    )
+    _run(
+        exec_(
+            "INSERT INTO votes (track_id, user_id, value, created_at, updated_at) "
+            "VALUES (1, 7, 1, '2026-01-01', '2026-01-01')"
+        )
+    )
     upgrade(db_url)
     assert current_revision(db_url) == "0002"
     assert _run(exec_("SELECT id, user_name, title FROM tracks", fetch=True)) == [(1, "old", None)]

@@ -14,14 +14,33 @@ from db.models import RetrainStatus, Track, TrackStatus, utcnow
 
 
 async def _done_track(s, user_id=1, tokens=None, versions=None, created_at=None, message_id=None):
-    t = await repo.create_track(s, user_id=user_id, user_name=f"user{user_id}", mood_requested="rainy",
-                                length_requested_s=120, seed=7, guild_id=5, channel_id=6)
+    t = await repo.create_track(
+        s,
+        user_id=user_id,
+        user_name=f"user{user_id}",
+        mood_requested="rainy",
+        length_requested_s=120,
+        seed=7,
+        guild_id=5,
+        channel_id=6,
+    )
     if created_at is not None:
         t.created_at = created_at
     await repo.mark_generating(s, t.id)
-    await repo.mark_done(s, t.id, mood="rainy", length_s=119.5, bpm=80, key="A minor", mp3_path="a.mp3",
-                         midi_path="a.mid", cover_path="a.png", versions=versions or {"lstm": "1"},
-                         timings={"total": 1.0}, tokens=tokens or [1, 2, 3])
+    await repo.mark_done(
+        s,
+        t.id,
+        mood="rainy",
+        length_s=119.5,
+        bpm=80,
+        key="A minor",
+        mp3_path="a.mp3",
+        midi_path="a.mid",
+        cover_path="a.png",
+        versions=versions or {"lstm": "1"},
+        timings={"total": 1.0},
+        tokens=tokens or [1, 2, 3],
+    )
     if message_id is not None:
         await repo.set_message(s, t.id, message_id=message_id)
     return t
@@ -63,8 +82,13 @@ async def test_vote_unique_constraint_in_schema(sessionmaker):
     with pytest.raises(IntegrityError):
         async with sessionmaker.begin() as s:
             for _ in range(2):
-                await s.execute(text("INSERT INTO votes (track_id, user_id, value, created_at, updated_at) "
-                                     "VALUES (:t, 1, 1, '2026-01-01', '2026-01-01')"), {"t": t.id})
+                await s.execute(
+                    text(
+                        "INSERT INTO votes (track_id, user_id, value, created_at, updated_at) "
+                        "VALUES (:t, 1, 1, '2026-01-01', '2026-01-01')"
+                    ),
+                    {"t": t.id},
+                )
 
 
 async def test_vote_removable_only_matching_value(sessionmaker):
@@ -91,8 +115,9 @@ async def test_top_tracks_by_score_and_period(sessionmaker):
         a = await _done_track(s)
         b = await _done_track(s)
         old = await _done_track(s, created_at=utcnow() - timedelta(days=10))
-        failed = await repo.create_track(s, user_id=1, user_name="u", mood_requested="rainy",
-                                         length_requested_s=60, seed=1)
+        failed = await repo.create_track(
+            s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=1
+        )
         await repo.mark_failed(s, failed.id, "boom")
         for user in (1, 2, 3):
             await repo.upsert_vote(s, old.id, user, 1)
@@ -124,10 +149,12 @@ async def test_history_is_per_user_newest_first(sessionmaker):
 
 async def test_crash_recovery_marks_unfinished_tracks_failed(sessionmaker):
     async with sessionmaker.begin() as s:
-        queued = await repo.create_track(s, user_id=1, user_name="u", mood_requested="rainy",
-                                         length_requested_s=60, seed=1)
-        running = await repo.create_track(s, user_id=1, user_name="u", mood_requested="rainy",
-                                          length_requested_s=60, seed=2)
+        queued = await repo.create_track(
+            s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=1
+        )
+        running = await repo.create_track(
+            s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=2
+        )
         await repo.mark_generating(s, running.id)
         done = await _done_track(s)
     async with sessionmaker.begin() as s:
@@ -141,12 +168,14 @@ async def test_crash_recovery_marks_unfinished_tracks_failed(sessionmaker):
 
 async def test_failed_transaction_leaves_no_half_written_row(sessionmaker):
     async with sessionmaker.begin() as s:
-        t = await repo.create_track(s, user_id=1, user_name="u", mood_requested="rainy",
-                                    length_requested_s=60, seed=1)
+        t = await repo.create_track(
+            s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=1
+        )
     with pytest.raises(RuntimeError):
         async with sessionmaker.begin() as s:
-            await repo.mark_done(s, t.id, mood="rainy", length_s=1, bpm=80, key="C", mp3_path="x",
-                                 midi_path="y")
+            await repo.mark_done(
+                s, t.id, mood="rainy", length_s=1, bpm=80, key="C", mp3_path="x", midi_path="y"
+            )
             raise RuntimeError("crash while posting")
     async with sessionmaker() as s:
         again = await repo.get_track(s, t.id)
@@ -197,8 +226,9 @@ async def test_one_retrain_at_a_time_and_last_retrain(sessionmaker):
             await repo.create_retrain_run(s, user_id=2, user_name="other", params={})
     assert err.value.run_id == run.id and err.value.user_name == "admin"
     async with sessionmaker.begin() as s:
-        await repo.finish_retrain_run(s, run.id, status="kept", message="old model better",
-                                      metrics={"val_loss": 1.2}, new_version="3")
+        await repo.finish_retrain_run(
+            s, run.id, status="kept", message="old model better", metrics={"val_loss": 1.2}, new_version="3"
+        )
     async with sessionmaker() as s:
         assert await repo.running_retrain(s) is None
         last = await repo.last_retrain(s)

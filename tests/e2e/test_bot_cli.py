@@ -25,8 +25,14 @@ async def test_lofi_bot_starts_against_the_fake_with_only_environment_settings(f
         SERVING_ADDRESS="127.0.0.1:1",  # nothing there: the bot must still start and say so per request
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lofi.cli", "bot", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "lofi.cli",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         registered = await fake_discord.wait_for("guild_commands", timeout=90)
@@ -34,8 +40,13 @@ async def test_lofi_bot_starts_against_the_fake_with_only_environment_settings(f
         assert {"lofi", "lofi-top", "lofi-history", "lofi-status", "lofi-retrain"} <= names
         await fake_discord.wait_identified(30)
         state = await fake_discord.send_interaction("lofi", {"length": "3s", "mood": "rainy"})
-        answer = await fake_discord.wait_for(lambda r: r.interaction_id == state.id and r.kind in (
-            "interaction_callback", "original_edit", "followup"), timeout=30)
+        answer = await fake_discord.wait_for(
+            lambda r: (
+                r.interaction_id == state.id
+                and r.kind in ("interaction_callback", "original_edit", "followup")
+            ),
+            timeout=30,
+        )
         assert answer.ok
     finally:
         proc.send_signal(signal.SIGINT)

@@ -20,8 +20,13 @@ def isolated(tmp_path, monkeypatch):
     data.mkdir()
     for name in PIECES:
         shutil.copy(next(CORPUS.rglob(f"{name}.mxl")), data / f"{name}.mxl")
-    env = {"MODELS_DIR": tmp_path / "models", "OUT_DIR": tmp_path / "out", "CACHE_DIR": tmp_path / "cache",
-           "DATA_DIR": data, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"}
+    env = {
+        "MODELS_DIR": tmp_path / "models",
+        "OUT_DIR": tmp_path / "out",
+        "CACHE_DIR": tmp_path / "cache",
+        "DATA_DIR": data,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
     for key in ("DISCORD_TOKEN", "SERVING_ADDRESS"):

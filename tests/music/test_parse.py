@@ -95,7 +95,9 @@ def test_pop909_chords_key_and_voicing_from_sidecars():
     # At 60 bpm one beat is one second: C for bar 1, G/B (first inversion) for bar 2, then no chord.
     chords = b"0.0\t4.0\tC:maj\n4.0\t8.0\tG:maj/3\n8.0\t12.0\tA:min7\n12.0\t16.0\tN\n"
     info = ParseInfo()
-    score = parse_file(Path("001.mid"), data, {"chord_midi.txt": chords, "key_audio.txt": b"0\t16\tA:min\n"}, info)
+    score = parse_file(
+        Path("001.mid"), data, {"chord_midi.txt": chords, "key_audio.txt": b"0\t16\tA:min\n"}, info
+    )
     assert info.kind == "pop909" and info.key_from == "key_audio.txt" and "4/4" in info.metre
     assert (score.tonic, score.mode) == (9, "minor")
     assert score.time_signatures[0].numerator == 4
@@ -190,8 +192,10 @@ LEAD_SHEET = """<?xml version="1.0" encoding="UTF-8"?>
 def _mxl(xml: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("META-INF/container.xml",
-                    '<container><rootfiles><rootfile full-path="score.xml"/></rootfiles></container>')
+        zf.writestr(
+            "META-INF/container.xml",
+            '<container><rootfiles><rootfile full-path="score.xml"/></rootfiles></container>',
+        )
         zf.writestr("score.xml", xml)
     return buf.getvalue()
 
@@ -207,19 +211,26 @@ def test_lead_sheet_melody_chords_key_pickup_and_ties(suffix):
     # The pickup quarter ends bar 0; the tied A is one note of three beats.
     assert [(n.pitch, n.start, n.duration) for n in score.melody[:2]] == [(72, 24, 12), (69, 36, 36)]
     assert [(c.start, c.root, c.quality, c.bass) for c in score.chords] == [
-        (36, 5, "maj", 0), (72, 0, "dom7", 4), (108, 5, "maj7", 0)]
+        (36, 5, "maj", 0),
+        (72, 0, "dom7", 4),
+        (108, 5, "maj7", 0),
+    ]
     assert all(c.voicing is None for c in score.chords)
     assert score.bpm == 120.0  # no tempo mark: the default
 
 
 def test_parsed_scores_encode_exactly():
     rep = Representation()
-    for name, data in (("a.mid", make_midi({"Melody": scale_melody(24)})), ("b.musicxml", LEAD_SHEET.encode())):
+    for name, data in (
+        ("a.mid", make_midi({"Melody": scale_melody(24)})),
+        ("b.musicxml", LEAD_SHEET.encode()),
+    ):
         score = parse_file(Path(name), data)
         ids = rep.vocab.ids(rep.encode(score))
         back = rep.decode(ids, tonic=score.tonic)
         assert [(n.pitch, n.start, n.duration) for n in back.melody] == [
-            (n.pitch, n.start, n.duration) for n in score.melody]
+            (n.pitch, n.start, n.duration) for n in score.melody
+        ]
 
 
 def test_xml_that_is_not_a_score_is_refused():

@@ -55,8 +55,12 @@ def scores(draw) -> Score:
         if quality == NO_CHORD:
             chords.append(Chord(t, stop - t, 0, NO_CHORD))
             continue
-        voicing = draw(st.none() | st.builds(Voicing, st.sampled_from(VOICING_SPREADS), st.sampled_from(VOICING_TOPS)))
-        chords.append(Chord(t, stop - t, draw(st.integers(0, 11)), quality, draw(st.integers(0, 11)), voicing))
+        voicing = draw(
+            st.none() | st.builds(Voicing, st.sampled_from(VOICING_SPREADS), st.sampled_from(VOICING_TOPS))
+        )
+        chords.append(
+            Chord(t, stop - t, draw(st.integers(0, 11)), quality, draw(st.integers(0, 11)), voicing)
+        )
     mode = draw(st.sampled_from(("major", "minor")))
     return Score(melody, chords, [ts], 90.0, mode, tonic, n_bars)
 
@@ -66,8 +70,12 @@ def _notes(score: Score) -> list[tuple]:
 
 
 def _chords(score: Score) -> list[tuple]:
-    return sorted((c.start, c.duration, c.quality) if c.quality == NO_CHORD else
-                  (c.start, c.duration, c.quality, c.root % 12, c.bass, c.voicing) for c in score.chords)
+    return sorted(
+        (c.start, c.duration, c.quality)
+        if c.quality == NO_CHORD
+        else (c.start, c.duration, c.quality, c.root % 12, c.bass, c.voicing)
+        for c in score.chords
+    )
 
 
 @FAST
@@ -93,7 +101,9 @@ def test_decode_puts_every_tonic_back_in_its_octave(tonic):
 @given(st.integers(0, 2**32 - 1), st.sampled_from(TIME_SIGNATURES))
 def test_random_grammar_walks_always_decode(seed, ts):
     rng = random.Random(seed)
-    header = REP.header(rng.choice(("major", "minor")), ts, rng.uniform(50, 170), rng.choice(("low", "mid", "high")))
+    header = REP.header(
+        rng.choice(("major", "minor")), ts, rng.uniform(50, 170), rng.choice(("low", "mid", "high"))
+    )
     state = REP.grammar(header)
     ids = REP.vocab.ids(header)
     eos = REP.vocab.id(EOS)
@@ -117,7 +127,9 @@ def test_garbage_ids_raise_only_decode_error(ids):
 
 
 @FAST
-@given(st.lists(st.one_of(st.integers(), st.text(max_size=8), st.none(), st.floats()), min_size=1, max_size=12))
+@given(
+    st.lists(st.one_of(st.integers(), st.text(max_size=8), st.none(), st.floats()), min_size=1, max_size=12)
+)
 def test_garbage_of_any_type_raises_only_decode_error(tokens):
     with contextlib.suppress(DecodeError):
         REP.decode(tokens)
@@ -142,5 +154,8 @@ def test_encode_counts_what_it_cannot_keep():
     report = EncodeReport()
     REP.encode(score, report)
     assert report.notes_in == 3 and report.notes_exact == 0
-    assert set(report.lost) == {"pitch outside piano range (moved by octaves)", "duration not on the duration grid",
-                                "outside the piece's bars"}
+    assert set(report.lost) == {
+        "pitch outside piano range (moved by octaves)",
+        "duration not on the duration grid",
+        "outside the piece's bars",
+    }

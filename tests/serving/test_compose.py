@@ -55,7 +55,9 @@ def test_batching_config_is_mounted_and_well_formed(compose):
     mounts = {v.split(":")[1]: v.split(":")[0] for v in serving["volumes"]}
     text = (ROOT / mounts[target]).read_text()
     fields = dict(re.findall(r"^(\w+) \{ value: (\d+) \}$", text, re.M))
-    assert {"max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"} <= set(fields)
+    assert {"max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"} <= set(
+        fields
+    )
 
 
 def test_example_models_config_names_the_contract_members():

@@ -59,7 +59,8 @@ def test_status_reports_latest_version_available(channel):
     req.model_spec.name = "default"
     resp = stub.GetModelStatus(req, timeout=10)
     assert [(s.version, s.state) for s in resp.model_version_status] == [
-        (124, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+        (124, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    ]
     assert resp.model_version_status[0].status.error_code == 0
 
 

@@ -104,7 +104,9 @@ class SwapMidway:
             await asyncio.to_thread(make_models, self.models, members=2, version=2)
             for _ in range(400):
                 if await self.client.latest_versions(["lofi_member_0", "lofi_member_1"]) == {
-                        "lofi_member_0": 2, "lofi_member_1": 2}:
+                    "lofi_member_0": 2,
+                    "lofi_member_1": 2,
+                }:
                     break
                 await asyncio.sleep(0.05)
         return await self.client.predict(name, version, tokens, cond)
@@ -172,7 +174,9 @@ async def test_unknown_version_is_model_not_found(tiny_server):
     async with ServingClient(tiny_server.address) as client:
         window = (await client.manifest("lofi_member_0", 1)).window
         with pytest.raises(ModelNotFound, match=r"Specific\(lofi_member_0, 7\)"):
-            await client.predict("lofi_member_0", 7, np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32))
+            await client.predict(
+                "lofi_member_0", 7, np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32)
+            )
         assert await client.healthy()
         assert await client.window("lofi_member_0", 1) == window
         assert await client.members() == ["lofi_member_0", "lofi_member_1"]

@@ -34,8 +34,12 @@ def _free_port() -> int:
 @pytest.mark.slow
 async def test_make_track_renders_with_pinned_versions(tiny_models, tmp_path):
     stages = []
-    result = await make_track(TrackRequest(16, "rainy", 5), InProcessBackend(tiny_models), tmp_path,
-                              progress=lambda stage, *a, **k: stages.append(stage))
+    result = await make_track(
+        TrackRequest(16, "rainy", 5),
+        InProcessBackend(tiny_models),
+        tmp_path,
+        progress=lambda stage, *a, **k: stages.append(stage),
+    )
     assert Path(result.files.mp3).is_file() and Path(result.files.midi).is_file()
     assert result.versions == {"lofi_member_0": 1, "lofi_member_1": 1}
     assert {"generate", "decode", "render", "total"} <= set(result.timings)
@@ -46,9 +50,27 @@ async def test_make_track_renders_with_pinned_versions(tiny_models, tmp_path):
 def test_serve_command_speaks_tf_serving_and_stops_on_sigterm(tmp_path):
     port = _free_port()
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([*LOFI, "serve", "--port", str(port), "--host", "127.0.0.1", "--model_name", "default",
-                             "--model_base_path", str(FIXTURE), "--file_system_poll_wait_seconds", "0"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            *LOFI,
+            "serve",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--model_name",
+            "default",
+            "--model_base_path",
+            str(FIXTURE),
+            "--file_system_poll_wait_seconds",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             grpc.channel_ready_future(ch).result(timeout=60)
@@ -71,9 +93,28 @@ def test_generate_command_json(tiny_models, tmp_path):
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("SERVING_ADDRESS", None)
     out = tmp_path / "t.mp3"
-    proc = subprocess.run([*LOFI, "generate", "--length", "0:16", "--mood", "chill", "--seed", "2", "--json",
-                           "--models", str(tiny_models), "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            *LOFI,
+            "generate",
+            "--length",
+            "0:16",
+            "--mood",
+            "chill",
+            "--seed",
+            "2",
+            "--json",
+            "--models",
+            str(tiny_models),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert out.is_file() and summary["mp3"] == str(out)
@@ -82,13 +123,20 @@ def test_generate_command_json(tiny_models, tmp_path):
 
 
 def test_generate_command_rejects_a_bad_length(tmp_path):
-    proc = subprocess.run([*LOFI, "generate", "--length", "soon", "--models", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*LOFI, "generate", "--length", "soon", "--models", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "soon" in proc.stderr
 
 
 def test_registering_the_commands_does_not_import_tensorflow():
-    code = ("import argparse, sys, serving.cli as c; p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
-            "print('tensorflow' in sys.modules or 'grpc' in sys.modules)")
+    code = (
+        "import argparse, sys, serving.cli as c; p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
+        "print('tensorflow' in sys.modules or 'grpc' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr

@@ -47,9 +47,17 @@ class TinyMember(tf.Module):
         return {contract.MANIFEST_OUTPUT: tf.constant(self.manifest_text)}
 
 
-def make_tiny_models(models_dir: Path, members: int = 2, seed: int = 0, version: int | None = None, *,
-                     window: int = 16, hidden: int = 16, combine: dict | None = None,
-                     vocab: list[str] | None = None) -> int:
+def make_tiny_models(
+    models_dir: Path,
+    members: int = 2,
+    seed: int = 0,
+    version: int | None = None,
+    *,
+    window: int = 16,
+    hidden: int = 16,
+    combine: dict | None = None,
+    vocab: list[str] | None = None,
+) -> int:
     """Export `members` tiny members as `models_dir/lofi_member_<i>/<version>/`; returns the version."""
     models_dir = Path(models_dir)
     tokens = vocab if vocab is not None else Representation().vocab.tokens
@@ -58,17 +66,27 @@ def make_tiny_models(models_dir: Path, members: int = 2, seed: int = 0, version:
         version = max(existing, default=0) + 1
     for i in range(members):
         m = contract.Manifest(
-            representation=REPR_VERSION, vocab=list(tokens), vocab_sha256=contract.vocab_sha256(list(tokens)),
-            window=window, member=i, members=members, version=version,
-            combine=combine or {"method": "mean", "weights": None}, config={"tiny": True, "hidden": hidden})
-        module = TinyMember(len(Representation().vocab), window, hidden, seed * 1000 + i * 17 + version * 7919,
-                            m.to_json())
+            representation=REPR_VERSION,
+            vocab=list(tokens),
+            vocab_sha256=contract.vocab_sha256(list(tokens)),
+            window=window,
+            member=i,
+            members=members,
+            version=version,
+            combine=combine or {"method": "mean", "weights": None},
+            config={"tiny": True, "hidden": hidden},
+        )
+        module = TinyMember(
+            len(Representation().vocab), window, hidden, seed * 1000 + i * 17 + version * 7919, m.to_json()
+        )
         sigs = {
             contract.SIGNATURE: module.serve.get_concrete_function(
                 tf.TensorSpec([None, window], tf.int32, name=contract.INPUT_TOKENS),
-                tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND)),
+                tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND),
+            ),
             contract.MANIFEST_SIGNATURE: module.manifest.get_concrete_function(
-                tf.TensorSpec([1], tf.int32, name=contract.MANIFEST_INPUT)),
+                tf.TensorSpec([1], tf.int32, name=contract.MANIFEST_INPUT)
+            ),
         }
         final = models_dir / contract.model_name(i) / str(version)
         final.parent.mkdir(parents=True, exist_ok=True)

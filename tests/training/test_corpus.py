@@ -18,7 +18,9 @@ from training.corpus import CorpusError, load_corpus, safe_member_name
 
 def make_midi(notes: list[tuple[int, float, float]], name: str = "Melody", channel: int = 0) -> bytes:
     """A small MIDI file at 80 bpm with one named track of (pitch, start beat, beats) notes."""
-    return midi_file({name: [(p, start, beats, 80) for p, start, beats in notes]}, bpm=80, channels={name: channel})
+    return midi_file(
+        {name: [(p, start, beats, 80) for p, start, beats in notes]}, bpm=80, channels={name: channel}
+    )
 
 
 def tune(offset: int = 0) -> bytes:
@@ -149,8 +151,16 @@ def test_missing_path_is_an_error(tmp_path, cache):
 
 @pytest.mark.parametrize(
     ("name", "safe"),
-    [("a/b.mid", True), ("./a.mid", True), ("../a.mid", False), ("a/../../b.mid", False), ("/x.mid", False),
-     ("\\\\server\\x.mid", False), ("D:\\x.mid", False), ("a\\..\\..\\x.mid", False)],
+    [
+        ("a/b.mid", True),
+        ("./a.mid", True),
+        ("../a.mid", False),
+        ("a/../../b.mid", False),
+        ("/x.mid", False),
+        ("\\\\server\\x.mid", False),
+        ("D:\\x.mid", False),
+        ("a\\..\\..\\x.mid", False),
+    ],
 )
 def test_safe_member_names(name, safe):
     assert (safe_member_name(name) is not None) == safe
