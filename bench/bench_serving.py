@@ -39,12 +39,9 @@ from serving import contract  # noqa: E402
 
 
 def _probs_fn(model):
-    def probs(tokens, cond):
-        return {
-            contract.OUTPUT_PROBS: model(
-                {contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond}, training=False
-            )
-        }
+    def probs(tokens, cond, aux):
+        inputs = {contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond, contract.INPUT_AUX: aux}
+        return {contract.OUTPUT_PROBS: model(inputs, training=False)}
 
     return probs
 
@@ -100,6 +97,7 @@ def export_quick_members(models_dir: Path, members: int = 3) -> str:
             input_signature=[
                 tf.TensorSpec([None, window], tf.int32, name=contract.INPUT_TOKENS),
                 tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND),
+                tf.TensorSpec([None, contract.AUX_LEN], tf.int32, name=contract.INPUT_AUX),
             ],
         )
         archive.add_endpoint(
@@ -165,11 +163,12 @@ async def step_latencies(backend, names, versions, windows, steps: int, rng) -> 
     """Seconds of `steps` ensemble steps (all members, batch 1) on random windows."""
     vocab = len(Representation().vocab)
     cond = np.asarray([[4, 8, 20, 30]], np.int32)
+    aux = np.asarray([[40, 30, 3, 12, 2, 3]], np.int32)
     out = []
     for i in range(steps + 10):
         toks = {w: rng.integers(1, vocab, (1, w), dtype=np.int32) for w in set(windows.values())}
         t = time.perf_counter()
-        await asyncio.gather(*(backend.predict(n, versions[n], toks[windows[n]], cond) for n in names))
+        await asyncio.gather(*(backend.predict(n, versions[n], toks[windows[n]], cond, aux) for n in names))
         if i >= 10:  # warm-up
             out.append(time.perf_counter() - t)
     return out

@@ -34,6 +34,7 @@ def main() -> None:
         x = {
             "tokens": rng.integers(0, vocab, (n, cfg.window)).astype(np.int32),
             "cond": rng.integers(0, vocab, (n, 4)).astype(np.int32),
+            "aux": rng.integers(0, 9, (n, 6)).astype(np.int32),
         }
         y = rng.integers(0, vocab, n)
         model.fit(x, y, batch_size=preset.batch_size, epochs=1, verbose=0)  # trace once

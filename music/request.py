@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from music.arrange import plan_sections
 from music.errors import MoodError
+from music.form import BarPlan, plan_form
 from music.score import TICKS_PER_BEAT, bar_ticks
 from music.tokens import DENSITIES, Representation
 
@@ -106,6 +108,7 @@ class TrackPlan:
     header: tuple[str, ...]
     temperature: float
     top_p: float
+    form: tuple[BarPlan, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -144,4 +147,5 @@ def plan_track(request: TrackRequest, rep: Representation | None = None) -> Trac
         header,
         mood.temperature,
         mood.top_p,
+        plan_form(plan_sections(n_bars), mood.density, request.seed),
     )

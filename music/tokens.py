@@ -25,7 +25,7 @@ from music.chords import NO_CHORD, QUALITIES
 from music.errors import DecodeError
 from music.score import TICKS_PER_BEAT, Chord, Note, Score, TimeSignature, Voicing, bar_ticks
 
-REPR_VERSION = "lofi-tokens-v1"
+REPR_VERSION = "lofi-tokens-v2"
 
 PAD, BOS, EOS, BAR = "PAD", "BOS", "EOS", "BAR"
 PITCH_MIN, PITCH_MAX = 21, 108
@@ -58,6 +58,18 @@ VOICING_SPREADS = ("close", "open")
 VOICING_TOPS = (1, 3, 5, 7, 9)
 HEADER_LEN = 5  # BOS MODE TS TEMPO DENS
 MAX_NOTES_PER_ONSET = 6
+# Tonic chords that may open the first and the final bar (the first is the one a plain ending uses).
+TONIC_CHORDS = {
+    "major": ("maj", "maj7", "maj6", "maj9", "add9"),
+    "minor": ("min", "min7", "min6", "min9", "min11"),
+}
+# The state features the models see beside the tokens (their `aux` input), one row per predicted token.
+# What the window holds only implicitly (the previous melody pitch may be 10+ tokens back, the current chord
+# a bar back) is given explicitly, and the plan's notes per bar steer density: this is what lets a small
+# model learn melodic lines in minutes.
+AUX_FEATURES = ("prev_pitch", "chord", "chord_root", "pos", "bar_in_phrase", "notes_left")
+PHRASE_BARS = 8
+MAX_NOTES_LEFT = 8
 
 
 def tempo_bucket(bpm: float) -> int:
@@ -155,6 +167,7 @@ class Representation:
 
     def __init__(self):
         self.vocab = Vocab()
+        self.id_tables = _IdTables(self.vocab)
 
     # ---------------------------------------------------------------- encode
     def header(self, mode: str, time_signature: tuple[int, int], bpm: float, density: str) -> list[str]:
@@ -527,3 +540,200 @@ class GrammarState:
         shift = tonic % 12
         shift = shift if shift <= 6 else shift - 12
         return score.transposed(shift) if shift else score
+
+
+# ---------------------------------------------------------------- aux features
+def aux_sizes(vocab: Vocab) -> tuple[int, ...]:
+    """Number of values of each `AUX_FEATURES` entry (embedding table sizes)."""
+    n_chords = sum(1 for t in vocab.tokens if t.startswith("CHORD_"))
+    return (PITCH_MAX - PITCH_MIN + 2, n_chords + 1, 13, MAX_BAR_TICKS + 1, PHRASE_BARS, MAX_NOTES_LEFT + 1)
+
+
+class _IdTables:
+    """Per-id lookups (kind and value) so the aux features cost one array read per token."""
+
+    KIND_OTHER, KIND_BAR, KIND_POS, KIND_CHORD, KIND_PITCH = 0, 1, 2, 3, 4
+
+    def __init__(self, vocab: Vocab):
+        n = len(vocab)
+        self.kind = np.zeros(n, np.int8)
+        self.value = np.zeros(n, np.int32)  # POS tick, pitch - PITCH_MIN + 1, chord index + 1
+        self.root = np.zeros(n, np.int32)  # chord root + 1 (0 = no chord)
+        chord_index = 0
+        for i, t in enumerate(vocab.tokens):
+            if t == BAR:
+                self.kind[i] = self.KIND_BAR
+            elif t.startswith("POS_"):
+                self.kind[i], self.value[i] = self.KIND_POS, int(t[4:])
+            elif t.startswith("CHORD_"):
+                chord_index += 1
+                self.kind[i], self.value[i] = self.KIND_CHORD, chord_index
+                body = t[6:]
+                self.root[i] = 0 if body == NO_CHORD else int(body.split("_", 1)[0]) + 1
+            elif t.startswith("PITCH_"):
+                self.kind[i], self.value[i] = self.KIND_PITCH, int(t[6:]) - PITCH_MIN + 1
+
+
+class AuxState:
+    """The `aux` row for the next token of a `[BOS] + body` sequence, updated one token at a time.
+
+    Training computes the rows of whole pieces with it (`aux_rows`), generation pushes each sampled token,
+    so both sides see exactly the same features. `notes_per_bar(bar)` is the number of melody notes planned
+    for (or, in training, present in) a bar; `notes_left` counts down as notes are written.
+    """
+
+    def __init__(self, rep: Representation, notes_per_bar):
+        self.t = rep.id_tables
+        self.notes_per_bar = notes_per_bar
+        self.prev_pitch = self.chord = self.chord_root = 0
+        self.pos = 0
+        self.bar = -1
+        self.notes_here = 0
+
+    def row(self) -> tuple[int, int, int, int, int, int]:
+        """The features for predicting the next token."""
+        left = 0
+        if self.bar >= 0:
+            left = min(max(self.notes_per_bar(self.bar) - self.notes_here, 0), MAX_NOTES_LEFT)
+        bar_in_phrase = max(self.bar, 0) % PHRASE_BARS
+        return (self.prev_pitch, self.chord, self.chord_root, self.pos, bar_in_phrase, left)
+
+    def push(self, token_id: int) -> None:
+        """Advance past one token id."""
+        t = self.t
+        k = t.kind[token_id]
+        if k == t.KIND_BAR:
+            self.bar += 1
+            self.pos = 0
+            self.notes_here = 0
+        elif k == t.KIND_POS:
+            self.pos = int(t.value[token_id]) + 1
+        elif k == t.KIND_CHORD:
+            self.chord, self.chord_root = int(t.value[token_id]), int(t.root[token_id])
+        elif k == t.KIND_PITCH:
+            self.prev_pitch = int(t.value[token_id])
+            self.notes_here += 1
+
+
+def notes_per_bar(rep: Representation, sequence) -> list[int]:
+    """Melody notes in each bar of a token id sequence."""
+    t = rep.id_tables
+    kinds = t.kind[np.asarray(sequence, dtype=np.int64)]
+    counts: list[int] = []
+    for k in kinds:
+        if k == t.KIND_BAR:
+            counts.append(0)
+        elif k == t.KIND_PITCH and counts:
+            counts[-1] += 1
+    return counts
+
+
+def aux_rows(rep: Representation, sequence) -> np.ndarray:
+    """int32 [len(sequence), len(AUX_FEATURES)]: row i is the state before token i of `[BOS] + body`."""
+    counts = notes_per_bar(rep, sequence)
+    state = AuxState(rep, lambda b: counts[b] if b < len(counts) else 0)
+    out = np.zeros((len(sequence), len(AUX_FEATURES)), np.int32)
+    for i, tok in enumerate(sequence):
+        out[i] = state.row()
+        state.push(int(tok))
+    return out
+
+
+def trim_intro(rep: Representation, ids: list[int], keep_bars: int = 1) -> list[int]:
+    """`ids` (header + body) without the melody-less bars that open it, but `keep_bars` of them.
+
+    Pop songs open with 4-20 bars of accompaniment whose melody track is silent; a model trained on them
+    opens every track that way. The chord sounding where the kept part starts is restated at its first
+    beat, so the harmony is unchanged. Pieces whose metre changes inside the cut part are left as they are.
+    """
+    toks = rep.vocab.strs(ids)
+    bars = [i for i, t in enumerate(toks) if t == BAR]
+    first_pitch = next((i for i, t in enumerate(toks) if t.startswith("PITCH_")), None)
+    if first_pitch is None or not bars:
+        return list(ids)
+    first_melody_bar = max(b for b, at in enumerate(bars) if at < first_pitch)
+    cut_bar = first_melody_bar - keep_bars
+    if cut_bar <= 0:
+        return list(ids)
+    cut_at = bars[cut_bar]
+    dropped = toks[HEADER_LEN:cut_at]
+    if any(t.startswith("TS_") for t in dropped):
+        return list(ids)
+    chord: list[str] = []
+    for i, t in enumerate(dropped):
+        if t.startswith("CHORD_"):
+            chord = [t]
+            j = i + 1
+            while j < len(dropped) and dropped[j].startswith(("BASS_", "VOICING_")):
+                chord.append(dropped[j])
+                j += 1
+    rest = toks[cut_at + 1 :]
+    lead = [rest.pop(0)] if rest and rest[0].startswith("TS_") else []
+    if chord:
+        if rest and rest[0] == "POS_0":
+            if not (len(rest) > 1 and rest[1].startswith("CHORD_")):
+                rest = ["POS_0", *chord, *rest[1:]]
+        else:
+            rest = ["POS_0", *chord, *rest]
+    out = toks[:HEADER_LEN] + [BAR] + lead + rest
+    return rep.vocab.ids(out)
+
+
+def chord_events(rep: Representation, bar_ids: list[int]) -> list[tuple[int, list[int]]]:
+    """(POS tick, chord ids: CHORD [BASS] [VOICING]) of each chord in one bar's body ids."""
+    t = rep.id_tables
+    out: list[tuple[int, list[int]]] = []
+    pos, in_chord = 0, False
+    for tok in bar_ids:
+        k = t.kind[tok]
+        if k == t.KIND_POS:
+            pos, in_chord = int(t.value[tok]), False
+        elif k == t.KIND_CHORD:
+            out.append((pos, [int(tok)]))
+            in_chord = True
+        elif in_chord and rep.vocab.tokens[tok].startswith(("BASS_", "VOICING_")):
+            out[-1][1].append(int(tok))
+        else:
+            in_chord = False
+    return out
+
+
+def with_chord_at_start(rep: Representation, bar_ids: list[int], chord: list[int]) -> list[int]:
+    """One bar's body ids with `chord` (the chord sounding as it starts) restated at its first beat.
+
+    A bar brought back elsewhere must carry its harmony with it: the chord it inherited from the bar
+    before it may not be the one sounding before its copy.
+    """
+    events = chord_events(rep, bar_ids)
+    if not chord or (events and events[0][0] == 0):
+        return list(bar_ids)
+    pos0 = rep.vocab.id("POS_0")
+    ids = [int(i) for i in bar_ids]
+    lead = [ids.pop(0)] if ids and rep.vocab.tokens[ids[0]].startswith("TS_") else []
+    if ids and ids[0] == pos0:
+        return lead + [pos0, *chord, *ids[1:]]
+    return lead + [pos0, *chord, *ids]
+
+
+TOKEN_CLASSES = ("structure", "onset", "chord", "velocity", "pitch", "duration", "header")
+
+
+def token_classes(rep: Representation) -> np.ndarray:
+    """The index into `TOKEN_CLASSES` of every vocabulary id (for per-class evaluation)."""
+    prefixes = {
+        "POS_": "onset",
+        "CHORD_": "chord",
+        "BASS_": "chord",
+        "VOICING_": "chord",
+        "VEL_": "velocity",
+        "PITCH_": "pitch",
+        "DUR_": "duration",
+        "MODE_": "header",
+        "TEMPO_": "header",
+        "DENS_": "header",
+    }
+    out = np.zeros(len(rep.vocab), np.int8)
+    for i, t in enumerate(rep.vocab.tokens):
+        cls = next((c for p, c in prefixes.items() if t.startswith(p)), "structure")
+        out[i] = TOKEN_CLASSES.index(cls)
+    return out

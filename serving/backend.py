@@ -28,7 +28,9 @@ class Backend(Protocol):
     async def manifest(self, name: str, version: int) -> contract.Manifest:
         """The manifest of one pinned model version."""
 
-    async def predict(self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
+    async def predict(
+        self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray
+    ) -> np.ndarray:
         """Next-token probabilities float32 [batch, vocab] from one pinned model version."""
 
     async def close(self) -> None:
@@ -188,7 +190,9 @@ class InProcessBackend:
         except (ValueError, TypeError) as exc:
             raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
 
-    async def predict(self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
+    async def predict(
+        self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray
+    ) -> np.ndarray:
         import tensorflow as tf
 
         fn = self.signature(name, version)
@@ -196,6 +200,7 @@ class InProcessBackend:
             **{
                 contract.INPUT_TOKENS: tf.constant(tokens, tf.int32),
                 contract.INPUT_COND: tf.constant(cond, tf.int32),
+                contract.INPUT_AUX: tf.constant(aux, tf.int32),
             }
         )
         return out[contract.OUTPUT_PROBS].numpy()

@@ -208,13 +208,16 @@ class ServingClient:
         resp = await self._call("Predict", req, what, timeout_s)
         return {k: tensor_to_array(t) for k, t in resp.outputs.items()}, resp.model_spec.version.value
 
-    async def predict(self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
+    async def predict(
+        self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray
+    ) -> np.ndarray:
         """Next-token probabilities float32 [batch, vocab] from one pinned member version."""
         out, served = await self.predict_raw(
             name,
             {
                 contract.INPUT_TOKENS: np.asarray(tokens, np.int32),
                 contract.INPUT_COND: np.asarray(cond, np.int32),
+                contract.INPUT_AUX: np.asarray(aux, np.int32),
             },
             version=version,
             outputs=[contract.OUTPUT_PROBS],

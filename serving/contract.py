@@ -4,8 +4,10 @@ Each ensemble member is a TF Serving model `lofi_member_<i>` under `MODELS_DIR/<
 members of one training run sharing one integer version. A member's SavedModel has two signatures:
 
 - `serving_default`: inputs `tokens` int32 [batch, window] (the last `window` token ids, left-padded with
-  PAD = 0) and `cond` int32 [batch, 4] (the header ids MODE, TS, TEMPO, DENS); output `probs` float32
-  [batch, vocab], the next-token distribution. `window` is the static second dimension of `tokens`, so a
+  PAD = 0), `cond` int32 [batch, 4] (the header ids MODE, TS, TEMPO, DENS) and `aux` int32 [batch, 6]
+  (the state at the predicted position, `music.tokens.AUX_FEATURES`: previous melody pitch, current chord,
+  its root, position in the bar, bar in the phrase, melody notes the plan still has for this bar); output
+  `probs` float32 [batch, vocab], the next-token distribution. `window` is the static second dimension of `tokens`, so a
   client reads it from GetModelMetadata.
 - `manifest`: input `probe` int32 [1] (ignored); output `manifest_json`, a string scalar holding the
   `Manifest` below, so a client can check over gRPC alone that it decodes with the right vocabulary.
@@ -23,10 +25,12 @@ MODEL_PREFIX = "lofi_member"
 SIGNATURE = "serving_default"
 INPUT_TOKENS = "tokens"
 INPUT_COND = "cond"
+INPUT_AUX = "aux"
 OUTPUT_PROBS = "probs"
 TOKENS_DTYPE = "int32"
 PROBS_DTYPE = "float32"
 COND_LEN = 4
+AUX_LEN = 6
 
 MANIFEST_SIGNATURE = "manifest"
 MANIFEST_INPUT = "probe"

@@ -18,19 +18,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from music.form import BarPlan
 from music.request import TrackPlan
-from music.tokens import BAR, BOS, EOS, PAD, GrammarState, Representation
+from music.tokens import (
+    BAR,
+    BOS,
+    EOS,
+    MAX_BAR_TICKS,
+    PAD,
+    TONIC_CHORDS,
+    AuxState,
+    GrammarState,
+    Representation,
+    chord_events,
+    with_chord_at_start,
+)
 from serving import contract
 from serving.backend import Backend
 from serving.errors import ContractError, GenerationError, ModelNotFound, VocabularyMismatch
 
 log = logging.getLogger(__name__)
-
-# Tonic chords that may open the final bar (the first is the one a plain ending uses).
-TONIC_CHORDS = {
-    "major": ("maj", "maj7", "maj6", "maj9", "add9"),
-    "minor": ("min", "min7", "min6", "min9", "min11"),
-}
 
 
 @dataclass(frozen=True)
@@ -44,16 +51,19 @@ class SamplingOptions:
         repetition_penalty: a pitch repeated in the last `repetition_window` notes has its probability
             divided by penalty ** (times it occurred).
         max_bar_tokens: after this many tokens in one bar, the next BAR (or the final EOS) is forced.
-        ending: open the final bar with a tonic chord at POS_0.
+        ending: open the final bar with a tonic chord at POS_0 (and the first bar too).
+        form: follow the plan's form: bars that bring back earlier chords or melody copy them, and a bar
+            planned without melody notes gets none.
     """
 
     temperature: float | None = None
     top_p: float | None = None
     top_k: int = 0
-    repetition_penalty: float = 1.3
+    repetition_penalty: float = 1.0
     repetition_window: int = 8
     max_bar_tokens: int = 96
     ending: bool = True
+    form: bool = True
 
 
 @dataclass
@@ -107,7 +117,7 @@ async def pin_ensemble(backend: Backend, rep: Representation, members: list[str]
     manifests = await asyncio.gather(*(backend.manifest(n, versions[n]) for n in members))
     expected = contract.vocab_sha256(rep.vocab.tokens)
     for name, m in zip(members, manifests, strict=True):
-        if m.vocab_sha256 != expected or len(m.vocab) != len(rep.vocab):
+        if m.vocab_sha256 != expected or len(m.vocab) != len(rep.vocab) or m.representation != rep.version:
             raise VocabularyMismatch(
                 f"{name} version {versions[name]} was trained on vocabulary {m.vocab_sha256[:12]} "
                 f"({m.representation}, {len(m.vocab)} tokens) but this code decodes with {expected[:12]} "
@@ -143,6 +153,46 @@ class _Sequence:
         self.done = False
         self.temperature = opts.temperature if opts.temperature is not None else plan.temperature
         self.top_p = opts.top_p if opts.top_p is not None else plan.top_p
+        self.form: tuple[BarPlan, ...] = plan.form if opts.form else ()
+        self.aux = AuxState(rep, self.planned_notes)
+        self.rep = rep
+        self.bars: list[list[int]] = []  # the body tokens of each bar, after its BAR token
+        self.chord_at_start: list[list[int]] = [[]]  # chord tokens sounding as each bar starts
+        self.copy: list[int] = []  # tokens still to copy into this bar (a returning bar)
+        self.chords: list[tuple[int, list[int]]] = []  # (POS tick, chord tokens) still due in this bar
+        self.forced: list[int] = []  # chord tokens still to write at the current position
+
+    def planned_notes(self, bar: int) -> int:
+        """Melody notes the form plans for `bar` (the models' `notes_left` counts down from it)."""
+        if bar < len(self.form):
+            return self.form[bar].notes
+        return 3
+
+    def bar_plan(self, bar: int) -> BarPlan | None:
+        """The form's plan of `bar`, if the sequence follows a form."""
+        return self.form[bar] if 0 <= bar < len(self.form) else None
+
+    def start_bar(self, mk: _Masks) -> None:
+        """A BAR was written: remember the bar that ended, and set up what the new bar brings back."""
+        if self.bars:
+            events = chord_events(self.rep, self.bars[-1])
+            if events:
+                self.chord_at_start.append(events[-1][1])
+            else:
+                self.chord_at_start.append(self.chord_at_start[-1])
+        self.bars.append([])
+        self.copy, self.chords, self.forced = [], [], []
+        plan = self.bar_plan(len(self.bars) - 1)
+        if plan is None:
+            return
+        src = plan.melody_from if plan.melody_from is not None else plan.chords_from
+        if src is None or src >= len(self.bars) - 1:
+            return
+        tokens = with_chord_at_start(self.rep, self.bars[src], self.chord_at_start[src])
+        if plan.melody_from is not None:
+            self.copy = tokens
+        else:
+            self.chords = chord_events(self.rep, tokens)
 
 
 class _Masks:
@@ -159,6 +209,14 @@ class _Masks:
         a, b = v.prefix_range("TS_")
         self.ts[a:b] = True
         self.bass0 = v.id("BASS_0")
+        self.tables = rep.id_tables
+        self.chord_mask = np.zeros(n, bool)
+        a, b = v.prefix_range("CHORD_")
+        self.chord_mask[a:b] = True
+        self.pos_lo = v.prefix_range("POS_")[0]
+        self.pos_mask = np.zeros(n, bool)
+        self.pos_mask[self.pos_lo : self.pos_lo + MAX_BAR_TICKS] = True
+        self.vel = v.prefix_range("VEL_")
         a, b = v.prefix_range("DUR_")
         self.dur_ids = np.arange(a, b)
         self.dur_ticks = np.asarray([int(t[4:]) for t in v.tokens[a:b]])
@@ -177,7 +235,7 @@ def _only(n: int, *ids: int) -> np.ndarray:
 
 
 def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
-    """The grammar mask plus length control and the ending, for sequence `s`'s next token."""
+    """The grammar mask plus length control, the form and the ending, for sequence `s`'s next token."""
     g = s.g
     mask = g.allowed().copy()
     n = mask.size
@@ -189,7 +247,7 @@ def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
         mask[mk.bar] = False
     else:
         mask[mk.eos] = False
-    if last_bar and opts.ending:
+    if opts.ending and (last_bar or g.bars == 1):  # open and close on the tonic: the key is heard
         if g.after == "BAR":
             return _only(n, mk.pos0)
         if g.after == "POS" and g.pos == 0:  # a chord can only follow POS directly: none here yet
@@ -201,11 +259,67 @@ def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
         room = s.plan.n_bars * g.bar_len - (g.bar_start + g.pos)
         too_long = mk.dur_ids[mk.dur_ticks > max(room, int(mk.dur_ticks[0]))]
         mask[too_long] = False
+    plan = s.bar_plan(g.bar)
+    if plan is not None:
+        forced = _follow_form(s, plan, mk, mask, last_bar)
+        if forced is not None:
+            return forced
     if s.bar_tokens >= opts.max_bar_tokens:
         stop = mk.eos if last_bar else mk.bar
         if mask[stop]:
             return _only(n, stop)
     return mask
+
+
+def _follow_form(
+    s: _Sequence, plan: BarPlan, mk: _Masks, mask: np.ndarray, last_bar: bool
+) -> np.ndarray | None:
+    """Apply the bar's plan to `mask` in place; returns a one-token mask when the form dictates the token."""
+    g, n = s.g, mask.size
+    stop = mk.eos if last_bar else mk.bar
+    if (
+        plan.melody_from is not None
+    ):  # a returning bar: its tokens as written, skipping any the grammar refuses
+        while s.copy:
+            if mask[s.copy[0]]:
+                return _only(n, s.copy[0])
+            s.copy.pop(0)  # e.g. a dynamic level that is already the current one
+        return _only(n, stop) if mask[stop] else None
+    if s.forced:  # the rest of a returning chord (BASS, VOICING)
+        if mask[s.forced[0]]:
+            return _only(n, s.forced[0])
+        s.forced.clear()
+    due = s.chords[0][0] if s.chords else None
+    if plan.chords_from is not None:
+        if g.after == "POS":
+            if due is not None and g.pos == due:
+                s.forced = list(s.chords.pop(0)[1])
+                if mask[s.forced[0]]:
+                    return _only(n, s.forced[0])
+                s.forced.clear()
+            mask &= ~mk.chord_mask  # the loop's chords only: none of the models' own in a returning bar
+        elif due is not None:  # nothing may pass the chord that is due, and the bar may not end before it
+            mask[mk.pos_lo + due + 1 : mk.pos_lo + MAX_BAR_TICKS] = False
+            mask[mk.bar] = mask[mk.eos] = False
+    no_more_notes = plan.notes == 0 or s.aux.notes_here >= plan.notes + 2
+    if no_more_notes and g.after != "PITCH":
+        mask[mk.pitch[0] : mk.pitch[1]] = False
+        mask[mk.vel[0] : mk.vel[1]] = False
+        if plan.chords_from is not None:  # a position must carry a chord, so only the due one is left
+            keep = np.zeros(n, bool)
+            keep[[mk.bar, mk.eos]] = mask[[mk.bar, mk.eos]]
+            if due is not None:
+                keep[mk.pos_lo + due] = mask[mk.pos_lo + due]
+            mask &= keep | ~mk.pos_mask
+    elif plan.notes > 0 and s.aux.notes_here == 0 and (mask[mk.bar] or mask[mk.eos]):
+        # A bar planned with melody does not end empty while a note can still be placed.
+        other = mask.copy()
+        other[[mk.bar, mk.eos]] = False
+        if other.any():
+            mask[[mk.bar, mk.eos]] = False
+    if not mask.any():  # the plan cannot be met here: fall back to the grammar alone
+        mask[:] = s.g.allowed()
+    return None
 
 
 def _sample(p: np.ndarray, mask: np.ndarray, s: _Sequence, mk: _Masks, opts: SamplingOptions) -> int:
@@ -241,12 +355,20 @@ def _sample(p: np.ndarray, mask: np.ndarray, s: _Sequence, mk: _Masks, opts: Sam
 
 def _push(s: _Sequence, tok: int, mk: _Masks) -> None:
     s.g.push(tok)
+    s.aux.push(tok)
     s.body.append(tok)
     s.window.append(tok)
+    if s.copy and s.copy[0] == tok:
+        s.copy.pop(0)
+    if s.forced and s.forced[0] == tok:
+        s.forced.pop(0)
     if tok == mk.bar:
         s.bar_tokens = 0
+        s.start_bar(mk)
     else:
         s.bar_tokens += 1
+        if s.bars:
+            s.bars[-1].append(tok)
     a, b = mk.pitch
     if a <= tok < b:
         s.pitches.append(tok - a + mk.pitch_min)
@@ -311,11 +433,12 @@ async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) ->
         if gen.steps >= limit:
             raise GenerationError(f"no EOS after {gen.steps} steps")
         cond = np.stack([s.cond for s in active])
+        aux = np.asarray([s.aux.row() for s in active], np.int32)
         by_width = {w: _windows(active, w) for w in set(ens.windows.values())}
         ts = time.perf_counter()
         probs = await asyncio.gather(
             *(
-                backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond)
+                backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond, aux)
                 for name in ens.names
             )
         )

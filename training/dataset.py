@@ -1,8 +1,10 @@
 """Training examples from encoded pieces: the split by piece, and next-token windows.
 
 A piece's ids are `BOS MODE TS TEMPO DENS body... EOS`. The model sees the header's last four ids as the
-conditioning `cond`, and the sequence `[BOS] + body` as text: for every position t >= 1 the input is the
-`window` ids before t (left-padded with PAD = 0) and the target is id t. No window spans two pieces.
+conditioning `cond`, the state at the predicted position as `aux` (`music.tokens.AuxState`), and the
+sequence `[BOS] + body` as text: for every position t >= 1 the input is the `window` ids before t
+(left-padded with PAD = 0) and the target is id t. No window spans two pieces. Melody-less intros are cut
+to one bar first (`music.tokens.trim_intro`): learned from pop songs, they would open every track.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from music.tokens import HEADER_LEN, Representation
+from music.tokens import AUX_FEATURES, HEADER_LEN, Representation, aux_rows, trim_intro
 
 PAD_ID = 0
 SPLITS = ("train", "val", "test")
@@ -76,14 +78,17 @@ class Examples:
     position is a plain slice and never reaches into the previous piece.
     """
 
-    def __init__(self, pieces: Sequence[Piece], max_window: int):
+    def __init__(self, pieces: Sequence[Piece], max_window: int, trim: bool = True):
         self.max_window = max_window
-        chunks, conds, targets_at, piece_of = [], [], [], []
+        rep = Representation()
+        chunks, conds, targets_at, piece_of, aux = [], [], [], [], []
         offset = 0
         for k, p in enumerate(pieces):
-            cond, seq = cond_and_sequence(p.ids)
+            cond, seq = cond_and_sequence(trim_intro(rep, p.ids) if trim else p.ids)
             chunks.append(np.zeros(max_window, np.int32))
             chunks.append(seq)
+            aux.append(np.zeros((max_window, len(AUX_FEATURES)), np.int32))
+            aux.append(aux_rows(rep, seq))
             start = offset + max_window
             targets_at.append(np.arange(start + 1, start + len(seq), dtype=np.int64))
             piece_of.append(np.full(len(seq) - 1, k, dtype=np.int32))
@@ -93,20 +98,34 @@ class Examples:
         self.positions = np.concatenate(targets_at) if targets_at else np.zeros(0, np.int64)
         self.piece_of = np.concatenate(piece_of) if piece_of else np.zeros(0, np.int32)
         self.conds = np.stack(conds) if conds else np.zeros((0, 4), np.int32)
+        self.aux = np.concatenate(aux) if aux else np.zeros((0, len(AUX_FEATURES)), np.int32)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def arrays(
         self, window: int, index: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(tokens [n, window], cond [n, 4], target [n]) int32 for the examples `index` (default all)."""
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(inputs {tokens [n, window], cond [n, 4], aux [n, 6]}, target [n]) int32 for the examples `index`
+        (default all)."""
         if window > self.max_window:
             raise ValueError(f"window {window} is longer than max_window {self.max_window}")
         pos = self.positions if index is None else self.positions[index]
         pieces = self.piece_of if index is None else self.piece_of[index]
         tokens = self.flat[pos[:, None] + np.arange(-window, 0)[None, :]]
-        return tokens.astype(np.int32), self.conds[pieces], self.flat[pos].astype(np.int32)
+        inputs = {"tokens": tokens.astype(np.int32), "cond": self.conds[pieces], "aux": self.aux[pos]}
+        return inputs, self.flat[pos].astype(np.int32)
+
+    def targets(self, index: np.ndarray | None = None) -> np.ndarray:
+        """The target ids of the examples `index` (default all)."""
+        pos = self.positions if index is None else self.positions[index]
+        return self.flat[pos].astype(np.int32)
+
+    def kinds(self, index: np.ndarray | None = None) -> np.ndarray:
+        """The token class of each target (see `music.tokens.token_class`)."""
+        from music.tokens import token_classes
+
+        return token_classes(Representation())[self.targets(index)]
 
     def sequences(self) -> list[np.ndarray]:
         """The `[BOS] + body` sequence of every piece (for the n-gram baselines)."""

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from music.tokens import TOKEN_CLASSES
 from serving import contract
 from training.dataset import Examples, Piece, split_of
-from training.ngram import KneserNey, Unigram, sequence_nll
+from training.ngram import KneserNey, Unigram, sequence_nll, token_nlls
 
-Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (tokens, cond) -> probs [n, vocab]
+Predictor = Callable[[dict[str, np.ndarray]], np.ndarray]  # {tokens, cond, aux} -> probs [n, vocab]
 EPS = 1e-12
 CHUNK = 8192
 
@@ -34,13 +35,8 @@ class Member:
 def keras_predictor(model) -> Predictor:
     """A predictor from an in-process Keras model (batched `predict`)."""
 
-    def predict(tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        return np.asarray(
-            model.predict(
-                {contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond}, batch_size=2048, verbose=0
-            ),
-            dtype=np.float32,
-        )
+    def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(model.predict(inputs, batch_size=2048, verbose=0), dtype=np.float32)
 
     return predict
 
@@ -57,15 +53,11 @@ def savedmodel_predictor(path) -> tuple[Predictor, contract.Manifest]:
         ].numpy()
     )
 
-    def predict(tokens: np.ndarray, cond: np.ndarray) -> np.ndarray:
+    def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
         outs = []
-        for s in range(0, len(tokens), 2048):
-            r = sig(
-                **{
-                    contract.INPUT_TOKENS: tf.constant(tokens[s : s + 2048]),
-                    contract.INPUT_COND: tf.constant(cond[s : s + 2048]),
-                }
-            )
+        n = len(inputs[contract.INPUT_TOKENS])
+        for s in range(0, n, 2048):
+            r = sig(**{k: tf.constant(v[s : s + 2048], tf.int32) for k, v in inputs.items()})
             outs.append(r[contract.OUTPUT_PROBS].numpy())
         return np.concatenate(outs) if outs else np.zeros((0, len(manifest.vocab)), np.float32)
 
@@ -95,8 +87,8 @@ def member_probs(members: Sequence[Member], ex: Examples, lo: int, hi: int) -> n
     idx = np.arange(lo, hi)
     out = []
     for m in members:
-        tokens, cond, _ = ex.arrays(m.window, idx)
-        out.append(m.predict(tokens, cond))
+        inputs, _ = ex.arrays(m.window, idx)
+        out.append(m.predict(inputs))
     return np.stack(out)
 
 
@@ -148,7 +140,7 @@ def choose_combine(members: Sequence[Member], val: Examples) -> tuple[dict, dict
     if k == 1 or len(val) == 0:
         return {"method": "mean", "weights": [1.0] * k}, {}
     probs = member_probs(members, val, 0, len(val))
-    targets = val.arrays(1)[2]
+    targets = val.targets()
     em = mixture_weights(probs[:, np.arange(len(targets)), targets])
     uniform = [round(1.0 / k, 6)] * k
     scores = {}
@@ -164,26 +156,39 @@ def choose_combine(members: Sequence[Member], val: Examples) -> tuple[dict, dict
 
 
 def evaluate_members(members: Sequence[Member], ex: Examples, rule: dict) -> dict:
-    """Metrics of each member and of the ensemble combined by `rule` on every example of `ex`."""
+    """Metrics of each member and of the ensemble combined by `rule` on every example of `ex`, overall and
+    by token class (pitch, duration, onset, chord, ...: most tokens are easy structure, so the overall
+    figure can improve while the melody does not)."""
     k = len(members)
-    sums = np.zeros(k + 1)
+    kinds = ex.kinds()
+    nll = np.zeros((k + 1, len(ex)))
     correct = np.zeros(k + 1, dtype=np.int64)
     for lo in range(0, len(ex), CHUNK):
         hi = min(lo + CHUNK, len(ex))
         probs = member_probs(members, ex, lo, hi)
-        targets = ex.arrays(1, np.arange(lo, hi))[2]
-        for i in range(k):
-            s, c = _stats(probs[i], targets)
-            sums[i] += s
-            correct[i] += c
-        s, c = _stats(combine(probs, rule), targets)
-        sums[k] += s
-        correct[k] += c
+        targets = ex.targets(np.arange(lo, hi))
+        for i, p in enumerate([*probs, combine(probs, rule)]):
+            nll[i, lo:hi] = -np.log(np.maximum(p[np.arange(hi - lo), targets], EPS))
+            correct[i] += int((p.argmax(axis=1) == targets).sum())
     n = len(ex)
-    return {
-        "members": [summary(sums[i], int(correct[i]), n) for i in range(k)],
-        "ensemble": summary(sums[k], int(correct[k]), n),
+    out = {
+        "members": [summary(nll[i].sum(), int(correct[i]), n) for i in range(k)],
+        "ensemble": summary(nll[k].sum(), int(correct[k]), n),
     }
+    out["ensemble"]["by_class"] = by_class(nll[k], kinds)
+    for i in range(k):
+        out["members"][i]["by_class"] = by_class(nll[i], kinds)
+    return out
+
+
+def by_class(nll: np.ndarray, kinds: np.ndarray) -> dict:
+    """Mean NLL and token count for each token class present."""
+    out = {}
+    for c, name in enumerate(TOKEN_CLASSES):
+        sel = kinds == c
+        if sel.any():
+            out[name] = {"nll": round(float(nll[sel].mean()), 5), "tokens": int(sel.sum())}
+    return out
 
 
 def baselines(
@@ -194,7 +199,9 @@ def baselines(
     orders: Sequence[int] = (2, 3, 4, 5),
 ) -> dict:
     """Unigram and Kneser-Ney n-grams fitted on `train`; the best order is picked on `val`."""
-    tr, va, te = (Examples(ps, 1).sequences() for ps in (train, val, test))
+    tr, va = (Examples(ps, 1).sequences() for ps in (train, val))
+    test_ex = Examples(test, 1)
+    te, kinds = test_ex.sequences(), test_ex.kinds()
     out = {"unigram": summary(*_nll(Unigram(vocab_size).fit(tr), te))}
     ngrams = {}
     best = None
@@ -203,11 +210,13 @@ def baselines(
         v = _nll(model, va)
         t = summary(*_nll(model, te))
         t["val_nll"] = round(v[0] / max(v[2], 1), 5)
-        ngrams[str(n)] = t
-        if best is None or t["val_nll"] < ngrams[best]["val_nll"]:
+        ngrams[str(n)] = (t, model)
+        if best is None or t["val_nll"] < ngrams[best][0]["val_nll"]:
             best = str(n)
-    out["ngram"] = ngrams
-    out["best_ngram"] = {"order": int(best), **ngrams[best]}
+    best_model = ngrams[best][1]
+    out["ngram"] = {n: t for n, (t, _) in ngrams.items()}
+    out["best_ngram"] = {"order": int(best), **out["ngram"][best]}
+    out["best_ngram"]["by_class"] = by_class(token_nlls(best_model, te), kinds)
     return out
 
 
@@ -250,6 +259,12 @@ def full_report(
                 report["ensemble"]["perplexity"] / min(m["perplexity"] for m in report["members"]), 4
             ),
         }
+        ens, ngram = report["ensemble"]["by_class"], report["baselines"]["best_ngram"]["by_class"]
+        report["ratios"]["pitch_nll_vs_best_ngram"] = (
+            round(ens["pitch"]["nll"] / ngram["pitch"]["nll"], 4)
+            if "pitch" in ens and "pitch" in ngram
+            else None
+        )
     return report
 
 
@@ -279,6 +294,13 @@ def format_table(report: dict) -> str:
             rows.append((f"{n}-gram KN", m["nll"], m["perplexity"], ""))
     lines = [f"{r[0]:<22} {r[1]!s:>9} {r[2]!s:>11} {r[3]!s:>9}" for r in rows]
     lines.append(f"held-out: {report['test_pieces']} pieces, {report['tokens']} tokens")
+    classes = report["ensemble"].get("by_class", {})
+    if classes:
+        ngram = report.get("baselines", {}).get("best_ngram", {}).get("by_class", {})
+        lines.append("NLL by token class (ensemble / best n-gram):")
+        for name, c in classes.items():
+            other = ngram.get(name, {}).get("nll", "")
+            lines.append(f"  {name:<10} {c['nll']!s:>9} {other!s:>9}   ({c['tokens']} tokens)")
     if "ratios" in report:
         lines.append("ratios: " + ", ".join(f"{k} {v}" for k, v in report["ratios"].items()))
     return "\n".join(lines)

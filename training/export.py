@@ -117,8 +117,11 @@ def write_savedmodel(model, manifest: contract.Manifest, path: Path) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    def serve(tokens, cond):
-        probs = model({contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond}, training=False)
+    def serve(tokens, cond, aux):
+        probs = model(
+            {contract.INPUT_TOKENS: tokens, contract.INPUT_COND: cond, contract.INPUT_AUX: aux},
+            training=False,
+        )
         return {contract.OUTPUT_PROBS: tf.cast(probs, tf.float32)}
 
     def manifest_fn(probe):
@@ -133,10 +136,15 @@ def write_savedmodel(model, manifest: contract.Manifest, path: Path) -> None:
         input_signature=[
             tf.TensorSpec([None, window], tf.int32, name=contract.INPUT_TOKENS),
             tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND),
+            tf.TensorSpec([None, contract.AUX_LEN], tf.int32, name=contract.INPUT_AUX),
         ],
         jit_compile=True,
     )
-    serve_fn(tf.zeros([1, window], tf.int32), tf.zeros([1, contract.COND_LEN], tf.int32))
+    serve_fn(
+        tf.zeros([1, window], tf.int32),
+        tf.zeros([1, contract.COND_LEN], tf.int32),
+        tf.zeros([1, contract.AUX_LEN], tf.int32),
+    )
     archive.add_endpoint(contract.SIGNATURE, serve_fn)
     archive.add_endpoint(
         contract.MANIFEST_SIGNATURE,
@@ -166,6 +174,9 @@ def write_warmup(path: Path, name: str, window: int, batch_sizes: Sequence[int] 
             req.inputs[contract.INPUT_TOKENS].CopyFrom(tf.make_tensor_proto(tokens))
             req.inputs[contract.INPUT_COND].CopyFrom(
                 tf.make_tensor_proto(np.array([[4, 6, 23, 30]] * b, np.int32))
+            )
+            req.inputs[contract.INPUT_AUX].CopyFrom(
+                tf.make_tensor_proto(np.zeros((b, contract.AUX_LEN), np.int32))
             )
             log_ = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=req))
             w.write(log_.SerializeToString())

@@ -144,3 +144,12 @@ def sequence_nll(model, sequences: Sequence[Sequence[int]]) -> tuple[float, int]
             total -= model.logprob(s[max(0, t - 8) : t], s[t])
             n += 1
     return total, n
+
+
+def token_nlls(model, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+    """The negative log-likelihood of every predicted token of `sequences`, in order (for per-class figures)."""
+    out = []
+    for s in sequences:
+        s = [int(t) for t in s]
+        out.extend(-model.logprob(s[max(0, t - 8) : t], s[t]) for t in range(1, len(s)))
+    return np.asarray(out, dtype=np.float64)

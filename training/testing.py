@@ -31,11 +31,11 @@ def tiny_members(members: int = 2, seed: int = 0, window: int = 16, hidden: int 
         )
         model = build_member(cfg, seed=seed * 1000 + i)
         if ex is not None:
-            x, c, y = ex.arrays(window)
+            x, y = ex.arrays(window)
             rng = np.random.default_rng(seed + i)
             for _ in range(train_steps):
                 idx = rng.choice(len(y), size=min(64, len(y)), replace=False)
-                model.train_on_batch({"tokens": x[idx], "cond": c[idx]}, y[idx])
+                model.train_on_batch({k: v[idx] for k, v in x.items()}, y[idx])
         models.append((model, cfg))
     return models
 

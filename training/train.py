@@ -221,7 +221,7 @@ def train_member(
     if len(ex) == 0:
         raise NoDataError("no training windows")
     rng = np.random.default_rng(member_seed)
-    vx, vc, vy = val_ex.arrays(
+    vx, vy = val_ex.arrays(
         cfg.window, np.sort(sample_index(len(val_ex), preset.val_examples, np.random.default_rng(seed)))
     )
     model = build_member(cfg, seed=member_seed)
@@ -229,14 +229,10 @@ def train_member(
     best_weights, bad = None, 0
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
-        x, c, y = ex.arrays(cfg.window, sample_index(len(ex), preset.examples_per_epoch, rng))
-        h = model.fit(
-            {"tokens": x, "cond": c}, y, batch_size=preset.batch_size, epochs=1, verbose=0, shuffle=True
-        )
+        x, y = ex.arrays(cfg.window, sample_index(len(ex), preset.examples_per_epoch, rng))
+        h = model.fit(x, y, batch_size=preset.batch_size, epochs=1, verbose=0, shuffle=True)
         loss = float(h.history["loss"][-1])
-        val_loss, val_acc = (
-            float(v) for v in model.evaluate({"tokens": vx, "cond": vc}, vy, batch_size=1024, verbose=0)
-        )
+        val_loss, val_acc = (float(v) for v in model.evaluate(vx, vy, batch_size=1024, verbose=0))
         best = val_loss < tm.best_val_loss - 1e-4
         if best:
             tm.best_val_loss, best_weights, bad = val_loss, model.get_weights(), 0

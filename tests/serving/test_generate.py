@@ -98,7 +98,7 @@ class SwapMidway:
     def __getattr__(self, name):
         return getattr(self.client, name)
 
-    async def predict(self, name, version, tokens, cond):
+    async def predict(self, name, version, tokens, cond, aux):
         self.calls += 1
         if self.calls == 10:
             await asyncio.to_thread(make_models, self.models, members=2, version=2)
@@ -109,7 +109,7 @@ class SwapMidway:
                 }:
                     break
                 await asyncio.sleep(0.05)
-        return await self.client.predict(name, version, tokens, cond)
+        return await self.client.predict(name, version, tokens, cond, aux)
 
 
 async def test_versions_stay_pinned_through_a_hot_swap(tmp_path, tiny_models):
@@ -175,7 +175,11 @@ async def test_unknown_version_is_model_not_found(tiny_server):
         window = (await client.manifest("lofi_member_0", 1)).window
         with pytest.raises(ModelNotFound, match=r"Specific\(lofi_member_0, 7\)"):
             await client.predict(
-                "lofi_member_0", 7, np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32)
+                "lofi_member_0",
+                7,
+                np.zeros((1, window), np.int32),
+                np.zeros((1, 4), np.int32),
+                np.zeros((1, 6), np.int32),
             )
         assert await client.healthy()
         assert await client.window("lofi_member_0", 1) == window

@@ -35,17 +35,20 @@ async def test_swap_loads_new_version_before_unloading_old(tmp_path, tiny_models
         async with ServingClient(srv.address, timeout_s=5, retries=0) as client:
             window = (await client.manifest("lofi_member_0", 1)).window
             tokens, cond = np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32)
+            aux = np.zeros((1, 6), np.int32)
             export = asyncio.create_task(asyncio.to_thread(make_models, models, members=1, version=2))
             answered = []
             while not export.done() or len(answered) < 5 or answered[-1] != 2:
-                _, version = await client.predict_raw("lofi_member_0", {"tokens": tokens, "cond": cond})
+                _, version = await client.predict_raw(
+                    "lofi_member_0", {"tokens": tokens, "cond": cond, "aux": aux}
+                )
                 answered.append(version)  # never fails: latest is always loaded
                 assert len(answered) < 20000
             await export
             assert answered[0] == 1 and answered[-1] == 2
             await _wait_for(client, {2: "AVAILABLE"})
             with pytest.raises(ModelNotFound):
-                await client.predict("lofi_member_0", 1, tokens, cond)
+                await client.predict("lofi_member_0", 1, tokens, cond, aux)
 
 
 async def test_half_written_and_non_integer_versions_are_ignored(tmp_path, tiny_models):
@@ -104,6 +107,7 @@ def test_a_version_is_warmed_up_with_its_warmup_requests_before_serving(tiny_mod
     req.model_spec.name = "lofi_member_0"
     req.inputs["tokens"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 3), np.int32)))  # wrong window
     req.inputs["cond"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 4), np.int32)))
+    req.inputs["aux"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 6), np.int32)))
     entry = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=req))
     with tf.io.TFRecordWriter(str(broken / "assets.extra" / "tf_serving_warmup_requests")) as w:
         w.write(entry.SerializeToString())

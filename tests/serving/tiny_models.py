@@ -33,7 +33,8 @@ class TinyMember(tf.Module):
         self.manifest_text = manifest_json
 
     @tf.function
-    def serve(self, tokens, cond):
+    def serve(self, tokens, cond, aux):
+        del aux  # the state features: a tiny stand-in ignores them
         last = tf.gather(self.emb, tokens[:, -8:])
         mask = tf.cast(tokens[:, -8:] > 0, tf.float32)[..., None]
         x = tf.reduce_sum(last * mask, axis=1) / (tf.reduce_sum(mask, axis=1) + 1.0)
@@ -83,6 +84,7 @@ def make_tiny_models(
             contract.SIGNATURE: module.serve.get_concrete_function(
                 tf.TensorSpec([None, window], tf.int32, name=contract.INPUT_TOKENS),
                 tf.TensorSpec([None, contract.COND_LEN], tf.int32, name=contract.INPUT_COND),
+                tf.TensorSpec([None, contract.AUX_LEN], tf.int32, name=contract.INPUT_AUX),
             ),
             contract.MANIFEST_SIGNATURE: module.manifest.get_concrete_function(
                 tf.TensorSpec([1], tf.int32, name=contract.MANIFEST_INPUT)

@@ -57,8 +57,8 @@ def _fake_member(window, sharp, vocab=9, seed=0):
     table = KneserNey(2, vocab).fit(TOY)
     rng = np.random.default_rng(seed)
 
-    def predict(tokens, cond):
-        out = np.stack([table.distribution([t[-1]]) for t in tokens]) ** sharp
+    def predict(inputs):
+        out = np.stack([table.distribution([t[-1]]) for t in inputs["tokens"]]) ** sharp
         out *= rng.uniform(0.8, 1.2, out.shape)
         return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 

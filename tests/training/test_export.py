@@ -40,16 +40,19 @@ def test_signatures_match_the_contract(exported):
     loaded = tf.saved_model.load(str(d / contract.model_name(0) / "1"))
     sig = loaded.signatures[contract.SIGNATURE]
     _, inputs = sig.structured_input_signature
-    assert set(inputs) == {contract.INPUT_TOKENS, contract.INPUT_COND}
+    assert set(inputs) == {contract.INPUT_TOKENS, contract.INPUT_COND, contract.INPUT_AUX}
+    assert inputs[contract.INPUT_AUX].shape.as_list() == [None, contract.AUX_LEN]
     assert inputs[contract.INPUT_TOKENS].dtype == tf.dtypes.as_dtype(contract.TOKENS_DTYPE)
     assert inputs[contract.INPUT_TOKENS].shape.as_list() == [None, 12]
     assert inputs[contract.INPUT_COND].shape.as_list() == [None, contract.COND_LEN]
     assert inputs[contract.INPUT_COND].dtype == tf.int32
     assert set(sig.structured_outputs) == {contract.OUTPUT_PROBS}
     assert sig.structured_outputs[contract.OUTPUT_PROBS].dtype == tf.dtypes.as_dtype(contract.PROBS_DTYPE)
-    out = sig(tokens=tf.zeros([3, 12], tf.int32), cond=tf.constant([[4, 6, 23, 30]] * 3))[
-        contract.OUTPUT_PROBS
-    ]
+    out = sig(
+        tokens=tf.zeros([3, 12], tf.int32),
+        cond=tf.constant([[4, 6, 23, 30]] * 3),
+        aux=tf.zeros([3, contract.AUX_LEN], tf.int32),
+    )[contract.OUTPUT_PROBS]
     assert out.shape == (3, len(Representation().vocab))
     np.testing.assert_allclose(out.numpy().sum(axis=1), 1.0, rtol=1e-5)
 

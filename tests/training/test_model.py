@@ -20,7 +20,12 @@ def test_member_outputs_a_distribution_over_the_vocabulary():
         MemberConfig(VOCAB, window=8, embed=8, conv_filters=8, lstm_units=4, attn_units=4, dense=8)
     )
     probs = model.predict(
-        {"tokens": np.zeros((3, 8), np.int32), "cond": np.ones((3, 4), np.int32)}, verbose=0
+        {
+            "tokens": np.zeros((3, 8), np.int32),
+            "cond": np.ones((3, 4), np.int32),
+            "aux": np.ones((3, 6), np.int32),
+        },
+        verbose=0,
     )
     assert probs.shape == (3, VOCAB)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
@@ -64,9 +69,10 @@ def test_split_is_reproducible_and_disjoint():
 
 def test_windows_never_span_two_pieces():
     p1, p2 = synthetic_pieces(2, seed=1, max_len=30)
-    ex = Examples([p1, p2], max_window=8)
+    ex = Examples([p1, p2], max_window=8, trim=False)
     assert len(ex) == (len(p1.ids) - HEADER_LEN) + (len(p2.ids) - HEADER_LEN)
-    tokens, cond, target = ex.arrays(8)
+    inputs, target = ex.arrays(8)
+    tokens, cond = inputs["tokens"], inputs["cond"]
     first_of_p2 = len(p1.ids) - HEADER_LEN
     assert tokens[first_of_p2].tolist() == [0] * 7 + [1]  # PAD... BOS: nothing of piece 1
     assert target[first_of_p2] == p2.ids[HEADER_LEN]
