@@ -184,3 +184,76 @@ async def test_unknown_version_is_model_not_found(tiny_server):
         assert await client.healthy()
         assert await client.window("lofi_member_0", 1) == window
         assert await client.members() == ["lofi_member_0", "lofi_member_1"]
+
+
+class Recording:
+    """Delegates to a backend and keeps every `aux` batch it was sent."""
+
+    def __init__(self, backend):
+        self.backend, self.aux = backend, []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    async def predict(self, name, version, tokens, cond, aux):
+        if name == "lofi_member_0":
+            self.aux.append(aux.copy())
+        return await self.backend.predict(name, version, tokens, cond, aux)
+
+
+async def test_models_see_the_state_features_training_computes(tiny_models):
+    from music.tokens import AUX_FEATURES, aux_rows
+
+    rec = Recording(InProcessBackend(tiny_models))
+    gen = await generate(rec, _plan(seconds=15))
+    sent = np.concatenate(rec.aux)
+    seq = [REP.vocab.id("BOS")] + gen.tokens[0][5:]
+    expected = aux_rows(REP, seq)[1 : len(sent) + 1]  # row i: the state before token i of [BOS] + body
+    same = [i for i, f in enumerate(AUX_FEATURES) if f != "notes_left"]  # notes_left: planned vs counted
+    np.testing.assert_array_equal(sent[:, same], expected[:, same])
+
+
+def _bars(tokens):
+    toks = REP.vocab.strs(tokens)[5:]
+    bars, cur = [], None
+    for t in toks:
+        if t == BAR:
+            cur = []
+            bars.append(cur)
+        elif t != EOS:
+            cur.append(t)
+    return bars
+
+
+def _chords(bar):
+    return [t for t in bar if t.startswith(("CHORD_", "BASS_", "VOICING_"))]
+
+
+async def test_generation_follows_the_planned_form(tiny_models):
+    plan = _plan(seconds=60, mood="chill", seed=5)
+    gen = await generate(InProcessBackend(tiny_models), plan)
+    bars = _bars(gen.tokens[0])
+    assert len(bars) == plan.n_bars == len(plan.form)
+    opening = bars[0]
+    assert opening[0] == "POS_0" and opening[1].startswith("CHORD_0_maj") and opening[2] == "BASS_0"
+    copies = 0
+    for b, bar in enumerate(plan.form):
+        pitches = [t for t in bars[b] if t.startswith("PITCH_")]
+        if bar.notes == 0:
+            assert not pitches, f"bar {b} was planned without melody"
+        if bar.melody_from is not None:
+            src = [t for t in bars[bar.melody_from] if t.startswith(("PITCH_", "DUR_"))]
+            assert [t for t in bars[b] if t.startswith(("PITCH_", "DUR_"))] == src
+            copies += 1
+        if bar.chords_from is not None:
+            src_chords = _chords(bars[bar.chords_from])
+            if src_chords and bars[bar.chords_from][0] == "POS_0":
+                assert _chords(bars[b]) == src_chords
+            copies += 1
+    assert copies >= 4
+
+
+async def test_form_can_be_switched_off(tiny_models):
+    plan = _plan(seconds=30, seed=2)
+    gen = await generate(InProcessBackend(tiny_models), plan, options=SamplingOptions(form=False))
+    assert REP.decode(gen.tokens[0]).n_bars == plan.n_bars
