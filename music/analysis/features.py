@@ -360,7 +360,9 @@ def find_key(path: Path | str) -> tuple[int, str]:
     """music21's key finder on the whole MIDI file: (tonic pitch class, 'major' | 'minor')."""
     import music21
 
-    k = music21.converter.parse(str(path)).analyze("key")
+    # forceSource: music21 would otherwise cache the parse by path, and a path reused for new content
+    # (bench_music.py --keep) would be read from the stale cache
+    k = music21.converter.parse(str(path), forceSource=True).analyze("key")
     return k.tonic.pitchClass, k.mode
 
 
