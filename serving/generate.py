@@ -247,7 +247,9 @@ def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
         mask[mk.bar] = False
     else:
         mask[mk.eos] = False
-    if opts.ending and (last_bar or g.bars == 1):  # open and close on the tonic: the key is heard
+    plan = s.bar_plan(g.bar)
+    opens_home = plan.tonic if plan is not None else g.bars == 1
+    if opts.ending and (last_bar or opens_home):  # the tonic opens, closes and starts the loop: the key is heard
         if g.after == "BAR":
             return _only(n, mk.pos0)
         if g.after == "POS" and g.pos == 0:  # a chord can only follow POS directly: none here yet
@@ -259,7 +261,6 @@ def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
         room = s.plan.n_bars * g.bar_len - (g.bar_start + g.pos)
         too_long = mk.dur_ids[mk.dur_ticks > max(room, int(mk.dur_ticks[0]))]
         mask[too_long] = False
-    plan = s.bar_plan(g.bar)
     if plan is not None:
         forced = _follow_form(s, plan, mk, mask, last_bar)
         if forced is not None:
