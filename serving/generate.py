@@ -312,6 +312,10 @@ def _follow_form(
             if due is not None:
                 keep[mk.pos_lo + due] = mask[mk.pos_lo + due]
             mask &= keep | ~mk.pos_mask
+        else:  # a position must carry a chord: at most one change per half bar, not a chord on every tick
+            half = np.zeros(n, bool)
+            half[mk.pos_lo + np.arange(0, g.bar_len, max(g.bar_len // 2, 1))] = True
+            mask &= half | ~mk.pos_mask
     elif plan.notes > 0 and s.aux.notes_here == 0 and (mask[mk.bar] or mask[mk.eos]):
         # A bar planned with melody does not end empty while a note can still be placed.
         other = mask.copy()
