@@ -14,6 +14,7 @@ from music.arrange import (
     arrange,
     choose_voicing,
     chord_tones,
+    home_tones,
     plan_sections,
 )
 from music.drums import FALLBACK, GrooveLibrary, default_groove_dir, load_library, shape_pattern
@@ -96,6 +97,15 @@ def test_voicing_has_third_and_seventh_and_moves_smoothly():
             moves.append(sum(abs(a - b) for a, b in zip(sorted(prev), sorted(v), strict=False)))
         prev = v
     assert sum(moves) / len(moves) <= 8  # nearest inversion: a few semitones in all, not leaps
+
+
+def test_the_tonic_chord_is_voiced_add9_with_its_root_so_the_key_is_heard():
+    for tonic in range(12):
+        for quality, third in (("maj7", 4), ("min9", 3), ("maj", 4), ("min", 3)):
+            chord = Chord(0, 48, tonic, quality)
+            v = choose_voicing(chord, None, 62, "9", random.Random(0), tones=home_tones(chord, tonic))
+            assert {(p - tonic) % 12 for p in v} == {0, third, 7, 2}  # 1-3-5-9: no 7th, no rootless 9th
+    assert home_tones(Chord(0, 48, 7, "maj7"), 0) is None  # only the tonic itself
 
 
 def test_voicing_hint_puts_the_degree_on_top():
