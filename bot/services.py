@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
+import functools
 import json
 import logging
 import os
@@ -16,16 +16,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import BotSettings
 from bot.errors import RetrainBusy, TrackGone, UploadTooLarge
 from db import repository as repo
 from db.errors import RetrainAlreadyRunning
 from db.models import RetrainStatus, Track, TrackStatus
-from lofi.settings import Settings
 from music.request import TrackRequest
+
+if TYPE_CHECKING:
+    from serving.track import TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ Progress = Callable[..., Any]
 
 
 class Pipeline(Protocol):
-    """`serving.pipeline.make_track`'s shape: request -> files on disk, tokens, versions, timings."""
+    """`serving.track.make_track`'s shape: request -> a `serving.track.TrackResult` (files, tokens, versions)."""
 
     def __call__(
         self,
@@ -43,14 +46,15 @@ class Pipeline(Protocol):
         *,
         progress: Progress | None = None,
         executor: Any = None,
-    ) -> Awaitable[Any]: ...
+        size_limit: int,
+    ) -> Awaitable[TrackResult]: ...
 
 
-def default_pipeline() -> Pipeline:
-    """The real pipeline (imported lazily: it pulls in the serving client)."""
-    from serving.pipeline import make_track
+def default_pipeline(settings: BotSettings) -> Pipeline:
+    """The real pipeline with the settings' soundfont and grooves (imported lazily: it pulls in the client)."""
+    from serving.track import make_track
 
-    return make_track
+    return functools.partial(make_track, **settings.render_options())
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,6 @@ class TrackInfo:
     seed: int
     versions: dict[str, Any]
     loudness_lufs: float | None = None
-
-
-def _accepts(func: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class TrackService:
@@ -137,17 +133,21 @@ class TrackService:
         try:
             out = self.out_dir / f"track-{track_id:06d}"
             out.mkdir(parents=True, exist_ok=True)
-            kwargs: dict[str, Any] = {"progress": progress, "executor": self.executor}
-            if _accepts(self.pipeline, "size_limit"):
-                kwargs["size_limit"] = size_limit
-            result = await self.pipeline(request, self.client_provider(), out, **kwargs)
+            result = await self.pipeline(
+                request,
+                self.client_provider(),
+                out,
+                progress=progress,
+                executor=self.executor,
+                size_limit=size_limit,
+            )
             files = result.files
             size = Path(files.mp3).stat().st_size
             if size > size_limit:
                 raise UploadTooLarge(size, size_limit)
-            versions = {str(k): str(v) for k, v in (getattr(result, "versions", None) or {}).items()}
-            timings = getattr(result, "timings", None) or getattr(files, "timings", None) or {}
-            tokens = getattr(result, "tokens", None)
+            versions = {str(k): str(v) for k, v in result.versions.items()}
+            timings = result.timings or files.timings
+            tokens = result.tokens
             async with self.sessionmaker.begin() as s:
                 await repo.mark_done(
                     s,
@@ -156,7 +156,7 @@ class TrackService:
                     length_s=float(files.duration_s),
                     bpm=float(files.bpm),
                     key=str(files.key),
-                    title=getattr(files, "title", None),
+                    title=files.title,
                     mp3_path=str(files.mp3),
                     midi_path=str(files.midi),
                     cover_path=str(files.cover) if files.cover else None,
@@ -176,14 +176,14 @@ class TrackService:
             mp3=Path(files.mp3),
             midi=Path(files.midi),
             cover=Path(files.cover) if files.cover else None,
-            title=getattr(files, "title", None) or f"lofi #{track_id}",
+            title=files.title or f"lofi #{track_id}",
             mood=files.mood,
             length_s=float(files.duration_s),
             bpm=float(files.bpm),
             key=str(files.key),
             seed=request.seed,
             versions=versions,
-            loudness_lufs=getattr(files, "loudness_lufs", None),
+            loudness_lufs=files.loudness_lufs,
         )
 
     async def set_message(
@@ -324,18 +324,9 @@ class StatusReport:
 
 
 async def _model_status(client: Any) -> dict[str, str]:
-    """Per-member versions from the serving client (GetModelStatus), whatever the client calls it."""
-    for name in ("model_status", "get_model_status", "status"):
-        method = getattr(client, name, None)
-        if method is None:
-            continue
-        result = method()
-        if inspect.isawaitable(result):
-            result = await result
-        if isinstance(result, dict):
-            return {str(k): _fmt_status(v) for k, v in result.items()}
-        return {"models": _fmt_status(result)}
-    raise RuntimeError("the serving client has no model status call")
+    """Per-member versions from the serving client (`Backend.model_status`, GetModelStatus over gRPC)."""
+    result = await client.model_status()
+    return {str(k): _fmt_status(v) for k, v in result.items()}
 
 
 def _fmt_status(value: Any) -> str:
@@ -399,17 +390,17 @@ class RetrainOutcome:
 
 
 class RetrainService:
-    """Runs one retrain at a time in its own process (`python -m bot.retrain_runner`) and records it."""
+    """Runs one retrain at a time in its own process (`python -m training.runner`) and records it."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        settings: BotSettings,
         command: list[str] | None = None,
     ):
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.command = command or [sys.executable, "-m", "bot.retrain_runner"]
+        self.command = command or [sys.executable, "-m", "training.runner"]
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, who: Requester, *, epochs: int | None, include_votes: bool) -> tuple[int, dict]:
