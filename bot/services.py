@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import BotSettings
 from bot.errors import RetrainBusy, TrackGone, UploadTooLarge
+from bot.format import jump_url
 from db import repository as repo
 from db.errors import RetrainAlreadyRunning
 from db.models import RetrainStatus, Track, TrackStatus
@@ -270,7 +271,7 @@ class TrackLine:
 
 def _jump_url(t: Track) -> str | None:
     if t.message_id and t.channel_id:
-        return f"https://discord.com/channels/{t.guild_id or '@me'}/{t.channel_id}/{t.message_id}"
+        return jump_url(t.guild_id, t.channel_id, t.message_id)
     return None
 
 

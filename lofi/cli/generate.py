@@ -56,13 +56,14 @@ def generate(
 ) -> int:
     """Make one track; prints where it went (or JSON with `as_json`). 0 done, 1 failed, 2 bad input."""
     from music.durations import parse_duration
+    from music.limits import SEED_MAX
     from music.request import TrackRequest
 
     try:
         request = TrackRequest(
             length_s=parse_duration(length),
             mood=mood,
-            seed=seed if seed is not None else random.randrange(2**31),
+            seed=seed if seed is not None else random.randint(0, SEED_MAX),
             bpm=bpm,
         )
     except ValueError as exc:
