@@ -7,7 +7,6 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from music.drums import load_library
 from music.errors import RenderError
 from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
 from music.master import loudness, master
+from music.progress import Progress, Stage
 from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE, SILENCE_PEAK, render_midi
 from music.request import TrackPlan
 from music.score import Score
@@ -157,7 +157,7 @@ def render_track(
     *,
     soundfont: Path = DEFAULT_SOUNDFONT,
     size_limit: int = UPLOAD_LIMIT_BYTES,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     groove_dir: Path | None = None,
     cache_dir: Path | None = None,
 ) -> TrackFiles:
@@ -169,7 +169,7 @@ def render_track(
         out_dir: where the .mp3, .mid and .png go (created if needed).
         soundfont: .sf2 file (default: the General MIDI font of fluid-soundfont-gm).
         size_limit: maximum MP3 size in bytes.
-        progress: called with 'arranging', 'rendering', 'mastering', 'encoding'.
+        progress: called with Stage.ARRANGING, RENDERING, MASTERING and ENCODING as each starts.
         groove_dir: the drum groove corpus (default: the bundled one).
         cache_dir: where the extracted groove library is cached (default: not cached on disk).
     Returns:
@@ -177,7 +177,7 @@ def render_track(
     Raises:
         RenderError: soundfont or FluidSynth problems, silent output.
     """
-    report = progress or (lambda stage: None)
+    report = progress or (lambda *_: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = plan.request.seed
@@ -187,7 +187,7 @@ def render_track(
     timings: dict[str, float] = {}
     sound = mood.sound or {}
 
-    report("arranging")
+    report(Stage.ARRANGING)
     t = time.perf_counter()
     fitted = fit_to_plan(score, plan)
     library = load_library(groove_dir, cache_dir)
@@ -196,7 +196,7 @@ def render_track(
     seconds = arrangement.seconds
     timings["arrange"] = time.perf_counter() - t
 
-    report("rendering")
+    report(Stage.RENDERING)
     t = time.perf_counter()
     stems = render_stems(arrangement, Path(soundfont), seconds)
     music_audio, drums_audio = balance(stems, sound.get("mix"), seconds)
@@ -228,12 +228,12 @@ def render_track(
     mix = _fade(mix, SAMPLE_RATE, min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5)))
     timings["effects"] = time.perf_counter() - t
 
-    report("mastering")
+    report(Stage.MASTERING)
     t = time.perf_counter()
     mastered, lufs, tp = master(mix, SAMPLE_RATE)
     timings["master"] = time.perf_counter() - t
 
-    report("encoding")
+    report(Stage.ENCODING)
     key = arrangement.key
     tags = {
         "title": title,

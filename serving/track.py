@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from music.export import UPLOAD_LIMIT_BYTES
+from music.progress import Progress, Stage
 from music.render import DEFAULT_SOUNDFONT
 from music.request import TrackPlan, TrackRequest, plan_track
 from music.tokens import Representation
@@ -40,7 +40,7 @@ async def make_track(
     client: Backend,
     out_dir: Path,
     *,
-    progress: Callable[..., object] | None = None,
+    progress: Progress | None = None,
     executor=None,
     size_limit: int = UPLOAD_LIMIT_BYTES,
     soundfont: Path = DEFAULT_SOUNDFONT,
@@ -54,7 +54,7 @@ async def make_track(
         request: what was asked for (length, mood, seed, tempo).
         client: a `serving.backend.Backend` (the gRPC client, or the in-process backend).
         out_dir: where the MP3, MIDI and cover go.
-        progress: called with ("composing", fraction) during generation, then the render stages.
+        progress: called with (Stage.COMPOSING, fraction) during generation, then the render stages.
         executor: where the blocking render runs (default: the loop's default executor).
         size_limit: maximum MP3 size in bytes (default: Discord's 10 MiB).
         soundfont, groove_dir, cache_dir: passed to `music.track.render_track`.
@@ -63,16 +63,16 @@ async def make_track(
     """
     from music.track import render_track  # imported here: it pulls in the audio stack
 
-    report = progress or (lambda *a, **k: None)
+    report = progress or (lambda *_: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     rep = Representation()
     plan = plan_track(request, rep)
     timings["plan"] = time.perf_counter() - t0
 
-    report("composing", 0.0)
+    report(Stage.COMPOSING, 0.0)
     t = time.perf_counter()
-    gen = await generate(client, plan, options=options, rep=rep, on_bar=lambda f: report("composing", f))
+    gen = await generate(client, plan, options=options, rep=rep, on_bar=lambda f: report(Stage.COMPOSING, f))
     timings["generate"] = time.perf_counter() - t
     tokens = gen.tokens[0]
 
