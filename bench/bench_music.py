@@ -1,13 +1,13 @@
 """Benchmark: does what the models write sound like the corpus's music? Prints JSON.
 
 N tracks per mood are generated through the pipeline `lofi generate` and the bot run
-(`serving.pipeline.make_track`, with the in-process backend over the SavedModels in --models), and compared
+(`serving.track.make_track`, with the in-process backend over the SavedModels in --models), and compared
 with held-out real pieces of the corpus (its test split, as training/dataset.py's `split_of` defines it; the
 same pieces every run) played through the same arranger at the same length, as `lofi render song.mid
 --length 60` does. Both sides are read back from the arranged MIDI files by `music.analysis.features` alone.
 
 Only the arranged MIDI is needed, so the audio half of the render (FluidSynth, effects, mastering, MP3) is
-skipped: `make_track` runs exactly as in production except that `music.pipeline.render_track` is replaced by
+skipped: `make_track` runs exactly as in production except that `music.track.render_track` is replaced by
 its arranging step (`arrange_only` below). `--audio` runs the full render instead.
 
 For each feature: the generated median, the real pieces' 10/50/90th percentiles, whether the median lies
@@ -42,14 +42,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Every project API this benchmark uses, in one place (the package layout is being reworked).
-import music.pipeline as render_module  # noqa: E402  (its render_track is what make_track calls)
+import music.track as render_module  # noqa: E402  (its render_track is what make_track calls)
+from lofi.cli.render import MUSIC_SUFFIXES, load_source  # noqa: E402  (what `lofi render` reads)
 from music.analysis.compare import compare_feature  # noqa: E402
 from music.analysis.features import FEATURES, track_features  # noqa: E402
 from music.arrange import arrange  # noqa: E402
-from music.cli import MUSIC_SUFFIXES, load_source  # noqa: E402  (what `lofi render` reads)
-from music.pipeline import fit_to_plan, track_title  # noqa: E402
 from music.request import TrackRequest, load_moods, plan_track  # noqa: E402
-from serving.pipeline import make_track  # noqa: E402  (what `lofi generate` and the bot run)
+from music.track import fit_to_plan, track_title  # noqa: E402
+from serving.track import make_track  # noqa: E402  (what `lofi generate` and the bot run)
 from training.dataset import split_of  # noqa: E402  (pure Python: the split, not TensorFlow)
 
 KNOWN_SETS = ("openewld", "pop909", "groove")  # training/corpus.py names pieces relative to the corpus root
@@ -59,7 +59,7 @@ TARGETS = {"mean_overlap": 0.7, "mode_as_mood": 0.9, "key_is_planned": 0.8}
 
 @dataclass
 class MidiOnly:
-    """What `arrange_only` returns in place of `music.pipeline.TrackFiles`."""
+    """What `arrange_only` returns in place of `music.track.TrackFiles`."""
 
     midi: Path
     key: str
@@ -70,7 +70,7 @@ class MidiOnly:
 
 
 def arrange_only(score, plan, out_dir: Path, **_ignored) -> MidiOnly:
-    """`music.pipeline.render_track` up to the MIDI file: fit to the plan, arrange, write (no audio)."""
+    """`music.track.render_track` up to the MIDI file: fit to the plan, arrange, write (no audio)."""
     t = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ async def generated_tracks(
                     result = await make_track(request, backend, out / "generated" / f"{mood}-{seed}")
                     if not audio and not isinstance(result.files, MidiOnly):
                         raise RuntimeError(
-                            "make_track no longer calls music.pipeline.render_track: fix the patch"
+                            "make_track no longer calls music.track.render_track: fix the patch"
                         )
                     versions = result.versions
                     plan = result.plan

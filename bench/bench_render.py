@@ -23,8 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from music.master import ffmpeg_ebur128 as ebur128  # noqa: E402
-from music.pipeline import example_score, render_track  # noqa: E402
 from music.request import TrackRequest, plan_track  # noqa: E402
+from music.track import render_track
+from tests.support.scores import example_score  # noqa: E402
 
 
 def clipped_samples(path: Path) -> int:

@@ -18,6 +18,7 @@ import yarl
 from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.config import BotSettings
 from bot.error_handler import on_app_command_error
 from bot.queue import JobQueue
 from bot.services import (
@@ -31,13 +32,12 @@ from bot.services import (
 )
 from db import repository as repo
 from db.engine import make_engine, make_sessionmaker, upgrade_engine
-from lofi.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.lofi", "bot.cogs.votes", "bot.cogs.browse", "bot.cogs.admin")
 
-ClientFactory = Callable[[Settings], Awaitable[Any]]
+ClientFactory = Callable[[BotSettings], Awaitable[Any]]
 
 
 def configure_endpoints(api_base: str | None, gateway_url: str | None) -> None:
@@ -64,7 +64,7 @@ def default_intents() -> discord.Intents:
     return intents
 
 
-async def default_client_factory(settings: Settings) -> Any:
+async def default_client_factory(settings: BotSettings) -> Any:
     """The real serving client for `settings.serving_address` (the embedded server's port when unset)."""
     from serving.client import ServingClient
 
@@ -73,12 +73,12 @@ async def default_client_factory(settings: Settings) -> Any:
 
 
 class LofiBot(commands.Bot):
-    """The LoFi bot. Construct with settings (default: from the environment) and optionally a fake pipeline,
+    """The LoFi bot. Construct with settings (`lofi.settings.Settings`) and optionally a fake pipeline,
     a serving client factory and a retrain command; then `await bot.start(token)` (or `bot.run(token)`)."""
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: BotSettings,
         *,
         pipeline: Pipeline | None = None,
         client_factory: ClientFactory | None = None,
@@ -87,7 +87,7 @@ class LofiBot(commands.Bot):
         sync_commands: bool = True,
         **options: Any,
     ):
-        self.settings = settings or get_settings()
+        self.settings = settings
         configure_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -131,7 +131,7 @@ class LofiBot(commands.Bot):
             log.exception("could not create the serving client")
             self.serving = None
         self.executor = ThreadPoolExecutor(max_workers=max(1, s.workers), thread_name_prefix="lofi-render")
-        pipeline = self._pipeline or default_pipeline()
+        pipeline = self._pipeline or default_pipeline(s)
         self.tracks = TrackService(self.sessionmaker, pipeline, self.serving_client, s.out_dir, self.executor)
         self.votes = VoteService(self.sessionmaker)
         self.browse = BrowseService(self.sessionmaker)

@@ -8,8 +8,8 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.config import BotSettings
 from bot.errors import NotAdmin
-from lofi.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def _manages(perms: discord.Permissions | None) -> bool:
 
 
 def is_admin(
-    user: discord.abc.User, settings: Settings, permissions: discord.Permissions | None = None
+    user: discord.abc.User, settings: BotSettings, permissions: discord.Permissions | None = None
 ) -> bool:
     """True for server managers/administrators and for configured admin users or roles.
 
@@ -36,7 +36,7 @@ def is_admin(
 
 async def require_admin(interaction: discord.Interaction) -> bool:
     """App command check: admins pass; anyone else gets NotAdmin and the attempt is logged."""
-    settings = getattr(interaction.client, "settings", None) or get_settings()
+    settings = interaction.client.settings
     if is_admin(interaction.user, settings, getattr(interaction, "permissions", None)):
         return True
     name = interaction.command.qualified_name if interaction.command else "an admin command"

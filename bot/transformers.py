@@ -5,8 +5,8 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
+from bot.config import BotSettings
 from bot.errors import BadLength
-from lofi.settings import Settings, get_settings
 from music.durations import parse_duration
 
 
@@ -26,8 +26,8 @@ def parse_length(text: str, min_s: float, max_s: float) -> float:
     return seconds
 
 
-def _settings(interaction: discord.Interaction | None) -> Settings:
-    return getattr(getattr(interaction, "client", None), "settings", None) or get_settings()
+def _settings(interaction: discord.Interaction) -> BotSettings:
+    return interaction.client.settings
 
 
 class DurationTransformer(app_commands.Transformer):

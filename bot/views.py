@@ -9,8 +9,7 @@ import re
 import discord
 
 from bot.error_handler import describe, send_error
-
-SEED_MAX = 2**31 - 1
+from music.limits import SEED_MAX
 
 
 class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:var:(?P<track_id>\d+)"):

@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from music.export import UPLOAD_LIMIT_BYTES
+from music.render import DEFAULT_SOUNDFONT
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,8 +42,8 @@ class Settings(BaseSettings):
     cache_dir: Path = ROOT / ".cache"
 
     # Sound
-    soundfont: Path = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-    upload_limit_bytes: int = 10 * 1024 * 1024
+    soundfont: Path = DEFAULT_SOUNDFONT
+    upload_limit_bytes: int = UPLOAD_LIMIT_BYTES
 
     # Requests and the job queue
     min_length_s: float = 15.0
@@ -52,6 +55,14 @@ class Settings(BaseSettings):
     # Retraining from votes
     vote_threshold: int = 1
     retrain_preset: str = "quick"  # training preset of /lofi-retrain
+
+    def render_options(self) -> dict:
+        """The keyword arguments `music.track.render_track` (and `serving.track.make_track`) take from here."""
+        return {
+            "soundfont": Path(self.soundfont),
+            "groove_dir": Path(self.data_dir) / "groove",
+            "cache_dir": Path(self.cache_dir),
+        }
 
 
 @lru_cache(maxsize=1)

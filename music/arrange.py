@@ -15,6 +15,7 @@ import mido
 
 from music.chords import NO_CHORD, QUALITIES
 from music.drums import GrooveLibrary, load_library, shape_pattern
+from music.limits import DRUM_CHANNEL
 from music.score import TICKS_PER_BEAT, Chord, Score
 
 MIDI_TPB = 480
@@ -22,7 +23,6 @@ SCALE = MIDI_TPB // TICKS_PER_BEAT
 KEYS_LOW = 48  # nothing below C3 in the keys: low clusters are mud
 KEYS_HIGH = 84
 BASS_LOW, BASS_HIGH = 33, 50
-DRUM_CHANNEL = 9
 CHANNELS = {"keys": 0, "bass": 1, "melody": 2, "drums": DRUM_CHANNEL}
 MIX = {"keys": (100, 58), "bass": (108, 64), "melody": (92, 74), "drums": (112, 64)}  # CC7 volume, CC10 pan
 # mido's key names: sharps where a flat minor key does not exist

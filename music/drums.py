@@ -61,11 +61,13 @@ class Pattern:
     source: str
 
 
-def default_groove_dir() -> Path:
-    """`<data_dir>/groove` from the settings (data/corpus/groove by default)."""
-    from lofi.settings import get_settings
+# The bundled corpus's grooves; the entry layer passes `<DATA_DIR>/groove` when the settings say otherwise.
+BUNDLED_GROOVE_DIR = Path(__file__).resolve().parent.parent / "data" / "corpus" / "groove"
 
-    return Path(get_settings().data_dir) / "groove"
+
+def default_groove_dir() -> Path:
+    """The bundled groove corpus (data/corpus/groove)."""
+    return BUNDLED_GROOVE_DIR
 
 
 def _bars_of(path: Path, beats_per_bar: int = 4) -> list[list[tuple[float, int, int]]]:
@@ -127,16 +129,14 @@ def extract_library(groove_dir: Path, styles: tuple[str, ...] = DEFAULT_STYLES) 
 
 @lru_cache(maxsize=4)
 def load_library(groove_dir: Path | None = None, cache_dir: Path | None = None) -> GrooveLibrary:
-    """The groove library of `groove_dir`, read from the JSON cache in `cache_dir` or extracted (and cached)."""
+    """The groove library of `groove_dir`, read from the JSON cache in `cache_dir` or extracted (and cached).
+
+    Without `cache_dir` the library is extracted and kept in this process only."""
     if groove_dir is None:
         groove_dir = default_groove_dir()
-    if cache_dir is None:
-        from lofi.settings import get_settings
-
-        cache_dir = Path(get_settings().cache_dir)
-    cache = Path(cache_dir) / f"groove_library_v{LIBRARY_VERSION}.json"
+    cache = Path(cache_dir) / f"groove_library_v{LIBRARY_VERSION}.json" if cache_dir is not None else None
     data = None
-    if cache.exists():
+    if cache is not None and cache.exists():
         try:
             data = json.loads(cache.read_text())
             if data.get("version") != LIBRARY_VERSION or data.get("root") != str(Path(groove_dir).resolve()):
@@ -149,13 +149,8 @@ def load_library(groove_dir: Path | None = None, cache_dir: Path | None = None) 
             return GrooveLibrary([FALLBACK], [])
         data = extract_library(Path(groove_dir))
         data["root"] = str(Path(groove_dir).resolve())
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data))
-            tmp.replace(cache)
-        except OSError as exc:
-            log.warning("cannot cache the groove library at %s: %s", cache, exc)
+        if cache is not None:
+            _write_cache(cache, data)
 
     def mk(d):
         return Pattern(
@@ -163,6 +158,16 @@ def load_library(groove_dir: Path | None = None, cache_dir: Path | None = None) 
         )
 
     return GrooveLibrary([mk(d) for d in data["beats"]] or [FALLBACK], [mk(d) for d in data["fills"]])
+
+
+def _write_cache(cache: Path, data: dict) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(cache)
+    except OSError as exc:
+        log.warning("cannot cache the groove library at %s: %s", cache, exc)
 
 
 # A plain boom-bap bar for when no corpus is present (tests of other packages, fresh checkouts).

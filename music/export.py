@@ -13,7 +13,11 @@ BITRATES_KBPS = (320, 256, 192, 160, 128, 96, 64)
 HEADROOM_BYTES = 64 * 1024  # ID3 tags, the Xing header and encoder padding
 
 
-def choose_bitrate(duration_s: float, size_limit: int = 10 * 1024 * 1024) -> int:
+# Discord's upload limit for servers without boosts; the settings' UPLOAD_LIMIT_BYTES defaults to it.
+UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+
+
+def choose_bitrate(duration_s: float, size_limit: int = UPLOAD_LIMIT_BYTES) -> int:
     """The highest bitrate (kbps) whose MP3 of `duration_s` stays under `size_limit` bytes; RenderError if none."""
     budget = size_limit - HEADROOM_BYTES
     for kbps in BITRATES_KBPS:
@@ -36,7 +40,7 @@ def write_mp3(
     path: Path,
     *,
     tags: dict[str, str] | None = None,
-    size_limit: int = 10 * 1024 * 1024,
+    size_limit: int = UPLOAD_LIMIT_BYTES,
 ) -> tuple[Path, int]:
     """Encode `audio` as a CBR MP3 at the best bitrate under `size_limit`, with ID3 tags.
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from music.chords import NO_CHORD, QUALITIES, match_quality, pitch_classes
 from music.errors import CorpusFileError
+from music.limits import DRUM_CHANNEL
 from music.score import TICKS_PER_BEAT, Chord, Note, Score, TimeSignature, Voicing, bar_ticks
 from music.tokens import DURATIONS, TIME_SIGNATURES
 
@@ -41,7 +42,7 @@ MAX_BARS = 2000
 MIN_MELODY_NOTES = 8
 CHORD_GRID = 6  # chord changes snap to eighth notes
 MELODY_NAMES = ("melody", "lead", "vocal", "voice", "singer")
-DRUM_CHANNEL = 10  # music21 numbers channels from 1
+M21_DRUM_CHANNEL = DRUM_CHANNEL + 1  # music21 numbers channels from 1
 
 PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -214,7 +215,7 @@ class _MidiTrack:
 
     @property
     def drums(self) -> bool:
-        return bool(self.notes) and all(n.channel == DRUM_CHANNEL for n in self.notes)
+        return bool(self.notes) and all(n.channel == M21_DRUM_CHANNEL for n in self.notes)
 
 
 class TempoMap:
@@ -332,10 +333,10 @@ def parse_midi(data: bytes, sidecars: dict[str, bytes], info: ParseInfo) -> Scor
         if any(word in t.name.lower() for word in MELODY_NAMES):
             melody_track = t
             break
-    others = [n for t in pitched for n in t.notes if n.channel != DRUM_CHANNEL]
+    others = [n for t in pitched for n in t.notes if n.channel != M21_DRUM_CHANNEL]
     if melody_track is not None:
         info.melody_from = f"track:{melody_track.name}"
-        raw = [n for n in melody_track.notes if n.channel != DRUM_CHANNEL]
+        raw = [n for n in melody_track.notes if n.channel != M21_DRUM_CHANNEL]
     else:
         info.melody_from = "skyline"
         raw = others

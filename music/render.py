@@ -13,6 +13,7 @@ from music.errors import RenderError
 
 SAMPLE_RATE = 44100
 SILENCE_PEAK = 1e-4  # below -80 dBFS everywhere counts as silent
+DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")  # Debian's fluid-soundfont-gm
 
 
 def check_soundfont(soundfont: Path) -> Path:

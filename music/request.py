@@ -12,6 +12,7 @@ from pathlib import Path
 from music.arrange import plan_sections
 from music.errors import MoodError
 from music.form import BarPlan, plan_form
+from music.limits import MAX_BPM, MIN_BPM
 from music.score import TICKS_PER_BEAT, bar_ticks
 from music.tokens import DENSITIES, Representation
 
@@ -89,8 +90,8 @@ class TrackRequest:
             raise MoodError(f"unknown mood {self.mood!r}; choose one of: {', '.join(mood_names())}")
         if not (self.length_s > 0 and math.isfinite(self.length_s)):
             raise ValueError(f"length must be a positive number of seconds, not {self.length_s!r}")
-        if self.bpm is not None and not 40 <= self.bpm <= 200:
-            raise ValueError(f"tempo must be between 40 and 200 bpm, not {self.bpm}")
+        if self.bpm is not None and not MIN_BPM <= self.bpm <= MAX_BPM:
+            raise ValueError(f"tempo must be between {MIN_BPM} and {MAX_BPM} bpm, not {self.bpm}")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,10 @@ VERSION_DIR = re.compile(r"^\d+$")
 
 
 class Backend(Protocol):
-    """What the generation loop needs from a model server."""
+    """What the generation loop (`serving.generate`) needs from a model server."""
+
+    async def members(self) -> list[str]:
+        """Names of the ensemble members (from member 0's manifest)."""
 
     async def latest_versions(self, names: list[str]) -> dict[str, int]:
         """The newest available version of each model."""
@@ -32,6 +35,9 @@ class Backend(Protocol):
         self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray
     ) -> np.ndarray:
         """Next-token probabilities float32 [batch, vocab] from one pinned model version."""
+
+    async def window(self, name: str, version: int) -> int:
+        """The static token window of one pinned version's signature (checked against its manifest)."""
 
     async def close(self) -> None:
         """Release connections or models."""
@@ -170,6 +176,15 @@ class InProcessBackend:
                 raise ModelNotFound(f"Could not find any versions of model {name}")
             out[name] = max(versions)
         return out
+
+    async def window(self, name: str, version: int) -> int:
+        """The static window (second dimension of `tokens`) of the serving signature."""
+        fn = self.signature(name, version)
+        spec = fn.structured_input_signature[1].get(contract.INPUT_TOKENS)
+        dims = list(spec.shape) if spec is not None else []
+        if len(dims) != 2 or not dims[1] or dims[1] <= 0:
+            raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
+        return int(dims[1])
 
     async def members(self) -> list[str]:
         """Names of the ensemble members, from member 0's manifest."""

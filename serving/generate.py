@@ -249,7 +249,8 @@ def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
         mask[mk.eos] = False
     plan = s.bar_plan(g.bar)
     opens_home = plan.tonic if plan is not None else g.bars == 1
-    if opts.ending and (last_bar or opens_home):  # the tonic opens, closes and starts the loop: the key is heard
+    # The tonic opens the track, starts the loop and closes the track: the key is heard.
+    if opts.ending and (last_bar or opens_home):
         if g.after == "BAR":
             return _only(n, mk.pos0)
         if g.after == "POS" and g.pos == 0:  # a chord can only follow POS directly: none here yet

@@ -378,10 +378,8 @@ class TokenCache:
 
 
 def default_cache_dir() -> Path:
-    """`cache_dir/corpus` from the settings."""
-    from lofi.settings import get_settings
-
-    return Path(get_settings().cache_dir) / "corpus"
+    """`.cache/corpus` in the checkout (the settings' default; the entry layer passes CACHE_DIR's)."""
+    return Path(__file__).resolve().parent.parent / ".cache" / "corpus"
 
 
 def load_corpus(
@@ -391,7 +389,7 @@ def load_corpus(
 
     Args:
         paths: corpus folders, zip files or single music files.
-        cache_dir: where tokenized files are cached (default: settings' cache_dir / 'corpus').
+        cache_dir: where tokenized files are cached (default: `default_cache_dir()`).
         workers: parser processes for files not in the cache (1 parses in this process).
         progress: show a tqdm bar on stderr.
     Returns:

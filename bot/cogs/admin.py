@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import admin_only
+from bot.format import DOWN, UP
 from bot.services import Requester, RetrainOutcome, StatusReport
 from db.models import RetrainStatus
 
@@ -68,7 +69,7 @@ def status_embed(report: StatusReport) -> discord.Embed:
     embed.add_field(name="Tracks (24 h)", value=str(report.tracks_today))
     embed.add_field(name="Last retrain", value=(report.last_retrain or "never")[:1024], inline=False)
     votes = "\n".join(
-        f"`{version}`: {v['score']:+d} (👍{v['up']} 👎{v['down']}, {v['tracks']} tracks)"
+        f"`{version}`: {v['score']:+d} ({UP}{v['up']} {DOWN}{v['down']}, {v['tracks']} tracks)"
         for version, v in sorted(report.votes_by_version.items())
     )
     embed.add_field(name="Votes per model version", value=(votes or "no tracks yet")[:1024], inline=False)

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.format import DOWN, UP, clock
 from bot.services import TrackLine
 
 
@@ -17,8 +18,8 @@ def _fmt(i: int, line: TrackLine, show_user: bool) -> str:
     who = f" by {line.user_name}" if show_user else ""
     status = "" if line.status == "done" else f" · *{line.status}*"
     return (
-        f"**{i}.** {line.title} — {line.mood}, {seconds // 60}:{seconds % 60:02d}, "
-        f"**{line.score:+d}** (👍{line.up} 👎{line.down}){who}{status}{where}"
+        f"**{i}.** {line.title} — {line.mood}, {clock(seconds)}, "
+        f"**{line.score:+d}** ({UP}{line.up} {DOWN}{line.down}){who}{status}{where}"
     )
 
 

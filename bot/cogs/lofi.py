@@ -13,14 +13,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.error_handler import describe, send_error
+from bot.format import DOWN, UP, VOTE_EMOJI, clock, jump_url
 from bot.services import Requester, TrackInfo
 from bot.transformers import Duration
-from bot.views import SEED_MAX, MidiButton, VariationButton, track_view
+from bot.views import MidiButton, VariationButton, track_view
+from music.limits import MAX_BPM, MIN_BPM, SEED_MAX
 from music.request import TrackRequest, mood_names
 
 log = logging.getLogger(__name__)
 
-VOTE_EMOJI = ("👍", "👎")
 STAGES = {
     "queued": "⏳ Starting",
     "composing": "🎼 Composing",
@@ -36,10 +37,7 @@ STAGES = {
 MOOD_CHOICES = [app_commands.Choice(name=m, value=m) for m in mood_names()][:25]
 
 
-def fmt_length(seconds: float) -> str:
-    """`2:05`."""
-    seconds = round(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"
+fmt_length = clock  # `2:05`
 
 
 def track_embed(info: TrackInfo, user: discord.abc.User) -> discord.Embed:
@@ -62,7 +60,7 @@ def track_embed(info: TrackInfo, user: discord.abc.User) -> discord.Embed:
         )
     if info.cover is not None:
         embed.set_image(url=f"attachment://{info.cover.name}")
-    embed.set_footer(text=f"Track #{info.track_id} · asked by {user.display_name} · vote with 👍 / 👎")
+    embed.set_footer(text=f"Track #{info.track_id} · asked by {user.display_name} · vote with {UP} / {DOWN}")
     return embed
 
 
@@ -138,7 +136,7 @@ class Lofi(commands.Cog):
         length: Duration,
         mood: app_commands.Choice[str],
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
-        tempo: app_commands.Range[int, 40, 200] | None = None,
+        tempo: app_commands.Range[int, MIN_BPM, MAX_BPM] | None = None,
     ) -> None:
         """Compose a track for the caller."""
         request = TrackRequest(
@@ -229,9 +227,7 @@ class Lofi(commands.Cog):
             track_id, message_id=message.id, channel_id=message.channel.id, guild_id=interaction.guild_id
         )
         # A webhook message does not know its guild; build the link from the interaction's.
-        link = (
-            f"https://discord.com/channels/{interaction.guild_id or '@me'}/{message.channel.id}/{message.id}"
-        )
+        link = jump_url(interaction.guild_id, message.channel.id, message.id)
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=f"✅ Done: {link}")
         for emoji in VOTE_EMOJI:

@@ -7,9 +7,9 @@ import logging
 import discord
 from discord.ext import commands
 
-log = logging.getLogger(__name__)
+from bot.format import VOTE_VALUES
 
-VALUES = {"👍": 1, "👎": -1}
+log = logging.getLogger(__name__)
 
 
 def vote_value(payload: discord.RawReactionActionEvent, bot_user_id: int | None) -> int | None:
@@ -18,7 +18,7 @@ def vote_value(payload: discord.RawReactionActionEvent, bot_user_id: int | None)
         return None
     if payload.emoji.id is not None:  # custom emoji
         return None
-    return VALUES.get(payload.emoji.name or "")
+    return VOTE_VALUES.get(payload.emoji.name or "")
 
 
 class Votes(commands.Cog):

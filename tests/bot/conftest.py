@@ -34,14 +34,16 @@ async def sessionmaker(settings):
 
 
 class FakePipeline:
-    """Stands in for serving.pipeline.make_track: writes small files and reports progress."""
+    """Stands in for serving.track.make_track: writes small files and reports progress."""
 
     def __init__(self, mp3_bytes: int = 1000, error: Exception | None = None):
         self.mp3_bytes = mp3_bytes
         self.error = error
         self.calls: list = []
 
-    async def __call__(self, request, client, out_dir: Path, *, progress=None, executor=None):
+    async def __call__(
+        self, request, client, out_dir: Path, *, progress=None, executor=None, size_limit=None
+    ):
         self.calls.append((request, client, out_dir))
         for stage in ("composing", "rendering", "mastering"):
             if progress is not None:

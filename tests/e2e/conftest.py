@@ -149,7 +149,7 @@ def ffprobe_format(data: bytes, tmp_path: Path) -> str:
 
 
 class FakePipeline:
-    """Stands in for ``serving.pipeline.make_track``: copies real tiny files into ``out_dir``, reports progress.
+    """Stands in for ``serving.track.make_track``: copies real tiny files into ``out_dir``, reports progress.
 
     ``gate`` (when set) holds every call until the test opens it, to fill the queue.
     """

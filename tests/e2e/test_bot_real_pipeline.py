@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def tiny_serving(tmp_path_factory):
     """Two tiny trained members exported to a models dir, served by `serving.server.EmbeddedServer`."""
     from serving.server import EmbeddedServer, config_for_models_dir
-    from training.testing import make_tiny_models
+    from tests.support.tiny_models import make_tiny_models
 
     models = tmp_path_factory.mktemp("models")
     make_tiny_models(models, members=2, seed=0, version=1)

@@ -33,7 +33,7 @@ CRASHING_RUNNER = [
     sys.executable,
     "-c",
     "import os, sys\n"
-    "import bot.retrain_runner as runner\n"
+    "import training.runner as runner\n"
     "report = runner.Emitter.progress\n"
     "def progress(self, *args, **kwargs):\n"
     "    report(self, *args, **kwargs)\n"
@@ -68,7 +68,7 @@ def lead_sheets(dest: Path) -> Path:
 def served(tmp_path):
     """Version 1: untrained tiny members, served by the embedded server polling the models folder."""
     from serving.server import EmbeddedServer, config_for_models_dir
-    from training.testing import make_tiny_models
+    from tests.support.tiny_models import make_tiny_models
 
     models = tmp_path / "models"
     make_tiny_models(models, members=MEMBERS, seed=0, version=1, train_steps=0)

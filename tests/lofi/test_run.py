@@ -58,6 +58,6 @@ def test_first_run_trains_then_makes_a_demo_track_and_a_second_run_reuses_the_mo
 
 
 def test_a_model_server_that_does_not_answer_falls_back_to_the_embedded_one(isolated, monkeypatch, capsys):
-    from lofi.run import _reachable
+    from lofi.model_server import reachable as _reachable
 
     assert _reachable("127.0.0.1:1", timeout_s=0.5) is False

@@ -149,8 +149,8 @@ def test_the_melody_is_found_by_channel_without_track_names():
 
 def test_the_arrangers_file_is_read_as_the_arranger_wrote_it(tmp_path):
     from music.arrange import arrange
-    from music.pipeline import example_score
     from music.request import load_moods
+    from tests.support.scores import example_score
 
     score = example_score(n_bars=8, mode="minor", tonic=2)
     arr = arrange(score, load_moods()["rainy"].sound, n_bars=16, seed=4)

@@ -18,9 +18,10 @@ from music.arrange import (
     plan_sections,
 )
 from music.drums import FALLBACK, GrooveLibrary, default_groove_dir, load_library, shape_pattern
-from music.pipeline import example_score, fit_to_plan
 from music.request import TrackRequest, load_moods, plan_track
 from music.score import Chord, Note, Score, TimeSignature, Voicing
+from music.track import fit_to_plan
+from tests.support.scores import example_score
 
 CHILL = load_moods()["chill"].sound
 

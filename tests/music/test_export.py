@@ -9,8 +9,8 @@ from PIL import Image
 from music.arrange import arrange
 from music.errors import RenderError
 from music.export import choose_bitrate, write_cover, write_mp3
-from music.pipeline import example_score
 from music.request import load_moods
+from tests.support.scores import example_score
 
 
 def test_bitrate_is_the_best_that_fits():

@@ -7,8 +7,9 @@ import pytest
 
 from music.arrange import arrange
 from music.effects import DEFAULTS
-from music.pipeline import example_score, render_track
 from music.request import MOODS_FILE, TrackRequest, load_moods, plan_track
+from music.track import render_track
+from tests.support.scores import example_score
 
 MOODS = sorted(load_moods())
 SECTIONS = ("instruments", "drums", "effects", "mix", "ambience", "cover")

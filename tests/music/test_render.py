@@ -8,9 +8,10 @@ import pytest
 from music.arrange import arrange
 from music.errors import RenderError
 from music.master import loudness, master, true_peak_dbtp
-from music.pipeline import example_score, render_track
 from music.render import SAMPLE_RATE, check_soundfont, render_midi
 from music.request import TrackRequest, load_moods, plan_track
+from music.track import render_track
+from tests.support.scores import example_score
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_cli_reports_a_bad_source(tmp_path, capsys):
 
 
 def test_balance_evens_out_instrument_levels():
-    from music.pipeline import STEM_LUFS, balance
+    from music.track import STEM_LUFS, balance
 
     t = np.arange(SAMPLE_RATE * 3) / SAMPLE_RATE
     tone = np.stack([np.sin(2 * np.pi * 330 * t)] * 2).astype(np.float32)

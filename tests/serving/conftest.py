@@ -10,25 +10,13 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def make_models(models_dir, members=2, seed=0, version=None, **kw):
-    """training.testing.make_tiny_models (real tiny Keras members), or the local stand-in for what it lacks."""
-    if set(kw) <= {"window", "hidden", "combine"}:
-        try:
-            from training.testing import make_tiny_models
-        except ImportError:
-            pass
-        else:
-            return make_tiny_models(models_dir, members=members, seed=seed, version=version, **kw)
-    from tests.serving.tiny_models import make_tiny_models
-
-    return make_tiny_models(models_dir, members=members, seed=seed, version=version, **kw)
-
-
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """A models dir with 2 tiny members at version 1 (shared, read-only)."""
     d = tmp_path_factory.mktemp("models")
-    make_models(d, members=2, seed=0, version=1)
+    from tests.support.tiny_models import make_tiny_models
+
+    make_tiny_models(d, members=2, seed=0, version=1)
     return d
 
 

@@ -20,7 +20,8 @@ from serving.client import ServingClient
 from serving.errors import ModelNotFound, ServingTimeout, ServingUnavailable, VocabularyMismatch
 from serving.generate import SamplingOptions, generate
 from serving.server import EmbeddedServer, config_for_models_dir
-from tests.serving.conftest import make_models
+from tests.support.contract_models import make_contract_models
+from tests.support.tiny_models import make_tiny_models
 
 REP = Representation()
 
@@ -74,7 +75,9 @@ async def test_batch_of_sequences_all_decode(tiny_models):
 
 
 async def test_geometric_combine_with_weights(tmp_path):
-    make_models(tmp_path, members=3, version=1, combine={"method": "geometric", "weights": [0.5, 0.25, 0.25]})
+    make_tiny_models(
+        tmp_path, members=3, version=1, combine={"method": "geometric", "weights": [0.5, 0.25, 0.25]}
+    )
     plan = _plan(seconds=15)
     gen = await generate(InProcessBackend(tmp_path), plan)
     assert len(gen.versions) == 3
@@ -84,7 +87,7 @@ async def test_geometric_combine_with_weights(tmp_path):
 async def test_foreign_vocabulary_is_refused(tmp_path):
     vocab = list(REP.vocab.tokens)
     vocab[-1] = "DUR_999"
-    make_models(tmp_path, members=1, version=1, vocab=vocab)
+    make_contract_models(tmp_path, members=1, version=1, vocab=vocab)
     with pytest.raises(VocabularyMismatch, match="lofi_member_0 version 1"):
         await generate(InProcessBackend(tmp_path), _plan())
 
@@ -101,7 +104,7 @@ class SwapMidway:
     async def predict(self, name, version, tokens, cond, aux):
         self.calls += 1
         if self.calls == 10:
-            await asyncio.to_thread(make_models, self.models, members=2, version=2)
+            await asyncio.to_thread(make_tiny_models, self.models, members=2, version=2)
             for _ in range(400):
                 if await self.client.latest_versions(["lofi_member_0", "lofi_member_1"]) == {
                     "lofi_member_0": 2,

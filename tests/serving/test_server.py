@@ -13,7 +13,7 @@ from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from serving.client import ServingClient
 from serving.errors import ModelNotFound
 from serving.server import EmbeddedServer, config_for_models_dir, config_from_flags
-from tests.serving.conftest import make_models
+from tests.support.tiny_models import make_tiny_models
 
 MEMBERS = ["lofi_member_0", "lofi_member_1"]
 
@@ -36,7 +36,7 @@ async def test_swap_loads_new_version_before_unloading_old(tmp_path, tiny_models
             window = (await client.manifest("lofi_member_0", 1)).window
             tokens, cond = np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32)
             aux = np.zeros((1, 6), np.int32)
-            export = asyncio.create_task(asyncio.to_thread(make_models, models, members=1, version=2))
+            export = asyncio.create_task(asyncio.to_thread(make_tiny_models, models, members=1, version=2))
             answered = []
             while not export.done() or len(answered) < 5 or answered[-1] != 2:
                 _, version = await client.predict_raw(

@@ -14,8 +14,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from music.tokens import Representation
 from serving import contract
+from tests.support.tiny_models import make_tiny_models, tiny_members
 from training import export
-from training.testing import make_tiny_models, tiny_members
 
 
 @pytest.fixture(scope="module")

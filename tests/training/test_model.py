@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from music.tokens import HEADER_LEN, Representation
-from training.dataset import Examples, Piece, split_of, split_pieces, synthetic_pieces
+from tests.support.pieces import synthetic_pieces
+from training.dataset import Examples, Piece, split_of, split_pieces
 from training.errors import PresetError
 from training.model import AttentionPooling, MemberConfig, build_member
 from training.train import PRESETS, get_preset, train_ensemble

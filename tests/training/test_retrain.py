@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from serving import contract
+from tests.support.pieces import synthetic_pieces
 from training import evaluate, export
 from training import train as train_mod
-from training.dataset import synthetic_pieces
 from training.retrain import retrain
 
 

@@ -8,10 +8,11 @@ to connect the bot to a Discord server.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
+
+from lofi.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -45,50 +46,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train if needed, then run the bot or make a demo track."""
-    from lofi.settings import get_settings
+    from lofi.model_server import live_address
 
     settings = get_settings()
     models = Path(settings.models_dir)
-    if settings.serving_address and _reachable(settings.serving_address, settings.serving_timeout_s):
-        log.info("using the model server at %s", settings.serving_address)
-        address = settings.serving_address
-    else:
-        if settings.serving_address:
-            log.warning(
-                "SERVING_ADDRESS=%s does not answer; using the embedded server instead",
-                settings.serving_address,
-            )
-        address = None
-        code = _ensure_models(models, settings.data_dir, args.preset)
+    address = live_address(settings.serving_address, settings.serving_timeout_s)
+    if address is None:
+        code = _ensure_models(models, settings.data_dir, Path(settings.cache_dir) / "corpus", args.preset)
         if code:
             return code
+    # address None: the bot and the demo each start the embedded server over MODELS_DIR.
+    settings = settings.model_copy(update={"serving_address": address})
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if token:
-        from bot import cli as bot_cli
+        from lofi.cli.bot import run_bot
 
-        if address is None:
-            # bot.cli starts the embedded server over MODELS_DIR when SERVING_ADDRESS is unset.
-            settings.serving_address = None
-        return bot_cli.run(argparse.Namespace(no_sync=False, no_embedded_serving=False))
+        return run_bot(settings)
 
-    from serving import cli as serving_cli
+    from lofi.cli.generate import generate
 
     out = Path(settings.out_dir) / "demo" / f"lofi-{args.mood}-{args.seed}.mp3"
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"No DISCORD_TOKEN: making a {args.length} '{args.mood}' demo track...", flush=True)
-    code = serving_cli.generate_main(
-        argparse.Namespace(
-            length=args.length,
-            mood=args.mood,
-            seed=args.seed,
-            bpm=None,
-            out=out,
-            json=False,
-            serving=address,
-            models=models,
-        )
-    )
+    code = generate(settings, length=args.length, mood=args.mood, seed=args.seed, out=out, models=models)
     if code:
         return code
     print(f"\nDemo track: {out}\n  MIDI and cover image beside it in {out.parent}/\n")
@@ -96,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_models(models: Path, data_dir: Path, preset: str) -> int:
+def _ensure_models(models: Path, data_dir: Path, cache_dir: Path, preset: str) -> int:
     """Train and export the ensemble when `models` holds no complete version; 0 on success."""
     from training.export import latest_version
 
@@ -111,25 +92,9 @@ def _ensure_models(models: Path, data_dir: Path, preset: str) -> int:
     )
     from training.retrain import retrain
 
-    result = retrain(models, [data_dir], preset=preset)
+    result = retrain(models, [data_dir], preset=preset, cache_dir=cache_dir)
     if not result.promoted or latest_version(models) is None:
         print(f"lofi run: training did not produce models: {result.reason}", file=sys.stderr)
         return 1
     print(f"Trained and exported version {result.new_version}: {result.reason}", flush=True)
     return 0
-
-
-def _reachable(address: str, timeout_s: float) -> bool:
-    """Whether a model server answers GetModelStatus at `address`."""
-    from serving.client import ServingClient
-
-    async def probe() -> bool:
-        async with ServingClient(address, timeout_s=min(timeout_s, 3.0), retries=1) as client:
-            await client.model_status()
-            return True
-
-    try:
-        return asyncio.run(probe())
-    except Exception as exc:  # any failure means "not usable": the caller falls back to the embedded server
-        log.debug("probe of %s failed: %s", address, exc)
-        return False

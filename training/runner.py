@@ -1,6 +1,7 @@
-"""The retrain process: `python -m bot.retrain_runner --params-json FILE`.
+"""The retrain process: `python -m training.runner --params-json FILE`.
 
-Runs `training.retrain.retrain` in its own process (the bot never imports TensorFlow) and speaks one JSON
+Runs `training.retrain.retrain` in its own process (the bot never imports training or TensorFlow; it starts
+this module by name) and speaks one JSON
 object per stdout line: progress events as they come, then `{"event": "result", ...}` or
 `{"event": "error", "error": ...}`. The bot reads the lines; anything else on stdout is ignored.
 """
@@ -52,7 +53,7 @@ class Emitter:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one retrain from the parameters file; exit 0 with a result line, 1 with an error line."""
-    parser = argparse.ArgumentParser(prog="python -m bot.retrain_runner")
+    parser = argparse.ArgumentParser(prog="python -m training.runner")
     parser.add_argument("--params-json", type=Path, required=True)
     args = parser.parse_args(argv)
     emit = Emitter(sys.stdout)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot import retrain_runner
+from training import runner as retrain_runner
 
 
 @dataclass

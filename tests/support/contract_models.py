@@ -1,4 +1,5 @@
-"""A stand-in for `training.testing.make_tiny_models`: tiny members that follow `serving.contract` exactly.
+"""Members with any vocabulary (`tests.support.tiny_models` exports the real one): tiny tf.Modules that
+follow `serving.contract` exactly, for the tests of what serving does with a foreign vocabulary.
 
 Each member is a tf.Module (no Keras) with the two contract signatures; its weights come from `seed`,
 the member index and the version, so different versions answer differently.
@@ -48,7 +49,7 @@ class TinyMember(tf.Module):
         return {contract.MANIFEST_OUTPUT: tf.constant(self.manifest_text)}
 
 
-def make_tiny_models(
+def make_contract_models(
     models_dir: Path,
     members: int = 2,
     seed: int = 0,

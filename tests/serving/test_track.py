@@ -18,7 +18,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from music.request import TrackRequest
 from serving.backend import InProcessBackend
-from serving.pipeline import make_track
+from serving.track import make_track
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "tf-serving" / "saved_model_half_plus_two_2_versions"
@@ -135,7 +135,7 @@ def test_generate_command_rejects_a_bad_length(tmp_path):
 
 def test_registering_the_commands_does_not_import_tensorflow():
     code = (
-        "import argparse, sys, serving.cli as c; p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
+        "import argparse, sys, lofi.cli.generate as c; p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
         "print('tensorflow' in sys.modules or 'grpc' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -8,26 +8,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from music.request import TrackRequest, plan_track
+from music.export import UPLOAD_LIMIT_BYTES
+from music.progress import Progress, Stage
+from music.render import DEFAULT_SOUNDFONT
+from music.request import TrackPlan, TrackRequest, plan_track
 from music.tokens import Representation
 from serving.backend import Backend
 from serving.generate import SamplingOptions, generate
 
+if TYPE_CHECKING:
+    from music.track import TrackFiles
+
 
 @dataclass
 class TrackResult:
-    """A made track: its files (music.pipeline.TrackFiles), tokens, member versions and stage timings."""
+    """A made track: its files, tokens, member versions, stage timings and the plan it followed."""
 
-    files: Any
+    files: TrackFiles
     tokens: list[int]
     versions: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
-    plan: Any = None
+    plan: TrackPlan | None = None
 
 
 async def make_track(
@@ -35,11 +40,13 @@ async def make_track(
     client: Backend,
     out_dir: Path,
     *,
-    progress: Callable[..., object] | None = None,
+    progress: Progress | None = None,
     executor=None,
-    size_limit: int | None = None,
-    soundfont: Path | None = None,
+    size_limit: int = UPLOAD_LIMIT_BYTES,
+    soundfont: Path = DEFAULT_SOUNDFONT,
     options: SamplingOptions | None = None,
+    groove_dir: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> TrackResult:
     """Plan, generate (each member pinned to one version), decode and render one track into `out_dir`.
 
@@ -47,24 +54,25 @@ async def make_track(
         request: what was asked for (length, mood, seed, tempo).
         client: a `serving.backend.Backend` (the gRPC client, or the in-process backend).
         out_dir: where the MP3, MIDI and cover go.
-        progress: called with ("composing", fraction) during generation, then the render stages.
+        progress: called with (Stage.COMPOSING, fraction) during generation, then the render stages.
         executor: where the blocking render runs (default: the loop's default executor).
-        size_limit: maximum MP3 size in bytes (default: the settings' upload limit).
+        size_limit: maximum MP3 size in bytes (default: Discord's 10 MiB).
+        soundfont, groove_dir, cache_dir: passed to `music.track.render_track`.
     Returns:
         The track's files, tokens, versions per member and timings per stage (seconds).
     """
-    from music.pipeline import render_track  # imported here: it pulls in the audio stack
+    from music.track import render_track  # imported here: it pulls in the audio stack
 
-    report = progress or (lambda *a, **k: None)
+    report = progress or (lambda *_: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     rep = Representation()
     plan = plan_track(request, rep)
     timings["plan"] = time.perf_counter() - t0
 
-    report("composing", 0.0)
+    report(Stage.COMPOSING, 0.0)
     t = time.perf_counter()
-    gen = await generate(client, plan, options=options, rep=rep, on_bar=lambda f: report("composing", f))
+    gen = await generate(client, plan, options=options, rep=rep, on_bar=lambda f: report(Stage.COMPOSING, f))
     timings["generate"] = time.perf_counter() - t
     tokens = gen.tokens[0]
 
@@ -72,10 +80,6 @@ async def make_track(
     score = rep.decode(tokens, tonic=plan.tonic, bpm=plan.bpm)
     timings["decode"] = time.perf_counter() - t
 
-    if size_limit is None:
-        from lofi.settings import get_settings
-
-        size_limit = get_settings().upload_limit_bytes
     t = time.perf_counter()
     render = functools.partial(
         render_track,
@@ -85,10 +89,12 @@ async def make_track(
         soundfont=soundfont,
         size_limit=size_limit,
         progress=progress,
+        groove_dir=groove_dir,
+        cache_dir=cache_dir,
     )
     files = await asyncio.get_running_loop().run_in_executor(executor, render)
     timings["render"] = time.perf_counter() - t
-    for stage, seconds in (getattr(files, "timings", None) or {}).items():
+    for stage, seconds in files.timings.items():
         timings.setdefault(f"render.{stage}", seconds)
     timings["total"] = time.perf_counter() - t0
     return TrackResult(

@@ -1,4 +1,4 @@
-"""Helpers for other packages' tests: tiny real Keras ensembles exported per `serving.contract`."""
+"""The tiny-model factory of the tests: tiny real Keras ensembles exported per `serving.contract`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ def tiny_members(members: int = 2, seed: int = 0, window: int = 16, hidden: int 
     import numpy as np
 
     from music.tokens import Representation
-    from training.dataset import Examples, synthetic_pieces
+    from tests.support.pieces import synthetic_pieces
+    from training.dataset import Examples
     from training.model import MemberConfig, build_member
 
     vocab = len(Representation().vocab)

@@ -1,5 +1,5 @@
-"""`lofi`: one console script; each package registers its own subcommands (imported lazily, so
-`lofi --help` does not import TensorFlow)."""
+"""`lofi`: one console script, one module per command under `lofi.cli` (each has `register(subparsers)`;
+TensorFlow is imported inside the commands only, so `lofi --help` stays fast)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,17 @@ import sys
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Modules that expose `register(subparsers)`; a missing one (not written yet) is skipped.
-COMMAND_MODULES = ("training.corpus_cli", "training.cli", "serving.cli", "music.cli", "bot.cli", "lofi.run")
+# The command modules, in `lofi --help` order; each exposes `register(subparsers)`.
+COMMAND_MODULES = (
+    "lofi.cli.corpus",
+    "lofi.cli.train",
+    "lofi.cli.evaluate",
+    "lofi.cli.serve",
+    "lofi.cli.generate",
+    "lofi.cli.render",
+    "lofi.cli.bot",
+    "lofi.cli.run",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -46,7 +49,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

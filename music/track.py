@@ -7,7 +7,6 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,12 +16,14 @@ import numpy as np
 from music import ambience as amb
 from music import effects
 from music.arrange import arrange, mido_key
+from music.drums import load_library
 from music.errors import RenderError
-from music.export import write_cover, write_mp3
+from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
 from music.master import loudness, master
-from music.render import SAMPLE_RATE, SILENCE_PEAK, render_midi
+from music.progress import Progress, Stage
+from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE, SILENCE_PEAK, render_midi
 from music.request import TrackPlan
-from music.score import Chord, Note, Score, TimeSignature, Voicing
+from music.score import Score
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,11 @@ def render_track(
     plan: TrackPlan,
     out_dir: Path,
     *,
-    soundfont: Path | None = None,
-    size_limit: int = 10 * 1024 * 1024,
-    progress: Callable[[str], None] | None = None,
+    soundfont: Path = DEFAULT_SOUNDFONT,
+    size_limit: int = UPLOAD_LIMIT_BYTES,
+    progress: Progress | None = None,
+    groove_dir: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> TrackFiles:
     """Arrange, render, mix, master and encode one track; blocking and CPU-bound (run it in a worker).
 
@@ -164,19 +167,17 @@ def render_track(
         score: the decoded generated score (at the plan's tonic, or at tonic 0: it is moved to the plan's).
         plan: the track plan (mood, tempo, key, bars, seed).
         out_dir: where the .mp3, .mid and .png go (created if needed).
-        soundfont: .sf2 file (default: the settings' soundfont).
+        soundfont: .sf2 file (default: the General MIDI font of fluid-soundfont-gm).
         size_limit: maximum MP3 size in bytes.
-        progress: called with 'arranging', 'rendering', 'mastering', 'encoding'.
+        progress: called with Stage.ARRANGING, RENDERING, MASTERING and ENCODING as each starts.
+        groove_dir: the drum groove corpus (default: the bundled one).
+        cache_dir: where the extracted groove library is cached (default: not cached on disk).
     Returns:
         The files and facts of the track.
     Raises:
         RenderError: soundfont or FluidSynth problems, silent output.
     """
-    if soundfont is None:
-        from lofi.settings import get_settings
-
-        soundfont = get_settings().soundfont
-    report = progress or (lambda stage: None)
+    report = progress or (lambda *_: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = plan.request.seed
@@ -186,15 +187,16 @@ def render_track(
     timings: dict[str, float] = {}
     sound = mood.sound or {}
 
-    report("arranging")
+    report(Stage.ARRANGING)
     t = time.perf_counter()
     fitted = fit_to_plan(score, plan)
-    arrangement = arrange(fitted, sound, n_bars=plan.n_bars, seed=seed, title=title)
+    library = load_library(groove_dir, cache_dir)
+    arrangement = arrange(fitted, sound, n_bars=plan.n_bars, seed=seed, title=title, library=library)
     midi_path = arrangement.write(out_dir / f"{slug}.mid")
     seconds = arrangement.seconds
     timings["arrange"] = time.perf_counter() - t
 
-    report("rendering")
+    report(Stage.RENDERING)
     t = time.perf_counter()
     stems = render_stems(arrangement, Path(soundfont), seconds)
     music_audio, drums_audio = balance(stems, sound.get("mix"), seconds)
@@ -226,12 +228,12 @@ def render_track(
     mix = _fade(mix, SAMPLE_RATE, min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5)))
     timings["effects"] = time.perf_counter() - t
 
-    report("mastering")
+    report(Stage.MASTERING)
     t = time.perf_counter()
     mastered, lufs, tp = master(mix, SAMPLE_RATE)
     timings["master"] = time.perf_counter() - t
 
-    report("encoding")
+    report(Stage.ENCODING)
     key = arrangement.key
     tags = {
         "title": title,
@@ -289,25 +291,3 @@ def render_track(
         true_peak_dbtp=tp,
         timings=timings,
     )
-
-
-def example_score(n_bars: int = 40, bpm: float = 80.0, mode: str = "minor", tonic: int = 0) -> Score:
-    """A plausible lead sheet for benchmarks and tests: a ii-V-I-style loop with a simple melody."""
-    bar = 48
-    if mode == "major":
-        prog = [(2, "min7"), (7, "dom7"), (0, "maj7"), (9, "min7")]
-        scale = (0, 2, 4, 5, 7, 9, 11)
-    else:
-        prog = [(0, "min7"), (5, "min7"), (10, "dom7"), (3, "maj7")]
-        scale = (0, 2, 3, 5, 7, 8, 10)
-    chords, melody = [], []
-    for b in range(n_bars):
-        root, quality = prog[b % 4]
-        chords.append(Chord(b * bar, bar, root, quality, 0, Voicing("open", 9) if b % 8 == 0 else None))
-        for k, (pos, degree, dur) in enumerate(
-            ((0, 4, 12), (18, 2, 6), (24, b % 3, 12), (36, 6 - b % 5, 10))
-        ):
-            if (b + k) % 3 != 2:
-                melody.append(Note(60 + scale[degree % 7], b * bar + pos, dur, 76))
-    score = Score(melody, chords, [TimeSignature(0, 4, 4)], bpm, mode, 0, n_bars, "")
-    return score.transposed(tonic) if tonic else score

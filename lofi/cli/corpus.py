@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from lofi.settings import get_settings
 from music.chords import PITCH_NAMES
 from music.tokens import HEADER_LEN, TEMPO_CENTERS, TEMPO_EDGES, Representation
 
@@ -41,7 +42,10 @@ def _load(args):
 
     try:
         return load_corpus(
-            args.paths, cache_dir=args.cache, workers=max(1, args.workers), progress=not args.no_progress
+            args.paths,
+            cache_dir=args.cache or Path(get_settings().cache_dir) / "corpus",
+            workers=max(1, args.workers),
+            progress=not args.no_progress,
         )
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,6 +10,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from lofi.settings import get_settings
+
 MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml")
 
 
@@ -57,9 +59,12 @@ def load_source(path: Path):
 def run_render(args: argparse.Namespace) -> int:
     """Render the source with the mood and write the MP3, MIDI and cover."""
     from music.errors import MusicError
-    from music.pipeline import render_track
     from music.request import TrackRequest, plan_track
+    from music.track import render_track
 
+    options = get_settings().render_options()
+    if args.soundfont is not None:
+        options["soundfont"] = args.soundfont
     try:
         score = load_source(args.source)
         if score.n_bars <= 0:
@@ -75,8 +80,8 @@ def run_render(args: argparse.Namespace) -> int:
                 score,
                 plan,
                 Path(tmp),
-                soundfont=args.soundfont,
                 progress=lambda s: print(f"{s}...", file=sys.stderr),
+                **options,
             )
             shutil.move(files.mp3, out)
             shutil.move(files.midi, out.with_suffix(".mid"))

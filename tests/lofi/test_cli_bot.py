@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from bot import cli
+from lofi.cli import bot as cli
 from lofi.settings import Settings
 
 
 def test_missing_token_fails_clearly(monkeypatch, capsys):
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
-    monkeypatch.setattr("lofi.settings.get_settings", lambda: Settings(_env_file=None))
+    monkeypatch.setattr("lofi.cli.bot.get_settings", lambda: Settings(_env_file=None))
     assert cli.run(argparse.Namespace(no_sync=False)) == 2
     assert "DISCORD_TOKEN is not set" in capsys.readouterr().err
 

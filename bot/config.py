@@ -1,0 +1,39 @@
+"""What the bot reads from its settings. The entry layer (`lofi.settings.Settings`) provides it; the bot
+receives it and never reads the environment itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class BotSettings(Protocol):
+    """The settings the bot uses (`lofi.settings.Settings` has them all)."""
+
+    discord_token: Any  # SecretStr | None
+    discord_guild_id: int | None
+    discord_api_base: str | None
+    discord_gateway_url: str | None
+    admin_user_ids: list[int]
+    admin_role_ids: list[int]
+    serving_address: str | None
+    serving_port: int
+    serving_timeout_s: float
+    models_dir: Path
+    database_url: str
+    data_dir: Path
+    out_dir: Path
+    cache_dir: Path
+    soundfont: Path
+    upload_limit_bytes: int
+    min_length_s: float
+    max_length_s: float
+    queue_size: int
+    workers: int
+    cooldown_s: float
+    vote_threshold: int
+    retrain_preset: str
+
+    def render_options(self) -> dict:
+        """soundfont, groove_dir and cache_dir for `serving.track.make_track`."""
+        ...

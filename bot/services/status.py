@@ -1,0 +1,88 @@
+"""/lofi-status: serving, queue, today's tracks, the last retrain and the votes per version."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import repository as repo
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StatusReport:
+    """What /lofi-status shows."""
+
+    serving_ok: bool
+    serving_detail: str
+    members: dict[str, str] = field(default_factory=dict)  # model name -> "version state"
+    queue_waiting: int = 0
+    queue_running: int = 0
+    tracks_today: int = 0
+    last_retrain: str | None = None
+    votes_by_version: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+async def _model_status(client: Any) -> dict[str, str]:
+    """Per-member versions from the serving client (`Backend.model_status`, GetModelStatus over gRPC)."""
+    result = await client.model_status()
+    return {str(k): _fmt_status(v) for k, v in result.items()}
+
+
+def _fmt_status(value: Any) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "; ".join(_fmt_status(v) for v in value)
+    return str(value)
+
+
+class StatusService:
+    """Serving health, queue, today's tracks, retrains and votes per model version."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        client_provider: Callable[[], Any],
+        timeout_s: float = 5.0,
+    ):
+        self.sessionmaker = sessionmaker
+        self.client_provider = client_provider
+        self.timeout_s = timeout_s
+
+    async def report(self, queue: Any) -> StatusReport:
+        """Gather the status (serving errors are reported, not raised)."""
+        report = StatusReport(serving_ok=False, serving_detail="no serving client")
+        client = self.client_provider()
+        if client is not None:
+            try:
+                report.members = await asyncio.wait_for(_model_status(client), self.timeout_s)
+                report.serving_ok, report.serving_detail = True, "up"
+            except TimeoutError:
+                report.serving_detail = f"no answer within {self.timeout_s:.0f} s"
+            except Exception as exc:
+                report.serving_detail = f"{type(exc).__name__}: {exc}"[:200]
+        if queue is not None:
+            report.queue_waiting, report.queue_running = len(queue), getattr(queue, "running", 0)
+        async with self.sessionmaker() as s:
+            report.tracks_today = await repo.tracks_today(s)
+            last = await repo.last_retrain(s)
+            report.votes_by_version = await repo.score_by_version(s)
+        if last is not None:
+            report.last_retrain = (
+                f"#{last.id} {last.status} ({last.started_at:%Y-%m-%d %H:%M} UTC, "
+                f"by {last.user_name})" + (f": {last.message}" if last.message else "")
+            )
+        return report
