@@ -20,6 +20,13 @@ def register(subparsers) -> None:
         action="append",
         help="corpus folder or zip (repeatable; its test split is evaluated; default: settings.data_dir)",
     )
+    e.add_argument(
+        "--test",
+        type=Path,
+        action="append",
+        help="a folder or zip whose every piece is a test piece (repeatable); the baselines are still "
+        "fitted on the corpus's training split",
+    )
     e.add_argument("--version", type=int, default=None, help="model version (default: the latest)")
     e.add_argument(
         "--max-tokens",
@@ -53,6 +60,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         split_seed = int(manifest.config.get("split_seed", 0))
         pieces = load_pieces(args.data or [s.data_dir], Path(s.cache_dir) / "corpus")
         splits = split_pieces(pieces, split_seed)
+        if args.test:
+            splits["test"] = load_pieces(args.test, Path(s.cache_dir) / "corpus")
+            seen = {tuple(p.ids) for p in splits["train"]}
+            leaked = sum(tuple(p.ids) in seen for p in splits["test"])
+            if leaked:
+                print(f"warning: {leaked} test pieces are also in the training split", file=sys.stderr)
         if not splits["test"] or not splits["train"]:
             raise NoDataError(f"no held-out test pieces among the {len(pieces)} pieces of the data")
         report = full_report(
