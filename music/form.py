@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 LOOP_BARS = 4
 # Mean melody notes per bar for each mood density (the corpus's own median is about 3 per bar).
-DENSITY_NOTES = {"low": 3.0, "mid": 4.0, "high": 5.4}
+DENSITY_NOTES = {"low": 3.5, "mid": 4.5, "high": 5.8}
 # Share of bars in a phrase that rest (no melody note): real songs breathe at phrase ends.
 REST_CHANCE = (0.1, 0.15, 0.3, 0.55)  # by position in the 4-bar phrase
 SECTION_DENSITY = {"intro": 0.0, "main": 1.0, "breakdown": 0.7, "outro": 0.5}
