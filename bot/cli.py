@@ -34,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from db.engine import check_database_url
+    from db.errors import DatabaseConfigError
+
+    try:
+        check_database_url(settings.database_url)  # before logging in: a wrong URL or folder is one line
+    except DatabaseConfigError as exc:
+        print(f"lofi bot: {exc}", file=sys.stderr)
+        return 2
 
     import discord
 
@@ -51,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         bot.run(token, log_handler=None)
     except discord.LoginFailure:
         print("lofi bot: Discord refused the token (DISCORD_TOKEN is wrong or was reset).", file=sys.stderr)
+        return 2
+    except DatabaseConfigError as exc:  # e.g. PostgreSQL not reachable, found in setup_hook
+        print(f"lofi bot: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
         print("lofi bot: Discord asked for privileged intents; this bot should need none.", file=sys.stderr)
