@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.services import VoteService
 from db import repository as repo
+from db.engine import make_engine, make_sessionmaker, upgrade_engine
+from tests.db.conftest import pg_cluster  # noqa: F401 - the throw-away PostgreSQL cluster fixture
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def sessionmaker(request, settings):
+    """The bot's votes on a SQLite file and on a real PostgreSQL server."""
+    url = settings.database_url
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+        name = f"bot_votes_{request.node.name.split('[')[0][-20:]}".replace("-", "_")
+        cluster.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cluster.sql(f"CREATE DATABASE {name}")
+        url = cluster.url(name)
+    engine = make_engine(url)
+    await upgrade_engine(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
 
 
 async def _posted_track(sessionmaker, message_id=555):
