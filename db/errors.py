@@ -23,3 +23,28 @@ class RetrainAlreadyRunning(DatabaseError):
 
 class MigrationError(DatabaseError):
     """Upgrading the schema to the newest revision failed."""
+
+
+class DatabaseConfigError(DatabaseError):
+    """The database the settings point at cannot be used; the message is one line naming DATABASE_URL and
+    what to do (the entry layer prints it and exits with code 2)."""
+
+
+class InvalidDatabaseURL(DatabaseConfigError, ValueError):
+    """DATABASE_URL is not a URL of a supported database (SQLite or PostgreSQL)."""
+
+
+class DatabaseNotWritable(DatabaseConfigError):
+    """The SQLite database file or its folder cannot be created or written."""
+
+
+class DatabaseUnreachable(DatabaseConfigError):
+    """The database server cannot be connected to (not running, wrong host, port, credentials or name)."""
+
+
+class DatabaseFileGone(DatabaseError):
+    """The SQLite file was deleted or replaced while the process ran: what is written now would be lost."""
+
+
+class DatabaseBusy(DatabaseError):
+    """A transaction stayed locked out (SQLite lock, PostgreSQL serialisation failure) after every retry."""

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -128,7 +130,8 @@ class Track(Base):
 
 
 class Vote(Base):
-    """One user's vote on one track: +1 or -1. Changing it updates the row; removing it deletes the row."""
+    """One user's vote on one track: +1 or -1, following the vote reactions the user still has on the message
+    (`reacted_up`, `reacted_down`; with both, the one added last counts). No reaction left: no row."""
 
     __tablename__ = "votes"
     __table_args__ = (UniqueConstraint("track_id", "user_id", name="uq_votes_track_user"),)
@@ -137,6 +140,8 @@ class Vote(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(Snowflake)
     value: Mapped[int] = mapped_column(Integer)
+    reacted_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reacted_down: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(_tz, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_tz, default=utcnow, onupdate=utcnow)
 

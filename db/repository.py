@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -173,19 +173,122 @@ async def tracks_today(s: AsyncSession, now: datetime | None = None) -> int:
 # ---- votes ----------------------------------------------------------------------------------------------------
 
 
-async def upsert_vote(s: AsyncSession, track_id: int, user_id: int, value: int) -> Vote:
-    """Set `user_id`'s vote on the track to +1 or -1 (one vote per user per track; a new one replaces it)."""
+def _insert(s: AsyncSession):
+    """INSERT ... ON CONFLICT for the session's dialect (SQLite and PostgreSQL spell it alike)."""
+    if s.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _check_value(value: int) -> None:
     if value not in (1, -1):
         raise ValueError(f"a vote is +1 or -1, not {value!r}")
-    vote = await s.scalar(select(Vote).where(Vote.track_id == track_id, Vote.user_id == user_id))
-    if vote is None:
-        vote = Vote(track_id=track_id, user_id=user_id, value=value)
-        s.add(vote)
-    else:
-        vote.value = value
-        vote.updated_at = utcnow()
-    await s.flush()
-    return vote
+
+
+async def _vote_row(s: AsyncSession, track_id: int, user_id: int) -> Vote | None:
+    return await s.scalar(
+        select(Vote)
+        .where(Vote.track_id == track_id, Vote.user_id == user_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def upsert_vote(s: AsyncSession, track_id: int, user_id: int, value: int) -> Vote:
+    """Set `user_id`'s vote on the track to +1 or -1 (one vote per user per track; a new one replaces it).
+
+    One INSERT ... ON CONFLICT DO UPDATE: concurrent calls for the same user cannot both insert. The
+    reactions recorded become just this one."""
+    _check_value(value)
+    return await set_vote_from_reactions(s, track_id, user_id, {value})
+
+
+async def set_vote_from_reactions(
+    s: AsyncSession, track_id: int, user_id: int, reactions: Collection[int], latest: int | None = None
+) -> Vote | None:
+    """Make the stored vote follow the vote reactions (+1 / -1) the user still has on the track's message.
+
+    None left: the vote is removed (returns None). Both left: `latest` (the one added last) counts, or the
+    vote already stored when not given. One atomic upsert, safe against concurrent events."""
+    have = set(reactions)
+    for v in have:
+        _check_value(v)
+    if not have:
+        await s.execute(delete(Vote).where(Vote.track_id == track_id, Vote.user_id == user_id))
+        return None
+    if latest is not None:
+        _check_value(latest)
+    value = latest if (latest in have) else (1 if 1 in have else -1)
+    now = utcnow()
+    insert = _insert(s)
+    stmt = insert(Vote).values(
+        track_id=track_id,
+        user_id=user_id,
+        value=value,
+        reacted_up=1 in have,
+        reacted_down=-1 in have,
+        created_at=now,
+        updated_at=now,
+    )
+    new_value = stmt.excluded.value
+    if len(have) == 2 and latest is None:
+        new_value = Vote.value  # both reactions, nobody said which came last: keep the vote as it is
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Vote.track_id, Vote.user_id],
+        set_={
+            "value": new_value,
+            "reacted_up": stmt.excluded.reacted_up,
+            "reacted_down": stmt.excluded.reacted_down,
+            "updated_at": now,
+        },
+    )
+    await s.execute(stmt)
+    return await _vote_row(s, track_id, user_id)
+
+
+async def apply_reaction(
+    s: AsyncSession, track_id: int, user_id: int, value: int, *, added: bool
+) -> Vote | None:
+    """One reaction event: 👍 (+1) or 👎 (-1) added or removed. The row remembers which of the two the user
+    still has, so 👍 added, 👎 added, 👎 removed leaves the 👍 vote (Discord still shows it). Each event is
+    one atomic statement (plus a delete when no reaction is left): a burst of events cannot race.
+
+    Returns the vote now stored, or None when the user has no vote reaction left."""
+    _check_value(value)
+    mine, other = (Vote.reacted_up, Vote.reacted_down) if value > 0 else (Vote.reacted_down, Vote.reacted_up)
+    if added:
+        now = utcnow()
+        insert = _insert(s)
+        stmt = insert(Vote).values(
+            track_id=track_id,
+            user_id=user_id,
+            value=value,
+            reacted_up=value > 0,
+            reacted_down=value < 0,
+            created_at=now,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Vote.track_id, Vote.user_id],
+            set_={"value": value, mine.key: True, "updated_at": now},
+        )
+        await s.execute(stmt)
+        return await _vote_row(s, track_id, user_id)
+    where = (Vote.track_id == track_id, Vote.user_id == user_id)
+    await s.execute(
+        update(Vote)
+        .where(*where)
+        .values(
+            {
+                mine.key: False,
+                "value": case((other.is_(True), -value), else_=Vote.value),
+                "updated_at": utcnow(),
+            }
+        )
+    )
+    await s.execute(delete(Vote).where(*where, Vote.reacted_up.is_(False), Vote.reacted_down.is_(False)))
+    return await _vote_row(s, track_id, user_id)
 
 
 async def remove_vote(s: AsyncSession, track_id: int, user_id: int, value: int | None = None) -> bool:

@@ -3,11 +3,14 @@
 #   fluidsynth          the MIDI renderer
 #   ffmpeg              MP3 encoding for pydub and the independent loudness meter (ebur128)
 #   fluid-soundfont-gm  FluidR3_GM, the General MIDI soundfont (MIT)
+#   postgresql          PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin): the database tests start a
+#                       throw-away cluster of their own; Debian's default cluster is not used
 set -euo pipefail
 need=()
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "setup: installing Debian packages: ${need[*]}"

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from music.tokens import REPR_VERSION  # noqa: E402
 from serving import contract  # noqa: E402
+from training.export import mark_published  # noqa: E402
 
 
 def main() -> int:
@@ -87,6 +88,7 @@ def main() -> int:
         },
     }
     (args.dest / "PROVENANCE.json").write_text(json.dumps(prov, indent=1) + "\n")
+    mark_published(args.dest, 1, first.members)  # one complete set, like every version `lofi train` publishes
     print(f"shipped version {version} of {args.export} as {args.dest}/*/1 ({first.members} members)")
     return 0
 

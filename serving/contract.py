@@ -38,6 +38,9 @@ MANIFEST_OUTPUT = "manifest_json"
 MANIFEST_FILE = "assets.extra/lofi_manifest.json"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MODELS_CONFIG = "models.config"
+# DIR/.published/<version>: written by the export after every member of that version is in place (last);
+# the embedded server and the in-process backend serve a version only once it is there.
+PUBLISHED_DIR = ".published"
 COMBINE_METHODS = ("mean", "geometric")
 
 

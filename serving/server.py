@@ -10,6 +10,7 @@ and the same status codes (NOT_FOUND for an unknown model or version, INVALID_AR
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent import futures
@@ -33,7 +34,7 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import contract
-from serving.backend import array_to_tensor, tensor_to_array, version_dirs
+from serving.backend import MEMBER_DIR, array_to_tensor, tensor_to_array, version_dirs
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,26 @@ def _policy_versions(policy, available: list[int]) -> list[int]:
     return sorted(available)[-n:]
 
 
+def _fingerprint(path: Path) -> tuple:
+    """What a failed version's files look like, so the same failure is logged once, not every poll."""
+    try:
+        return tuple(
+            sorted(
+                (str(p.relative_to(path)), st.st_size, st.st_mtime_ns)
+                for p in path.rglob("*")
+                if (st := p.stat())
+            )
+        )
+    except OSError:
+        return ()
+
+
+def _ensemble_root(mc) -> Path | None:
+    """The models folder of an ensemble member (`.../lofi_member_<i>`): its versions load as one set."""
+    base = Path(mc.base_path)
+    return base.parent if MEMBER_DIR.match(base.name) else None
+
+
 class ModelStore:
     """The servables of every configured model, kept in step with the file system by `refresh()`."""
 
@@ -184,7 +205,10 @@ class ModelStore:
         self._refresh_lock = threading.Lock()
         self.config = config
         self.models: dict[str, dict[int, Servable]] = {}
-        self._failed: dict[Path, float] = {}
+        self._failed: dict[Path, tuple] = {}
+        # Loaded versions of an ensemble member waiting for a sibling to load the same version (not served,
+        # kept so that each poll does not load them again).
+        self._standby: dict[str, dict[int, Servable]] = {}
 
     def set_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         """Replace the model list (HandleReloadConfigRequest, or a changed models.config) and load it."""
@@ -192,39 +216,87 @@ class ModelStore:
             self.config = config
         self.refresh()
 
+    def _load(self, name: str, version: int, path: Path) -> Servable | None:
+        t0 = time.perf_counter()
+        try:
+            servable = Servable.load(name, version, path)
+        except Exception as exc:  # a broken export must not take the server (or the served version) down
+            stamp = _fingerprint(path)
+            level = logging.DEBUG if self._failed.get(path) == stamp else logging.ERROR
+            self._failed[path] = stamp
+            log.log(
+                level,
+                "failed to load %s version %d from %s (skipped; retried on the next poll): %s",
+                name,
+                version,
+                path,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            )
+            return None
+        self._failed.pop(path, None)
+        log.info("loaded %s version %d from %s in %.2fs", name, version, path, time.perf_counter() - t0)
+        return servable
+
     def refresh(self) -> None:
-        """Load new versions, then unload the versions the policy no longer wants (in that order)."""
+        """Load new versions, then unload the versions the policy no longer wants (in that order).
+
+        The policy picks from the versions that load: a newest version that is half-written, corrupt or fails
+        its warm-up is skipped (logged, retried on the next poll), so it never takes a served version down
+        (TF Serving too keeps what it has until a newer version loads). An ensemble member's version is only
+        served when every member of that folder loaded it, so a member that fails cannot mix versions.
+        """
         with self._refresh_lock:
             configs = list(self.config.model_config_list.config)
             wanted_models = {c.name for c in configs}
-            for mc in configs:
-                base = Path(mc.base_path)
-                dirs = version_dirs(base)
-                want = _policy_versions(mc.model_version_policy, sorted(dirs))
-                current = dict(self.models.get(mc.name, {}))
-                for v in want:
-                    if v in current:
-                        continue
-                    path = dirs[v]
-                    stamp = (path / "saved_model.pb").stat().st_mtime
-                    if self._failed.get(path) == stamp:
-                        continue
-                    t0 = time.perf_counter()
-                    try:
-                        current[v] = Servable.load(mc.name, v, path)
-                    except Exception as exc:  # a broken export must not take the server down
-                        self._failed[path] = stamp
-                        log.error("failed to load %s version %d from %s: %s", mc.name, v, path, exc)
-                        continue
-                    log.info(
-                        "loaded %s version %d from %s in %.2fs", mc.name, v, path, time.perf_counter() - t0
-                    )
-                keep = {v: s for v, s in current.items() if v in want}
-                for v in sorted(set(current) - set(keep)):
-                    log.info("unloading %s version %d", mc.name, v)
-                with self._lock:
-                    self.models[mc.name] = keep
             with self._lock:
+                current = {
+                    c.name: {**self._standby.get(c.name, {}), **self.models.get(c.name, {})} for c in configs
+                }
+            dirs = {c.name: version_dirs(Path(c.base_path)) for c in configs}
+            failed: dict[str, set[int]] = {c.name: set() for c in configs}
+            group_bad: dict[Path, set[int]] = {}
+            keep: dict[str, dict[int, Servable]] = {}
+            for _ in range(len(configs) + 1):  # a member's failure can change its siblings' choice
+                changed = False
+                for mc in configs:
+                    root = _ensemble_root(mc)
+                    bad = failed[mc.name] | (group_bad.get(root, set()) if root else set())
+                    loaded = current[mc.name]
+                    candidates = sorted(v for v in dirs[mc.name] if v not in bad)
+                    while True:
+                        want = _policy_versions(mc.model_version_policy, candidates)
+                        missing = [v for v in want if v not in loaded or loaded[v].path != dirs[mc.name][v]]
+                        newly_failed = []
+                        for v in missing:
+                            servable = self._load(mc.name, v, dirs[mc.name][v])
+                            if servable is None:
+                                newly_failed.append(v)
+                            else:
+                                loaded[v] = servable
+                        if not newly_failed:
+                            break
+                        failed[mc.name].update(newly_failed)
+                        candidates = [v for v in candidates if v not in newly_failed]
+                        if root is not None:
+                            group_bad.setdefault(root, set()).update(newly_failed)
+                            changed = True
+                    keep[mc.name] = {v: loaded[v] for v in want}
+                if not changed:
+                    break
+            self._standby = {
+                mc.name: {
+                    v: sv
+                    for v, sv in current[mc.name].items()
+                    if v not in keep[mc.name] and v in dirs[mc.name] and v > max(keep[mc.name], default=0)
+                }
+                for mc in configs
+                if _ensemble_root(mc) is not None
+            }
+            with self._lock:
+                for mc in configs:
+                    for v in sorted(set(self.models.get(mc.name, {})) - set(keep[mc.name])):
+                        log.info("unloading %s version %d", mc.name, v)
+                    self.models[mc.name] = keep[mc.name]
                 for name in list(self.models):
                     if name not in wanted_models:
                         log.info("unloading model %s (removed from the config)", name)
@@ -332,10 +404,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus and HandleReloadConfigRequest."""
+    """GetModelStatus and HandleReloadConfigRequest.
 
-    def __init__(self, store: ModelStore):
+    A config reload can unload every model or point one at any folder, and gRPC here has no authentication,
+    so reloads are refused (PERMISSION_DENIED) unless the server was started with them enabled, and then
+    every base_path must lie under the models root."""
+
+    def __init__(self, store: ModelStore, *, allow_reload: bool = False, models_root: Path | None = None):
         self.store = store
+        self.allow_reload = allow_reload
+        self.models_root = Path(models_root).resolve() if models_root is not None else None
 
     def GetModelStatus(self, request, context):  # noqa: N802
         def run():
@@ -345,16 +423,53 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
         return _handle(context, run)
 
+    def _check_reload(self, config) -> None:
+        if not self.allow_reload:
+            raise RpcError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "model config reloads are disabled on this server (they can unload every model); start "
+                "`lofi serve` with --enable_model_config_reload to allow them",
+            )
+        if not config.HasField("model_config_list"):
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "ServerConfig has no model_config_list")
+        for mc in config.model_config_list.config:
+            base = Path(mc.base_path)
+            if self.models_root is None or not base.is_absolute():
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"base_path of model {mc.name} must be an absolute path under the models root",
+                )
+            if not base.resolve().is_relative_to(self.models_root):
+                raise RpcError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"base_path {mc.base_path} of model {mc.name} is outside the models root "
+                    f"{self.models_root}",
+                )
+
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         def run():
-            if not request.config.HasField("model_config_list"):
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "ServerConfig has no model_config_list")
+            self._check_reload(request.config)
             self.store.set_config(request.config)
             resp = model_management_pb2.ReloadConfigResponse()
             resp.status.error_code = 0
             return resp
 
         return _handle(context, run)
+
+
+def default_models_root(
+    config, config_file: Path | None = None, models_dir: Path | None = None
+) -> Path | None:
+    """Where reloaded base paths must lie: the models folder, else the config file's folder, else the folder
+    holding the configured models."""
+    if models_dir is not None:
+        return Path(models_dir).resolve()
+    if config_file is not None:
+        return Path(config_file).resolve().parent
+    parents = {str(Path(mc.base_path).resolve().parent) for mc in config.model_config_list.config}
+    if not parents:
+        return None
+    return Path(os.path.commonpath(sorted(parents)))
 
 
 # ------------------------------------------------------------------ configuration
@@ -418,8 +533,13 @@ class EmbeddedServer:
         tensor_content: bool = False,
         workers: int = 8,
         models_dir: Path | None = None,
+        allow_config_reload: bool = False,
+        models_root: Path | None = None,
     ):
-        """Args: `models_dir` (optional) re-scans that folder each poll for new `lofi_member_<i>` members."""
+        """Args: `host` 127.0.0.1 unless widened on purpose (e.g. "0.0.0.0" in a container); `models_dir`
+        (optional) re-scans that folder each poll for new `lofi_member_<i>` members; `allow_config_reload`
+        enables HandleReloadConfigRequest, for base paths under `models_root` (default: see
+        `default_models_root`)."""
         self.store = ModelStore(config)
         self.models_dir = models_dir
         self.poll_s = poll_s
@@ -438,7 +558,12 @@ class EmbeddedServer:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(self.store, tensor_content), self.server
         )
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.store), self.server)
+        root = (
+            models_root if models_root is not None else default_models_root(config, config_file, models_dir)
+        )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelServicer(self.store, allow_reload=allow_config_reload, models_root=root), self.server
+        )
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         if not self.port:
             raise OSError(f"cannot bind {host}:{port}")

@@ -10,6 +10,7 @@ place, so a poller never sees a half-written version and a failed export publish
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -35,16 +36,14 @@ def versions(models_dir: Path, member: int = 0) -> list[int]:
 
 
 def latest_version(models_dir: Path) -> int | None:
-    """The newest version that every member of it has (None when there is none)."""
-    v = versions(models_dir, 0)
-    for cand in reversed(v):
-        try:
-            m = load_manifest(Path(models_dir) / contract.model_name(0) / str(cand))
-        except (OSError, ValueError, TypeError):
-            continue  # not one of ours, or half-copied by hand
-        if all((Path(models_dir) / contract.model_name(i) / str(cand)).is_dir() for i in range(m.members)):
-            return cand
-    return None
+    """The newest version that is one complete published set (None when there is none).
+
+    The same rule the embedded server serves by (`serving.backend.complete_versions`): a version whose
+    publish crashed between member renames is never the latest."""
+    from serving.backend import complete_versions
+
+    found = complete_versions(Path(models_dir))
+    return found[-1] if found else None
 
 
 def next_version(models_dir: Path) -> int:
@@ -255,13 +254,38 @@ def discard(staged: Sequence[tuple[Path, Path]]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def mark_published(models_dir: Path, version: int, members: int) -> Path:
+    """Write `DIR/.published/<version>` atomically: the version is now one complete set."""
+    d = Path(models_dir) / contract.PUBLISHED_DIR
+    d.mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=d)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"version": version, "members": members, "published_at": time.time()}) + "\n")
+    path = d / str(version)
+    os.replace(tmp, path)
+    return path
+
+
 def publish(staged: Sequence[tuple[Path, Path]], models_dir: Path, config_base: str | None = None) -> None:
-    """Rename every staged member into place (atomic per member), then rewrite `models.config`."""
+    """Publish one version as a unit: rename every staged member into place, then write the version's
+    completion marker (last), then rewrite `models.config`.
+
+    The embedded server, the in-process backend and `latest_version` serve a version only once its marker
+    is there, so a crash between two renames never serves a mixed ensemble. Real TF Serving ignores the
+    marker: it loads each member's new version when its own rename lands. Every member is fully written
+    before the first rename and the renames run back to back, so that window is milliseconds; but a TF
+    Serving poll inside it serves member 0 at the new version beside the others at the old one until its
+    next poll, and after a crash between renames it keeps doing so until the next export.
+    """
+    version = None
     try:
         for tmp, final in staged:
             os.rename(tmp / "m", final)
+            version = int(final.name)
     finally:
         discard(staged)
+    if version is not None:
+        mark_published(models_dir, version, len(staged))
     write_models_config(models_dir, len(staged), config_base)
 
 

@@ -42,6 +42,14 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
             file=sys.stderr,
         )
         return 2
+    from db.engine import check_database_url
+    from db.errors import DatabaseConfigError
+
+    try:
+        check_database_url(settings.database_url)  # before logging in: a wrong URL or folder is one line
+    except DatabaseConfigError as exc:
+        print(f"lofi bot: {exc}", file=sys.stderr)
+        return 2
 
     import discord
 
@@ -63,6 +71,9 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
             print(
                 "lofi bot: Discord refused the token (DISCORD_TOKEN is wrong or was reset).", file=sys.stderr
             )
+            return 2
+        except DatabaseConfigError as exc:  # e.g. PostgreSQL not reachable, found in setup_hook
+            print(f"lofi bot: {exc}", file=sys.stderr)
             return 2
         except discord.PrivilegedIntentsRequired:
             print(

@@ -25,7 +25,14 @@ def register(subparsers) -> None:
         "Takes TF Serving's flags; without any model flags it serves every lofi_member_* under --models.",
     )
     p.add_argument("--port", type=int, default=s.serving_port, help="gRPC port (default %(default)s)")
-    p.add_argument("--host", default="0.0.0.0", help="address to bind (default %(default)s)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default %(default)s; 0.0.0.0: every interface)"
+    )
+    p.add_argument(
+        "--enable_model_config_reload",
+        action="store_true",
+        help="accept HandleReloadConfigRequest (unauthenticated: anyone who reaches the port can reload)",
+    )
     p.add_argument("--model_name", "--model-name", help="serve one model under this name")
     p.add_argument("--model_base_path", "--model-base-path", help="folder with integer version subfolders")
     p.add_argument(
@@ -86,6 +93,7 @@ def serve_main(args) -> int:
         config_poll_s=args.model_config_file_poll_wait_seconds,
         tensor_content=args.tensor_content,
         models_dir=None if args.model_config_file or args.model_name else args.models,
+        allow_config_reload=args.enable_model_config_reload,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -243,7 +243,7 @@ async def test_interrupted_retrain_marked_failed(sessionmaker):
         assert await repo.running_retrain(s) is None
 
 
-async def test_sqlite_uses_wal_and_creates_folder(db_url, sessionmaker, tmp_path):
+async def test_sqlite_uses_wal_and_creates_folder(sqlite_only, db_url, sessionmaker, tmp_path):
     assert (tmp_path / "sub").is_dir()
     async with sessionmaker() as s:
         assert (await s.scalar(text("PRAGMA journal_mode"))).lower() == "wal"

@@ -37,8 +37,8 @@ def test_serving_is_real_tf_serving_on_the_settings_port(compose):
     assert re.fullmatch(r"tensorflow/serving:2\.\d+\.\d+", serving["image"])
     flags = _flags(serving)
     port = Settings().serving_port
-    assert flags["port"] == str(port) and f"{port}:{port}" in serving["ports"]
-    assert f"{flags['rest_api_port']}:{flags['rest_api_port']}" in serving["ports"]
+    assert flags["port"] == str(port) and f"127.0.0.1:{port}:{port}" in serving["ports"]
+    assert f"127.0.0.1:{flags['rest_api_port']}:{flags['rest_api_port']}" in serving["ports"]
     assert flags["model_config_file"] == f"/models/{contract.MODELS_CONFIG}"
     assert flags["enable_batching"] == "true"
     assert {"model_config_file_poll_wait_seconds", "file_system_poll_wait_seconds"} <= set(flags)
@@ -83,3 +83,11 @@ def test_trainer_is_a_profile_writing_the_models_folder(compose):
     assert trainer["profiles"] == ["trainer"]
     cmd = trainer["command"]
     assert cmd[:2] == ["lofi", "train"] and cmd[cmd.index("--models") + 1] == "/models"
+
+
+def test_no_service_publishes_a_port_beyond_loopback(compose):
+    # TF Serving is unauthenticated (its ModelService reloads models): the host sees it on 127.0.0.1 only.
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            spec = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+            assert spec.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"

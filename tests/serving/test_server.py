@@ -6,10 +6,14 @@ import asyncio
 import shutil
 import time
 
+import grpc
 import numpy as np
 import pytest
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
 
+from serving import contract
+from serving.backend import version_dirs
 from serving.client import ServingClient
 from serving.errors import ModelNotFound
 from serving.server import EmbeddedServer, config_for_models_dir, config_from_flags
@@ -64,7 +68,8 @@ async def test_half_written_and_non_integer_versions_are_ignored(tmp_path, tiny_
 
 
 async def test_reload_config_request_changes_the_model_list(tiny_models):
-    with EmbeddedServer(config_from_flags("lofi_member_0", tiny_models / "lofi_member_0"), poll_s=0) as srv:
+    cfg = config_from_flags("lofi_member_0", tiny_models / "lofi_member_0")
+    with EmbeddedServer(cfg, poll_s=0, allow_config_reload=True) as srv:
         async with ServingClient(srv.address) as client:
             with pytest.raises(ModelNotFound):
                 await client.model_status("lofi_member_1")
@@ -82,11 +87,13 @@ async def test_new_members_under_a_models_dir_are_discovered(tmp_path, tiny_mode
     with EmbeddedServer(config_for_models_dir(models), poll_s=0.05, models_dir=models) as srv:
         async with ServingClient(srv.address) as client:
             assert not await client.healthy()
-            shutil.copytree(tiny_models / "lofi_member_0", models / "lofi_member_0")
-            for _ in range(200):
-                if await client.healthy():
-                    break
-                await asyncio.sleep(0.05)
+            # a whole ensemble arrives (the marker last, as an export writes it)
+            for m in reversed(MEMBERS):
+                shutil.copytree(tiny_models / m, models / m)
+            shutil.copytree(tiny_models / contract.PUBLISHED_DIR, models / contract.PUBLISHED_DIR)
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and not await client.healthy():
+                await asyncio.sleep(0.1)
             assert await client.model_status("lofi_member_0") == {1: "AVAILABLE"}
 
 
@@ -113,3 +120,185 @@ def test_a_version_is_warmed_up_with_its_warmup_requests_before_serving(tiny_mod
         w.write(entry.SerializeToString())
     with pytest.raises(RpcError, match="shape"):
         Servable.load("lofi_member_0", 1, broken)
+
+
+# ------------------------------------------------------------------ availability (issue 14) and versions (15)
+def _publish_marker(models, version, members=2):
+    (models / contract.PUBLISHED_DIR).mkdir(exist_ok=True)
+    (models / contract.PUBLISHED_DIR / str(version)).write_text(f'{{"members": {members}}}')
+
+
+def _corrupt_version(models, version, how):
+    """A published version that cannot load: truncated variables, or a saved_model.pb that is garbage."""
+    for m in MEMBERS:
+        d = models / m / str(version)
+        shutil.copytree(models / m / "1", d)
+        if how == "truncated":
+            for f in (d / "variables").glob("variables.data-*"):
+                f.write_bytes(f.read_bytes()[:10])
+        else:
+            (d / "saved_model.pb").write_bytes(b"not a saved model")
+    _publish_marker(models, version)
+
+
+async def _still(client, versions, polls=0.5):
+    await asyncio.sleep(polls)
+    assert await client.model_status() == {m: versions for m in MEMBERS}
+
+
+async def test_corrupt_newest_versions_never_take_the_served_version_down(tmp_path, tiny_models, caplog):
+    models = tmp_path / "m"
+    shutil.copytree(tiny_models, models)
+    _corrupt_version(models, 2, "truncated")  # two newest versions broken, latest(2) policy
+    _corrupt_version(models, 3, "garbage")
+    with EmbeddedServer(config_for_models_dir(models), poll_s=0.05) as srv:
+        async with ServingClient(srv.address, timeout_s=5, retries=0) as client:
+            await _still(client, {1: "AVAILABLE"})
+            assert await client.latest_versions(MEMBERS) == {m: 1 for m in MEMBERS}
+            window = (await client.manifest("lofi_member_0", 1)).window
+            await client.predict(
+                "lofi_member_0", 1, np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32),
+                np.zeros((1, 6), np.int32),
+            )  # fmt: skip
+            # a retrain publishing a broken export while serving: still version 1
+            _corrupt_version(models, 4, "garbage")
+            await _still(client, {1: "AVAILABLE"})
+            # retried on every poll: once version 4 is whole, it loads and joins version 1
+            for m in MEMBERS:
+                shutil.rmtree(models / m / "4")
+                shutil.copytree(models / m / "1", models / m / "4")
+            deadline = time.monotonic() + 180  # loading is slow on a busy 2-core machine
+            while time.monotonic() < deadline:
+                if await client.model_status() == {m: {4: "AVAILABLE", 1: "AVAILABLE"} for m in MEMBERS}:
+                    break
+                await asyncio.sleep(0.1)
+            assert await client.model_status() == {m: {4: "AVAILABLE", 1: "AVAILABLE"} for m in MEMBERS}
+    failures = [
+        r.getMessage().split(" from ")[0]
+        for r in caplog.records
+        if r.levelname == "ERROR" and "failed to load" in r.getMessage()
+    ]
+    # logged once per broken version (not once per poll); a sibling does not even try a version a member failed
+    assert sorted(set(failures)) == [f"failed to load lofi_member_0 version {v}" for v in (2, 3, 4)]
+    assert len(failures) == len(set(failures))
+
+
+async def test_a_version_one_member_cannot_load_is_served_by_none(tmp_path, tiny_models):
+    models = tmp_path / "m"
+    shutil.copytree(tiny_models, models)
+    for m in MEMBERS:
+        shutil.copytree(models / m / "1", models / m / "2")
+    (models / "lofi_member_1" / "2" / "saved_model.pb").write_bytes(b"broken")
+    _publish_marker(models, 2)
+    cfg = config_for_models_dir(models, num_versions=1)
+    with EmbeddedServer(cfg, poll_s=0) as srv:
+        async with ServingClient(srv.address) as client:
+            assert await client.model_status() == {m: {1: "AVAILABLE"} for m in MEMBERS}
+
+
+def _half_published(models):
+    """What a crash between the renames of a publish leaves: member 0 at version 2, member 1 not."""
+    shutil.copytree(models / "lofi_member_0" / "1", models / "lofi_member_0" / "2")
+
+
+@pytest.mark.parametrize("markers", [True, False], ids=["published-markers", "legacy-no-markers"])
+async def test_a_half_published_version_is_served_by_nobody(tmp_path, tiny_models, markers):
+    from serving.backend import InProcessBackend
+    from training.export import latest_version
+
+    models = tmp_path / "m"
+    shutil.copytree(tiny_models, models)
+    if not markers:
+        shutil.rmtree(models / contract.PUBLISHED_DIR, ignore_errors=True)
+    else:
+        _publish_marker(models, 1)
+    _half_published(models)
+    assert latest_version(models) == 1
+    assert await InProcessBackend(models).latest_versions(MEMBERS) == {m: 1 for m in MEMBERS}
+    with EmbeddedServer(config_for_models_dir(models), poll_s=0.05) as srv:
+        async with ServingClient(srv.address) as client:
+            await _still(client, {1: "AVAILABLE"}, polls=0.3)
+            # the rest of the publish lands, marker last: now version 2 is one complete set
+            shutil.copytree(models / "lofi_member_1" / "1", models / "lofi_member_1" / "2")
+            if markers:
+                await _still(client, {1: "AVAILABLE"}, polls=0.3)
+                _publish_marker(models, 2)
+            deadline = time.monotonic() + 180  # loading is slow on a busy 2-core machine
+            while time.monotonic() < deadline:
+                if await client.latest_versions(MEMBERS) == {m: 2 for m in MEMBERS}:
+                    break
+                await asyncio.sleep(0.1)
+            assert await client.latest_versions(MEMBERS) == {m: 2 for m in MEMBERS}
+    assert latest_version(models) == 2
+
+
+def test_a_publish_crashing_between_renames_publishes_no_version(tmp_path, monkeypatch):
+    from training.testing import tiny_members
+
+    from training import export
+
+    models = [m for m, _ in tiny_members(2, seed=0, window=8, hidden=8, train_steps=0)]
+    assert export.export_ensemble(models, tmp_path) == 1
+    real_rename, calls = export.os.rename, []
+
+    def crash_on_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("killed")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(export.os, "rename", crash_on_second)
+    with pytest.raises(OSError):
+        export.export_ensemble(models, tmp_path)
+    assert (tmp_path / "lofi_member_0" / "2").is_dir() and not (tmp_path / "lofi_member_1" / "2").exists()
+    assert export.latest_version(tmp_path) == 1
+    assert version_dirs(tmp_path / "lofi_member_0") == {1: tmp_path / "lofi_member_0" / "1"}
+    monkeypatch.setattr(export.os, "rename", real_rename)
+    assert export.export_ensemble(models, tmp_path) == 3
+    assert (tmp_path / contract.PUBLISHED_DIR / "3").is_file()
+    assert export.latest_version(tmp_path) == 3
+
+
+# ------------------------------------------------------------------ security (issue 15)
+def test_lofi_serve_binds_loopback_unless_widened():
+    from lofi.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    assert build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
+    assert build_parser().parse_args(["serve"]).enable_model_config_reload is False
+
+
+async def _reload(client, config):
+    req = model_management_pb2.ReloadConfigRequest()
+    req.config.CopyFrom(config)
+    stub = model_service_pb2_grpc.ModelServiceStub(client._channel)
+    return await stub.HandleReloadConfigRequest(req, timeout=30)
+
+
+async def test_config_reloads_are_refused_unless_enabled(tiny_models):
+    with EmbeddedServer(config_for_models_dir(tiny_models), poll_s=0) as srv:
+        assert srv.address.startswith("127.0.0.1:")
+        async with ServingClient(srv.address) as client:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await _reload(client, model_server_config_pb2.ModelServerConfig(model_config_list={}))
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "--enable_model_config_reload" in err.value.details()
+            assert await client.model_status() == {m: {1: "AVAILABLE"} for m in MEMBERS}
+
+
+async def test_a_reload_may_only_name_folders_under_the_models_root(tiny_models, tmp_path):
+    cfg = config_for_models_dir(tiny_models)
+    with EmbeddedServer(cfg, poll_s=0, allow_config_reload=True, models_dir=tiny_models) as srv:
+        async with ServingClient(srv.address) as client:
+            for outside in ("/etc", str(tiny_models / ".." / tmp_path.name), "relative/path"):
+                bad = model_server_config_pb2.ModelServerConfig()
+                bad.model_config_list.config.add(name="lofi_member_0", base_path=outside)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await _reload(client, bad)
+                assert err.value.code() in (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                )
+            assert await client.model_status() == {m: {1: "AVAILABLE"} for m in MEMBERS}
+            resp = await _reload(client, cfg)  # inside the root: allowed
+            assert resp.status.error_code == 0
