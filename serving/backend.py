@@ -7,7 +7,6 @@ interchangeable: same methods, same results bit for bit, so tests and the benchm
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 from typing import Protocol
@@ -136,70 +135,18 @@ def array_to_tensor(arr, *, content: bool = True, proto=None):
 MEMBER_DIR = re.compile(rf"^{re.escape(contract.MODEL_PREFIX)}_\d+$")
 
 
-def _saved_models(base: Path) -> dict[int, Path]:
-    out = {}
-    if not base.is_dir():
-        return out
-    for p in base.iterdir():
-        if p.is_dir() and VERSION_DIR.match(p.name) and (p / "saved_model.pb").is_file():
-            out[int(p.name)] = p
-    return out
-
-
-def published_versions(models_dir: Path) -> set[int]:
-    """The versions the export has marked complete under `models_dir` (`.published/<version>`)."""
-    d = Path(models_dir) / contract.PUBLISHED_DIR
-    if not d.is_dir():
-        return set()
-    return {int(p.name) for p in d.iterdir() if VERSION_DIR.match(p.name) and p.is_file()}
-
-
-def _members_of(models_dir: Path, version: int) -> int | None:
-    try:
-        raw = (Path(models_dir) / contract.model_name(0) / str(version) / contract.MANIFEST_FILE).read_text()
-        return int(json.loads(raw)["members"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def complete_versions(models_dir: Path) -> list[int]:
-    """The ensemble versions under `models_dir` that are one complete set, ascending.
-
-    A version is complete when its `.published/<version>` marker exists (the export writes it after the last
-    member is renamed into place). Versions without a marker count only if they predate markers (no marker
-    at all, or older than the oldest one) and every member the manifest names has the version: a publish that
-    crashed between its renames leaves a newer, unmarked version that is never served.
-    """
-    models_dir = Path(models_dir)
-    marked = published_versions(models_dir)
-    present = _saved_models(models_dir / contract.model_name(0))
-    out = []
-    for v in sorted(present):
-        if v in marked:
-            out.append(v)
-            continue
-        if marked and v > min(marked):
-            continue
-        n = _members_of(models_dir, v)
-        if n is None:
-            continue
-        if all(v in _saved_models(models_dir / contract.model_name(i)) for i in range(n)):
-            out.append(v)
-    return out
-
-
 def version_dirs(base: Path) -> dict[int, Path]:
     """Complete integer version folders under `base` (a folder without saved_model.pb is half-written).
 
     For an ensemble member (`lofi_member_<i>` beside its siblings) only versions of complete sets count
-    (`complete_versions`), so a half-published retrain never mixes versions; any other model is served as
+    (`serving.contract.complete_versions`), so a half-published retrain never mixes versions; any other model is served as
     TF Serving would.
     """
     base = Path(base)
-    dirs = _saved_models(base)
+    dirs = contract.saved_models(base)
     if not dirs or not MEMBER_DIR.match(base.name):
         return dirs
-    complete = set(complete_versions(base.parent))
+    complete = set(contract.complete_versions(base.parent))
     return {v: p for v, p in dirs.items() if v in complete}
 
 

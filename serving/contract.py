@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 MODEL_PREFIX = "lofi_member"
 SIGNATURE = "serving_default"
@@ -84,3 +86,61 @@ class Manifest:
         if m.combine.get("method") not in COMBINE_METHODS:
             raise ValueError(f"unknown combine method {m.combine.get('method')!r}")
         return m
+
+
+# ------------------------------------------------------------------ what a published version is
+# Both sides need one rule: the export publishes by it, the servers serve by it.
+VERSION_DIR = re.compile(r"^\d+$")
+
+
+def saved_models(base: Path) -> dict[int, Path]:
+    """Integer version folders under `base` that hold a saved_model.pb."""
+    out = {}
+    if not base.is_dir():
+        return out
+    for p in base.iterdir():
+        if p.is_dir() and VERSION_DIR.match(p.name) and (p / "saved_model.pb").is_file():
+            out[int(p.name)] = p
+    return out
+
+
+def published_versions(models_dir: Path) -> set[int]:
+    """The versions the export has marked complete under `models_dir` (`.published/<version>`)."""
+    d = Path(models_dir) / PUBLISHED_DIR
+    if not d.is_dir():
+        return set()
+    return {int(p.name) for p in d.iterdir() if VERSION_DIR.match(p.name) and p.is_file()}
+
+
+def _members_of(models_dir: Path, version: int) -> int | None:
+    try:
+        raw = (Path(models_dir) / model_name(0) / str(version) / MANIFEST_FILE).read_text()
+        return int(json.loads(raw)["members"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def complete_versions(models_dir: Path) -> list[int]:
+    """The ensemble versions under `models_dir` that are one complete set, ascending.
+
+    A version is complete when its `.published/<version>` marker exists (the export writes it after the last
+    member is renamed into place). Versions without a marker count only if they predate markers (no marker
+    at all, or older than the oldest one) and every member the manifest names has the version: a publish that
+    crashed between its renames leaves a newer, unmarked version that is never served.
+    """
+    models_dir = Path(models_dir)
+    marked = published_versions(models_dir)
+    present = saved_models(models_dir / model_name(0))
+    out = []
+    for v in sorted(present):
+        if v in marked:
+            out.append(v)
+            continue
+        if marked and v > min(marked):
+            continue
+        n = _members_of(models_dir, v)
+        if n is None:
+            continue
+        if all(v in saved_models(models_dir / model_name(i)) for i in range(n)):
+            out.append(v)
+    return out

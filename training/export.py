@@ -38,11 +38,9 @@ def versions(models_dir: Path, member: int = 0) -> list[int]:
 def latest_version(models_dir: Path) -> int | None:
     """The newest version that is one complete published set (None when there is none).
 
-    The same rule the embedded server serves by (`serving.backend.complete_versions`): a version whose
+    The same rule the embedded server serves by (`serving.contract.complete_versions`): a version whose
     publish crashed between member renames is never the latest."""
-    from serving.backend import complete_versions
-
-    found = complete_versions(Path(models_dir))
+    found = contract.complete_versions(Path(models_dir))
     return found[-1] if found else None
 
 
