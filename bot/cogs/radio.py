@@ -128,7 +128,9 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
     @app_commands.describe(mood="The mood to start with (default: chill)")
     @app_commands.choices(mood=MOOD_CHOICES)
     @app_commands.guild_only()
-    async def start(self, interaction: discord.Interaction, mood: app_commands.Choice[str] | None = None) -> None:
+    async def start(
+        self, interaction: discord.Interaction, mood: app_commands.Choice[str] | None = None
+    ) -> None:
         """Start the radio in the caller's voice channel."""
         guild = interaction.guild
         voice = getattr(interaction.user, "voice", None)
@@ -140,7 +142,9 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
         if perms is not None and not (perms.connect and perms.speak):
             raise RadioError(f"I need the Connect and Speak permissions in {channel.mention}.")
         if self.service.get(guild.id) is not None:
-            raise RadioError("The radio is already playing here; use `/lofi-radio mood` or `/lofi-radio stop`.")
+            raise RadioError(
+                "The radio is already playing here; use `/lofi-radio mood` or `/lofi-radio stop`."
+            )
         chosen = mood.value if mood is not None else "chill"
         await interaction.response.defer(thinking=True)
         await self.service.start(
@@ -211,8 +215,12 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
         await interaction.response.defer(thinking=True)
         files = [discord.File(p, filename=p.name) for p in (info.mp3, info.midi)]
         embed = track_embed(info, interaction.user)
-        embed.description = f"A **{info.mood}** piece from the LoFi radio, posted by {interaction.user.mention}"
-        message = await interaction.followup.send(embed=embed, files=files, view=track_view(track_id), wait=True)
+        embed.description = (
+            f"A **{info.mood}** piece from the LoFi radio, posted by {interaction.user.mention}"
+        )
+        message = await interaction.followup.send(
+            embed=embed, files=files, view=track_view(track_id), wait=True
+        )
         with contextlib.suppress(Exception):
             await self.bot.tracks.set_message(
                 track_id, message_id=message.id, channel_id=message.channel.id, guild_id=interaction.guild_id

@@ -107,7 +107,9 @@ class RadioService:
 
     # ------------------------------------------------------------------ pieces
 
-    def _piece_maker(self, radio_ref: dict[str, LiveRadio | None], guild_id: int, text_channel_id: int | None):
+    def _piece_maker(
+        self, radio_ref: dict[str, LiveRadio | None], guild_id: int, text_channel_id: int | None
+    ):
         loop = asyncio.get_running_loop()
 
         async def make(mood: str, seed: int) -> Piece:
@@ -183,7 +185,6 @@ class RadioService:
                 # compose first (seconds), then connect: a voice connection idle meanwhile gains nothing
                 await station.start(wait_first=True)
                 radio.vc = await self._connect(voice_channel)
-                radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(guild.id, err))
             except BaseException:
                 self.radios.pop(guild.id, None)
                 await station.stop()
@@ -202,10 +203,19 @@ class RadioService:
                 started_by_name=user_name,
                 stop_at=stop_at,
             )
-            radio.tasks["watchdog"] = asyncio.create_task(self._watchdog(radio), name=f"radio-watch-{guild.id}")
+            radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(guild.id, err))
+            radio.tasks["watchdog"] = asyncio.create_task(
+                self._watchdog(radio), name=f"radio-watch-{guild.id}"
+            )
             if stop_at is not None:
                 self._schedule_sleep(radio, stop_at)
-            log.info("radio started in guild %s, channel %s, mood %s (resumed=%s)", guild.id, voice_channel.id, mood, resumed)
+            log.info(
+                "radio started in guild %s, channel %s, mood %s (resumed=%s)",
+                guild.id,
+                voice_channel.id,
+                mood,
+                resumed,
+            )
             return radio
 
     async def _connect(self, channel: discord.abc.Connectable) -> discord.VoiceClient:
@@ -280,7 +290,16 @@ class RadioService:
         """Start again every radio the database says was playing (after a restart); returns their guilds."""
         async with self.sessionmaker() as s:
             rows = [
-                (r.guild_id, r.voice_channel_id, r.text_channel_id, r.mood, r.always_on, r.stop_at, r.started_by, r.started_by_name)
+                (
+                    r.guild_id,
+                    r.voice_channel_id,
+                    r.text_channel_id,
+                    r.mood,
+                    r.always_on,
+                    r.stop_at,
+                    r.started_by,
+                    r.started_by_name,
+                )
                 for r in await radio_repo.active_stations(s)
             ]
         resumed = []
@@ -401,9 +420,13 @@ class RadioService:
                 return
             try:
                 radio.vc = await self._connect(channel)
-                radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err))
+                radio.vc.play(
+                    radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err)
+                )
             except Exception as exc:
-                log.warning("radio reconnect in guild %s failed (%s); again in %.0f s", radio.guild_id, exc, delay)
+                log.warning(
+                    "radio reconnect in guild %s failed (%s); again in %.0f s", radio.guild_id, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue

@@ -76,7 +76,9 @@ class RadioStation:
         self._rng = random.Random(seed)
         self.loop = asyncio.get_running_loop()
         self.stream = RadioStream(
-            crossfade_s=config.crossfade_s, on_start=self._started_threadsafe, on_drained=self._drained_threadsafe
+            crossfade_s=config.crossfade_s,
+            on_start=self._started_threadsafe,
+            on_drained=self._drained_threadsafe,
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -97,7 +99,9 @@ class RadioStation:
         if wait_first:
             waiter = asyncio.create_task(self._first.wait())
             done, _ = await asyncio.wait(
-                {waiter, self._task}, timeout=self.config.first_piece_timeout_s, return_when=asyncio.FIRST_COMPLETED
+                {waiter, self._task},
+                timeout=self.config.first_piece_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
             )
             waiter.cancel()
             if self._task in done:
@@ -167,9 +171,15 @@ class RadioStation:
                     self.down = exc
                     await self._emit(
                         "down",
-                        {"error": exc, "serving": _is_serving_down(exc), "buffered_s": self.stream.remaining_s()},
+                        {
+                            "error": exc,
+                            "serving": _is_serving_down(exc),
+                            "buffered_s": self.stream.remaining_s(),
+                        },
                     )
-                log.warning("radio: piece failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
+                log.warning(
+                    "radio: piece failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.retry_max_s)
                 continue
