@@ -108,6 +108,8 @@ class VoiceSession:
     secret_key: bytes = b""
     selected: dict[str, Any] | None = None
     speaking: list[dict[str, Any]] = field(default_factory=list)
+    first_speaking: float | None = None  # when the first Speaking (op 5) arrived
+    first_audio: float | None = None  # when the first RTP packet arrived
     heartbeats: int = 0
     close_code: int | None = None
     ws: web.WebSocketResponse | None = None
@@ -162,6 +164,11 @@ class FakeVoice:
 
     async def close(self) -> None:
         """Close every session and stop serving."""
+        for s in self.sessions:
+            # Discord needs a Speaking (op 5) before audio: it ties the ssrc to the user. The websocket and
+            # the UDP socket are read concurrently here, so "before" is allowed 0.5 s of arrival skew.
+            if s.first_audio is not None and (s.first_speaking is None or s.first_speaking > s.first_audio + 0.5):
+                self.problems.append(f"session {s.index}: audio before any Speaking (op 5)")
         for s in self.sessions:
             if s.ws is not None and not s.ws.closed:
                 with contextlib.suppress(Exception):
@@ -298,7 +305,7 @@ class FakeVoice:
                             f"select protocol with an address IP discovery did not give: {data}"
                         )
                     session.selected = data
-                    key = secrets.token_bytes(32)
+                    key = session.secret_key = secrets.token_bytes(32)
                     await send(
                         V_SESSION,
                         {
@@ -309,11 +316,12 @@ class FakeVoice:
                             "audio_codec": "opus",
                         },
                     )
-                    session.secret_key = key
                 elif op == V_SPEAKING:
                     if d.get("ssrc") != session.ssrc:
                         self.problems.append(f"speaking with ssrc {d.get('ssrc')} != {session.ssrc}")
                     session.speaking.append(d)
+                    if session.first_speaking is None:
+                        session.first_speaking = time.monotonic()
                 elif op == V_RESUME:
                     issued = self.tokens.get(str(d.get("token")))
                     if issued is None or issued["session_id"] != str(d.get("session_id")):
@@ -380,11 +388,8 @@ class FakeVoice:
             if session is None:
                 self.problems.append(f"RTP from unknown ssrc {ssrc}")
                 continue
-            if not session.speaking:
-                # Discord needs a Speaking (op 5) first: it ties the ssrc to the user. discord.py sends one
-                # (speaking 0) on Session Description; the player's "voice" one is sent asynchronously
-                # and may arrive after the first packets, which Discord tolerates.
-                self.problems.append("audio before any Speaking (op 5)")
+            if session.first_audio is None:
+                session.first_audio = now
             nonce4 = data[-4:]
             nonce = nonce4 + bytes(20)
             try:

@@ -38,7 +38,10 @@ def check_continuous(frames, *, max_gap=60.0) -> None:
     assert np.all(np.diff(stamps) % 2**32 == 960), "RTP timestamps do not advance by 20 ms"
     assert all(f.pcm.shape == (960, 2) for f in frames)
     gap = max_gap_ms(frames)
-    assert gap <= max_gap, f"a {gap:.0f} ms gap between voice packets"
+    if gap > max_gap:
+        t = np.array([f.t for f in frames])
+        i = int(np.argmax(np.diff(t)))
+        raise AssertionError(f"a {gap:.0f} ms gap between voice packets, after frame {i} of {len(frames)}")
 
 
 async def start_radio(fake_discord, mood="rainy"):
@@ -291,5 +294,6 @@ async def test_start_outside_a_voice_channel_is_refused(fake_discord, fake_voice
     state = await fake_discord.send_interaction("lofi-radio", {"start": {}})
     assert "Join a voice channel" in await ephemeral_reply(fake_discord, state)
     assert fake_discord.voice_requests == []
-    state = await fake_discord.send_interaction("lofi-radio", {"24-7": {"enabled": True}})
+    someone = fake_discord.make_user(1_100_000_000_000_002_000, "someone")
+    state = await fake_discord.send_interaction("lofi-radio", {"24-7": {"enabled": True}}, user=someone)
     assert "server managers" in await ephemeral_reply(fake_discord, state)
