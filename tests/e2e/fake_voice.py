@@ -167,7 +167,9 @@ class FakeVoice:
         for s in self.sessions:
             # Discord needs a Speaking (op 5) before audio: it ties the ssrc to the user. The websocket and
             # the UDP socket are read concurrently here, so "before" is allowed 0.5 s of arrival skew.
-            if s.first_audio is not None and (s.first_speaking is None or s.first_speaking > s.first_audio + 0.5):
+            if s.first_audio is not None and (
+                s.first_speaking is None or s.first_speaking > s.first_audio + 0.5
+            ):
                 self.problems.append(f"session {s.index}: audio before any Speaking (op 5)")
         for s in self.sessions:
             if s.ws is not None and not s.ws.closed:

@@ -34,7 +34,9 @@ class TonePipeline:
         self.calls: list[Any] = []
         self.failures = 0
 
-    async def __call__(self, request, client, out_dir: Path, *, progress=None, executor=None, size_limit=None):
+    async def __call__(
+        self, request, client, out_dir: Path, *, progress=None, executor=None, size_limit=None
+    ):
         from serving.errors import ServingUnavailable
 
         self.calls.append(request)
@@ -138,7 +140,11 @@ async def radio_bot(fake_discord, fake_voice, tmp_path) -> AsyncIterator[Callabl
         settings = Settings(_env_file=None, **values)
         connector = aiohttp.TCPConnector(limit=0, ssl=fake_voice.client_ssl_context())
         bot = LofiBot(
-            settings, pipeline=pipeline, client_factory=client_factory, radio_config=radio, connector=connector
+            settings,
+            pipeline=pipeline,
+            client_factory=client_factory,
+            radio_config=radio,
+            connector=connector,
         )
         before = len(fake_discord.find("guild_commands"))
         task = await start_client(bot, fake_discord)

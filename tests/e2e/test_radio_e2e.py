@@ -10,15 +10,7 @@ import pytest
 
 from bot.radio.station import RadioConfig
 from tests.e2e.fake_voice import audio_of, dominant_hz, max_gap_ms, rms_dbfs
-from tests.e2e.radio_helpers import (  # noqa: F401  (fixtures)
-    AMPLITUDE,
-    TONES,
-    fake_voice,
-    listener_in_voice,
-    radio_bot,
-    tone_pipeline,
-    wait_until,
-)
+from tests.e2e.radio_helpers import AMPLITUDE, TONES, listener_in_voice, wait_until
 from tests.e2e.test_bot_e2e import of, text_of
 
 FAST = RadioConfig(
@@ -60,7 +52,9 @@ def now_playing(fake_discord) -> list[dict]:
         if r.kind in ("channel_message", "message_edit") and r.ok:
             for e in (r.json or {}).get("embeds") or []:
                 if (e.get("title") or "").startswith("📻"):
-                    out.append({"embed": e, "message": r.message, "components": (r.json or {}).get("components")})
+                    out.append(
+                        {"embed": e, "message": r.message, "components": (r.json or {}).get("components")}
+                    )
     return out
 
 
@@ -128,7 +122,9 @@ async def test_mood_change_takes_effect_at_the_next_transition(
     fake_discord.assert_no_errors()
 
 
-async def test_post_button_posts_the_piece_and_votes_count(fake_discord, fake_voice, radio_bot, tone_pipeline):
+async def test_post_button_posts_the_piece_and_votes_count(
+    fake_discord, fake_voice, radio_bot, tone_pipeline
+):
     from db.models import Vote
 
     listener_in_voice(fake_discord)
@@ -144,7 +140,9 @@ async def test_post_button_posts_the_piece_and_votes_count(fake_discord, fake_vo
     names = [f.filename for f in post.files]
     assert any(n.endswith(".mp3") for n in names) and any(n.endswith(".mid") for n in names)
     posted = post.message["id"]
-    await fake_discord.wait_for(lambda r: r.kind == "reaction_add" and r.params["message_id"] == posted, count=2)
+    await fake_discord.wait_for(
+        lambda r: r.kind == "reaction_add" and r.params["message_id"] == posted, count=2
+    )
     await fake_discord.add_reaction(fake_discord.channel_id, posted, fake_discord.default_user["id"], "👍")
 
     async def votes():
@@ -161,7 +159,9 @@ async def test_post_button_posts_the_piece_and_votes_count(fake_discord, fake_vo
     fake_discord.assert_no_errors()
 
 
-async def test_stop_leaves_the_channel_and_sleep_sets_a_timer(fake_discord, fake_voice, radio_bot, tone_pipeline):
+async def test_stop_leaves_the_channel_and_sleep_sets_a_timer(
+    fake_discord, fake_voice, radio_bot, tone_pipeline
+):
     from db.radio import get_station
 
     listener_in_voice(fake_discord)
@@ -206,7 +206,9 @@ async def test_model_server_down_plays_the_buffer_out_then_resumes(
     radio = bot.radio.get(int(fake_discord.guild_id))
     tone_pipeline.down = True
     t_down = time.monotonic()
-    await wait_until(lambda: any("not answering" in t for t in channel_texts(fake_discord)), what="down notice")
+    await wait_until(
+        lambda: any("not answering" in t for t in channel_texts(fake_discord)), what="down notice"
+    )
     await wait_until(lambda: radio.station.stream.underruns > 0, timeout=30, what="the buffer to run out")
     buffered = time.monotonic() - t_down
     assert buffered > 2.0  # the composed-ahead audio kept playing first
@@ -227,7 +229,9 @@ async def test_24_7_reconnects_after_a_kick_and_discord_py_reconnects_a_dropped_
     bot = await radio_bot(tone_pipeline, radio=FAST)
     await start_radio(fake_discord)
     await fake_voice.wait_session(1)
-    state = await fake_discord.send_interaction("lofi-radio", {"24-7": {"enabled": True}}, member_permissions=ADMIN)
+    state = await fake_discord.send_interaction(
+        "lofi-radio", {"24-7": {"enabled": True}}, member_permissions=ADMIN
+    )
     assert "24/7 mode on" in text_of(await fake_discord.wait_for(of(state, "interaction_callback")))
 
     # a dropped voice websocket (abnormal close): discord.py reconnects by itself, with a new session
@@ -267,7 +271,9 @@ async def test_24_7_radio_comes_back_after_a_restart(fake_discord, fake_voice, r
     fake_discord.assert_no_errors()
 
 
-async def test_an_empty_channel_stops_the_radio_unless_24_7(fake_discord, fake_voice, radio_bot, tone_pipeline):
+async def test_an_empty_channel_stops_the_radio_unless_24_7(
+    fake_discord, fake_voice, radio_bot, tone_pipeline
+):
     user = listener_in_voice(fake_discord)
     bot = await radio_bot(tone_pipeline, radio=FAST)
     guild = int(fake_discord.guild_id)
@@ -278,7 +284,9 @@ async def test_an_empty_channel_stops_the_radio_unless_24_7(fake_discord, fake_v
 
     await fake_discord.set_user_voice(user, fake_discord.voice_channel_id)
     await start_radio(fake_discord)
-    state = await fake_discord.send_interaction("lofi-radio", {"24-7": {"enabled": True}}, member_permissions=ADMIN)
+    state = await fake_discord.send_interaction(
+        "lofi-radio", {"24-7": {"enabled": True}}, member_permissions=ADMIN
+    )
     await fake_discord.wait_for(of(state, "interaction_callback"))
     await fake_discord.set_user_voice(user, None)
     t = time.monotonic()
