@@ -156,8 +156,12 @@ class RadioStation:
         while True:
             while not self._needs_more():
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                # asyncio.wait, not wait_for: Python 3.11's wait_for can swallow a cancellation
+                waiter = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({waiter}, timeout=0.5)
+                finally:
+                    waiter.cancel()
             mood = self.mood
             seed = self._rng.randint(0, SEED_MAX)
             t0 = time.perf_counter()
