@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 import discord
@@ -110,7 +111,7 @@ def _radio_view(track_id: int | None) -> discord.ui.View:
 class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi radio in a voice channel"):
     """The radio commands and the listeners that keep it in the right state."""
 
-    def __init__(self, bot: commands.Bot, service: RadioService, executor: ThreadPoolExecutor | None = None):
+    def __init__(self, bot: commands.Bot, service: RadioService, executor: Executor | None = None):
         self.bot = bot
         self.service = service
         self._executor = executor
@@ -319,10 +320,15 @@ async def _track_info(bot: commands.Bot, track_id: int) -> Any:
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Load the cog: a radio service over its own track service and render thread (so the radio keeps
-    composing while `/lofi` jobs hold the bot's workers)."""
+    """Load the cog: a radio service over its own track service and its own render process.
+
+    The render (FluidSynth, effects, mastering, MP3) and the decoding to PCM run in a worker *process*, not a
+    thread: measured here, numpy/scipy/pedalboard stages held the GIL long enough (100-800 ms) to delay
+    discord.py's audio thread, an audible gap in the stream. Generation stays in the bot (async gRPC). Its
+    own worker also keeps the radio composing while `/lofi` jobs hold the bot's workers.
+    """
     config = radio_config(bot)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-radio")
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     tracks = TrackService(
         bot.sessionmaker, bot.tracks.pipeline, bot.tracks.client_provider, bot.tracks.out_dir, executor
     )
