@@ -319,16 +319,28 @@ async def _track_info(bot: commands.Bot, track_id: int) -> Any:
     )
 
 
+def background_priority() -> None:
+    """Render-process initializer: a lower CPU priority (nice +10, inherited by FluidSynth), so on a busy
+    machine the scheduler prefers the bot's audio thread, which must send a packet every 20 ms."""
+    import os
+
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
+
+
 async def setup(bot: commands.Bot) -> None:
     """Load the cog: a radio service over its own track service and its own render process.
 
     The render (FluidSynth, effects, mastering, MP3) and the decoding to PCM run in a worker *process*, not a
     thread: measured here, numpy/scipy/pedalboard stages held the GIL long enough (100-800 ms) to delay
-    discord.py's audio thread, an audible gap in the stream. Generation stays in the bot (async gRPC). Its
-    own worker also keeps the radio composing while `/lofi` jobs hold the bot's workers.
+    discord.py's audio thread, an audible gap in the stream; the process also runs at a lower priority.
+    Generation stays in the bot (async gRPC). Its own worker also keeps the radio composing while `/lofi`
+    jobs hold the bot's workers.
     """
     config = radio_config(bot)
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=background_priority
+    )
     tracks = TrackService(
         bot.sessionmaker, bot.tracks.pipeline, bot.tracks.client_provider, bot.tracks.out_dir, executor
     )

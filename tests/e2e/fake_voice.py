@@ -39,6 +39,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 MODE = "aead_xchacha20_poly1305_rtpsize"
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 # What Discord's voice servers offer today (the AES-GCM mode first: discord.py must pick the one it has).
 OFFERED_MODES = ["aead_aes256_gcm_rtpsize", MODE]
 
@@ -89,12 +90,13 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 class Frame:
     """One RTP packet as received: when, its header fields and the decoded 20 ms of PCM (960 x 2 int16)."""
 
-    t: float
+    t: float  # time.monotonic() when this thread read it
     seq: int
     timestamp: int
     ssrc: int
     nonce: int
     pcm: np.ndarray
+    arrived: float = 0.0  # when the kernel received it (SO_TIMESTAMPNS, wall clock): what a listener sees
 
 
 @dataclass
@@ -156,6 +158,9 @@ class FakeVoice:
         self.port = self._runner.addresses[0][1]
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._udp.bind(("127.0.0.1", 0))
+        # kernel receive timestamps: gaps are measured as the network delivered the packets, not as late as
+        # this (test-process) thread got to read them on a busy machine
+        self._udp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._udp.settimeout(0.1)
         self.udp_port = self._udp.getsockname()[1]
         self._udp_thread = threading.Thread(target=self._udp_loop, name="fake-voice-udp", daemon=True)
@@ -362,10 +367,15 @@ class FakeVoice:
         assert self._udp is not None
         while not self._stop.is_set():
             try:
-                data, addr = self._udp.recvfrom(4096)
+                data, anc, _flags, addr = self._udp.recvmsg(4096, 1024)
             except (TimeoutError, OSError):
                 continue
             now = time.monotonic()
+            arrived = time.time()
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    arrived = sec + nsec / 1e9
             if len(data) == 74 and data[:2] == b"\x00\x01":
                 length, ssrc = struct.unpack_from(">HI", data, 2)
                 if length != 70:
@@ -416,17 +426,17 @@ class FakeVoice:
                 continue
             samples = np.frombuffer(pcm, dtype=np.int16).reshape(-1, 2)
             with self._lock:
-                self.frames.append(Frame(now, seq, ts, ssrc, n, samples))
+                self.frames.append(Frame(now, seq, ts, ssrc, n, samples, arrived))
 
 
 # ---------------------------------------------------------------------------------------------- listening
 
 
 def max_gap_ms(frames: list[Frame]) -> float:
-    """The longest time between consecutive packets, in milliseconds."""
+    """The longest time between consecutive packets as they arrived, in milliseconds."""
     if len(frames) < 2:
         return 0.0
-    t = np.array([f.t for f in frames])
+    t = np.array([f.arrived for f in frames])
     return float(np.max(np.diff(t)) * 1000.0)
 
 

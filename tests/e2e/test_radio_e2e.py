@@ -31,7 +31,7 @@ def check_continuous(frames, *, max_gap=60.0) -> None:
     assert all(f.pcm.shape == (960, 2) for f in frames)
     gap = max_gap_ms(frames)
     if gap > max_gap:
-        t = np.array([f.t for f in frames])
+        t = np.array([f.arrived for f in frames])
         i = int(np.argmax(np.diff(t)))
         raise AssertionError(f"a {gap:.0f} ms gap between voice packets, after frame {i} of {len(frames)}")
 
