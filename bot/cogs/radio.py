@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import re
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 import discord
@@ -22,6 +21,7 @@ from bot.checks import is_admin
 from bot.error_handler import describe, send_error
 from bot.radio.service import LiveRadio, RadioError, RadioService
 from bot.radio.station import RadioConfig
+from bot.radio.worker import RenderWorker
 from bot.services import Requester, TrackService
 from music.durations import parse_duration
 from music.request import TrackRequest, mood_names
@@ -319,15 +319,6 @@ async def _track_info(bot: commands.Bot, track_id: int) -> Any:
     )
 
 
-def background_priority() -> None:
-    """Render-process initializer: a lower CPU priority (nice +10, inherited by FluidSynth), so on a busy
-    machine the scheduler prefers the bot's audio thread, which must send a packet every 20 ms."""
-    import os
-
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(10)
-
-
 async def setup(bot: commands.Bot) -> None:
     """Load the cog: a radio service over its own track service and its own render process.
 
@@ -338,9 +329,7 @@ async def setup(bot: commands.Bot) -> None:
     jobs hold the bot's workers.
     """
     config = radio_config(bot)
-    executor = ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=background_priority
-    )
+    executor = RenderWorker()
     tracks = TrackService(
         bot.sessionmaker, bot.tracks.pipeline, bot.tracks.client_provider, bot.tracks.out_dir, executor
     )

@@ -12,14 +12,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
 
 from tests.e2e.conftest import start_client, stop_client
 from tests.e2e.fake_voice import FakeVoice
+from tests.e2e.tones import write_tone
 
 TONES = {"rainy": 220.0, "sunny": 440.0, "night": 330.0}
-AMPLITUDE = 0.3  # a sine at 0.3: -13.5 dBFS RMS
 
 
 class TonePipeline:
@@ -68,19 +67,6 @@ class TonePipeline:
             timings={},
         )
         return SimpleNamespace(files=files, tokens=[1, 2, 3], versions={"tone": 1}, timings={})
-
-
-def write_tone(path: Path, hz: float, seconds: float, sample_rate: int = 44_100) -> None:
-    """A stereo sine MP3 with 20 ms fades (like a rendered track's edges)."""
-    from pedalboard.io import AudioFile
-
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    x = (AMPLITUDE * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-    fade = int(0.02 * sample_rate)
-    x[:fade] *= np.linspace(0, 1, fade, dtype=np.float32)
-    x[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
-    with AudioFile(str(path), "w", sample_rate, 2, quality=192) as f:
-        f.write(np.stack([x, x]))
 
 
 @pytest.fixture
