@@ -76,7 +76,9 @@ async def soak(args: argparse.Namespace) -> dict:
         while not stop.is_set():
             i += 1
             t = time.perf_counter()
-            await make_track(TrackRequest(120.0, "chill", 1000 + i), backend, tmp / f"lofi-{i}", executor=render)
+            await make_track(
+                TrackRequest(120.0, "chill", 1000 + i), backend, tmp / f"lofi-{i}", executor=render
+            )
             lofi_done += 1
             lofi_seconds += time.perf_counter() - t
         render.shutdown(wait=False)
