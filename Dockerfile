@@ -7,7 +7,7 @@ ENV PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fluidsynth ffmpeg fluid-soundfont-gm \
+    && apt-get install -y --no-install-recommends fluidsynth ffmpeg fluid-soundfont-gm libopus0 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -35,7 +35,7 @@ from db.engine import make_engine, make_sessionmaker, upgrade_engine
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.lofi", "bot.cogs.votes", "bot.cogs.browse", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.lofi", "bot.cogs.votes", "bot.cogs.browse", "bot.cogs.admin", "bot.cogs.radio")
 
 ClientFactory = Callable[[BotSettings], Awaitable[Any]]
 
@@ -57,10 +57,12 @@ def configure_endpoints(api_base: str | None, gateway_url: str | None) -> None:
 
 
 def default_intents() -> discord.Intents:
-    """Guilds (channels, slash commands) and guild reactions (votes); nothing privileged."""
+    """Guilds (channels, slash commands), guild reactions (votes) and voice states (who is in which voice
+    channel, for the radio); nothing privileged."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_reactions = True
+    intents.voice_states = True
     return intents
 
 
@@ -85,6 +87,7 @@ class LofiBot(commands.Bot):
         retrain_command: list[str] | None = None,
         intents: discord.Intents | None = None,
         sync_commands: bool = True,
+        radio_config: Any = None,
         **options: Any,
     ):
         self.settings = settings
@@ -99,6 +102,7 @@ class LofiBot(commands.Bot):
         self._client_factory = client_factory or default_client_factory
         self._retrain_command = retrain_command
         self._sync_commands = sync_commands
+        self.radio_config = radio_config  # bot.radio.station.RadioConfig; None = from the settings
         self.engine: AsyncEngine | None = None
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self.serving: Any = None

@@ -71,9 +71,87 @@ class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi
             await send_error(interaction, describe(exc))
 
 
+class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:ext:(?P<track_id>\d+)"):
+    """Make a longer version of the track that continues its music: offers the lengths (ephemeral menu)."""
+
+    def __init__(self, track_id: int):
+        self.track_id = track_id
+        super().__init__(
+            discord.ui.Button(
+                label="Extend",
+                emoji="⏩",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"lofi:ext:{track_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> ExtendButton:
+        return cls(int(match["track_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        from bot.extend import choices_for
+
+        try:
+            bot = interaction.client
+            info = await bot.tracks.request_of(self.track_id, 0)
+            options = choices_for(info.length_s, bot.settings.max_length_s)
+            if not options:
+                await send_error(interaction, "This track is already as long as a track can be.")
+                return
+            view = discord.ui.View(timeout=None)
+            view.add_item(ExtendSelect(self.track_id, options))
+            await interaction.response.send_message(
+                "How much longer? The new version keeps this one and continues its music.",
+                view=view,
+                ephemeral=True,
+            )
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
+class ExtendSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"lofi:extlen:(?P<track_id>\d+)"):
+    """The length menu of Extend: queues the longer version and posts it like a new track."""
+
+    def __init__(self, track_id: int, options: list[tuple[str, float]] | None = None):
+        self.track_id = track_id
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"lofi:extlen:{track_id}",
+                placeholder="Extend by…",
+                options=[
+                    discord.SelectOption(label=label, value=str(int(extra)))
+                    for label, extra in (options or [])
+                ]
+                or [discord.SelectOption(label="+1 min", value="60")],
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str]
+    ) -> ExtendSelect:
+        return cls(int(match["track_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        from bot.extend import extension_of
+
+        try:
+            values = (interaction.data or {}).get("values") or []
+            extra = float(values[0])
+            bot = interaction.client
+            request, service = await extension_of(bot, self.track_id, extra)
+            await bot.get_cog("Lofi").make_and_post(interaction, request, tracks=service)
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
 def track_view(track_id: int) -> discord.ui.View:
     """The persistent view posted with a track."""
     view = discord.ui.View(timeout=None)
     view.add_item(VariationButton(track_id))
     view.add_item(MidiButton(track_id))
+    view.add_item(ExtendButton(track_id))
     return view

@@ -1,4 +1,4 @@
-"""The tables: tracks, votes on them, and retrain runs (SQLAlchemy 2.0 declarative style)."""
+"""The tables: tracks, votes on them, retrain runs and radio stations (SQLAlchemy 2.0 declarative style)."""
 
 from __future__ import annotations
 
@@ -172,3 +172,23 @@ class RetrainRun(Base):
 
 
 Index("ix_tracks_status_created", Track.status, Track.created_at)
+
+
+class RadioStation(Base):
+    """One guild's radio (`/lofi-radio`): where it plays, its mood, 24/7 mode and sleep timer. A row with
+    `active` set is started again after a restart."""
+
+    __tablename__ = "radio_stations"
+
+    guild_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    voice_channel_id: Mapped[int] = mapped_column(Snowflake)
+    text_channel_id: Mapped[int | None] = mapped_column(Snowflake)
+    mood: Mapped[str] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    always_on: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_at: Mapped[datetime | None] = mapped_column(_tz)
+    started_by: Mapped[int | None] = mapped_column(Snowflake)
+    started_by_name: Mapped[str | None] = mapped_column(String(100))
+    now_playing_track_id: Mapped[int | None] = mapped_column(Integer)
+    message_id: Mapped[int | None] = mapped_column(Snowflake)
+    updated_at: Mapped[datetime] = mapped_column(_tz, default=utcnow, onupdate=utcnow)

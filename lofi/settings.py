@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     workers: int = 1
     cooldown_s: float = 20.0
 
+    # The voice-channel radio (/lofi-radio): piece length, crossfade, audio kept composed ahead of playback
+    radio_piece_length_s: float = 120.0
+    radio_crossfade_s: float = 4.0
+    radio_ahead_s: float = 45.0
+
     # Retraining from votes
     vote_threshold: int = 1
     retrain_preset: str = "quick"  # training preset of /lofi-retrain

@@ -5,12 +5,16 @@
 #   fluid-soundfont-gm  FluidR3_GM, the General MIDI soundfont (MIT)
 #   postgresql          PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin): the database tests start a
 #                       throw-away cluster of their own; Debian's default cluster is not used
+#   libopus0            the Opus codec discord.py's voice client encodes the radio with (loaded with ctypes)
+#   openssl             the e2e tests' fake voice server makes its self-signed certificate with it
 set -euo pipefail
 need=()
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+[ -n "$(ls /usr/lib/*/libopus.so.0 /lib/*/libopus.so.0 2>/dev/null)" ] || need+=(libopus0)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "setup: installing Debian packages: ${need[*]}"

@@ -16,7 +16,7 @@ from bot.error_handler import describe, send_error
 from bot.format import DOWN, UP, VOTE_EMOJI, clock, jump_url
 from bot.services import Requester, TrackInfo
 from bot.transformers import Duration
-from bot.views import MidiButton, VariationButton, track_view
+from bot.views import ExtendButton, ExtendSelect, MidiButton, VariationButton, track_view
 from music.limits import MAX_BPM, MIN_BPM, SEED_MAX
 from music.request import TrackRequest, mood_names
 
@@ -147,15 +147,19 @@ class Lofi(commands.Cog):
         )
         await self.make_and_post(interaction, request)
 
-    async def make_and_post(self, interaction: discord.Interaction, request: TrackRequest) -> None:
-        """Queue the request, report progress, post the result (used by /lofi and the Variation button)."""
+    async def make_and_post(
+        self, interaction: discord.Interaction, request: TrackRequest, *, tracks: Any = None
+    ) -> None:
+        """Queue the request, report progress, post the result (used by /lofi, the Variation and Extend
+        buttons; Extend passes a track service whose pipeline continues the original track)."""
         bot = self.bot
+        tracks = tracks or bot.tracks
         bot.queue.check(interaction.user.id)  # refuse (ephemerally) before deferring
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = Requester(
             interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id
         )
-        track_id = await bot.tracks.create(request, who)
+        track_id = await tracks.create(request, who)
         prefix = f"**{request.mood}** track, {fmt_length(request.length_s)}, seed {request.seed}"
         progress = ProgressReporter(interaction, prefix)
         size_limit = min(
@@ -168,12 +172,12 @@ class Lofi(commands.Cog):
                 progress.show(f"⏳ Position {position} in the queue")
 
         async def job() -> TrackInfo:
-            return await bot.tracks.run(track_id, request, size_limit=size_limit, progress=progress)
+            return await tracks.run(track_id, request, size_limit=size_limit, progress=progress)
 
         try:
             queued = bot.queue.submit(interaction.user.id, job, on_position=moved)
         except Exception:
-            await bot.tracks.fail(track_id, "refused by the queue")
+            await tracks.fail(track_id, "refused by the queue")
             raise
         if bot.queue.busy and queued.position > 0:
             progress.show(f"⏳ Position {queued.position} in the queue")
@@ -239,5 +243,5 @@ class Lofi(commands.Cog):
 
 async def setup(bot: commands.Bot) -> None:
     """Load the cog and register the persistent buttons."""
-    bot.add_dynamic_items(VariationButton, MidiButton)
+    bot.add_dynamic_items(VariationButton, MidiButton, ExtendButton, ExtendSelect)
     await bot.add_cog(Lofi(bot))

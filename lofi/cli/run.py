@@ -16,19 +16,22 @@ from lofi.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# View Channels, Send Messages, Embed Links, Attach Files, Read Message History, Add Reactions.
-BOT_PERMISSIONS = 1024 + 2048 + 16384 + 32768 + 65536 + 64
+# View Channels, Send Messages, Embed Links, Attach Files, Read Message History, Add Reactions; Connect and
+# Speak for the voice-channel radio (/lofi-radio).
+BOT_PERMISSIONS = 1024 + 2048 + 16384 + 32768 + 65536 + 64 + (1 << 20) + (1 << 21)
 
 CONNECT_HELP = """\
 To run it in Discord:
   1. https://discord.com/developers/applications -> New Application -> Bot -> Reset Token; copy the token.
-     No privileged intents are needed (the bot uses slash commands and reaction events only).
+     No privileged intents are needed (slash commands, reaction and voice-state events only).
   2. Invite it (replace APP_ID with the application's id, from General Information):
      https://discord.com/oauth2/authorize?client_id=APP_ID&scope=bot+applications.commands&permissions={perms}
-     (permissions: view channels, send messages, embed links, attach files, read history, add reactions)
+     (permissions: view channels, send messages, embed links, attach files, read history, add reactions,
+      connect and speak for /lofi-radio)
   3. Put the token in .env (never commit it):  echo DISCORD_TOKEN=... >> .env
      Optional: DISCORD_GUILD_ID=<your server id> makes the slash commands appear at once.
-  4. make run   # starts the model server and the bot; then type /lofi length:2m mood:rainy
+  4. make run   # starts the model server and the bot; then type /lofi length:2m mood:rainy,
+     or join a voice channel and type /lofi-radio start mood:chill
 """
 
 

@@ -242,3 +242,8 @@ async def start_bot(fake_discord, tmp_path) -> AsyncIterator[Callable[..., Await
     yield start
     for bot, task in reversed(started):
         await stop_client(bot, task)
+
+
+# The radio's fixtures (fake voice server, a bot that trusts it, a tone pipeline) live with their helpers,
+# which use start_client/stop_client above: imported last.
+from tests.e2e.radio_helpers import fake_voice, radio_bot, tone_pipeline  # noqa: E402, F401

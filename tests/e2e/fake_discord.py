@@ -42,18 +42,23 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 ALL_PERMISSIONS = str((1 << 51) - 1)
-# add reactions, view channel, send messages, embed links, attach files, read history, use app commands
-MEMBER_PERMISSIONS = str((1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31))
+# add reactions, view channel, send messages, embed links, attach files, read history, connect, speak,
+# use app commands (Discord's default @everyone has connect and speak too)
+MEMBER_PERMISSIONS = str(
+    (1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 20) | (1 << 21) | (1 << 31)
+)
 
 # Gateway opcodes.
 OP_DISPATCH = 0
 OP_HEARTBEAT = 1
 OP_IDENTIFY = 2
+OP_VOICE_STATE_UPDATE = 4
 OP_RESUME = 6
 OP_INVALID_SESSION = 9
 OP_HELLO = 10
 OP_HEARTBEAT_ACK = 11
 INTENT_GUILDS = 1 << 0
+INTENT_GUILD_VOICE_STATES = 1 << 7
 INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
 
 # Application command option types (Discord docs), for typing test-supplied option values.
@@ -390,6 +395,7 @@ class FakeDiscord:
         application_id: int = 1_100_000_000_000_000_001,
         guild_id: int = 1_100_000_000_000_000_100,
         channel_id: int = 1_100_000_000_000_000_200,
+        voice_channel_id: int = 1_100_000_000_000_000_300,
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         ack_deadline: float = 3.0,
         heartbeat_interval_ms: int = 41_250,
@@ -399,6 +405,10 @@ class FakeDiscord:
         self.bot_user_id = str(application_id)  # a bot's user id equals its application id
         self.guild_id = str(guild_id)
         self.channel_id = str(channel_id)
+        self.voice_channel_id = str(voice_channel_id)
+        self.voice: Any = None  # a tests.e2e.fake_voice.FakeVoice: VOICE_SERVER_UPDATE names its endpoint
+        self.voice_states: dict[str, dict[str, Any]] = {}  # user id -> voice state (who is in which channel)
+        self.voice_requests: list[dict[str, Any]] = []  # every op 4 the bot sent
         self.upload_limit = upload_limit
         self.ack_deadline = ack_deadline
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -534,6 +544,25 @@ class FakeDiscord:
             "flags": 0,
         }
 
+    def voice_channel_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.voice_channel_id,
+            "type": 2,
+            "guild_id": self.guild_id,
+            "name": "lofi-voice",
+            "position": 1,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "bitrate": 64000,
+            "user_limit": 0,
+            "rtc_region": None,
+            "video_quality_mode": 1,
+            "rate_limit_per_user": 0,
+            "last_message_id": None,
+            "flags": 0,
+        }
+
     def guild_payload(self) -> dict[str, Any]:
         everyone = {
             "id": self.guild_id,
@@ -582,12 +611,16 @@ class FakeDiscord:
             "roles": [everyone],
             "emojis": [],
             "stickers": [],
-            "channels": [self.channel_payload()],
+            "channels": [self.channel_payload(), self.voice_channel_payload()],
             "threads": [],
             "members": members,
             "member_count": len(members),
             "presences": [],
-            "voice_states": [],
+            "voice_states": (
+                [self._voice_state_payload(v, with_member=False) for v in self.voice_states.values()]
+                if self.intents & INTENT_GUILD_VOICE_STATES
+                else []
+            ),
             "stage_instances": [],
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
@@ -1184,7 +1217,10 @@ class FakeDiscord:
                     await self._on_identify(ws, send, frame.get("d") or {})
                 elif op == OP_RESUME:
                     await send({"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
-                elif op in (3, 4, 8):  # presence, voice state, request guild members: accepted, ignored
+                elif op == OP_VOICE_STATE_UPDATE:
+                    if not await self._on_voice_state_update(ws, frame.get("d")):
+                        break
+                elif op in (3, 8):  # presence, request guild members: accepted, ignored
                     continue
                 else:
                     await ws.close(code=4001, message=b"Unknown opcode.")
@@ -1239,6 +1275,103 @@ class FakeDiscord:
         if self.intents & INTENT_GUILDS:
             await self.dispatch("GUILD_CREATE", self.guild_payload())
         self._identified.set()
+
+    # ------------------------------------------------------------------ voice
+
+    def _voice_state_payload(self, v: dict[str, Any], *, with_member: bool = True) -> dict[str, Any]:
+        state = {
+            "guild_id": self.guild_id,
+            "channel_id": v["channel_id"],
+            "user_id": v["user_id"],
+            "session_id": v["session_id"],
+            "deaf": False,
+            "mute": False,
+            "self_deaf": v.get("self_deaf", False),
+            "self_mute": v.get("self_mute", False),
+            "self_video": False,
+            "suppress": False,
+            "request_to_speak_timestamp": None,
+        }
+        if with_member:
+            user = self.bot_user if v["user_id"] == self.bot_user_id else self.users.get(v["user_id"])
+            if user is not None:
+                state["member"] = self._member(user)
+        return state
+
+    async def _on_voice_state_update(self, ws: web.WebSocketResponse, d: Any) -> bool:
+        """Gateway op 4 from the bot: join, move or leave a voice channel. Like Discord, answer with
+        VOICE_STATE_UPDATE (the bot's new state) and, on a join, VOICE_SERVER_UPDATE naming the voice
+        server. False when the payload is refused (the socket is closed, as Discord does: 4002)."""
+        fields = {"guild_id", "channel_id", "self_mute", "self_deaf"}
+        if (
+            not isinstance(d, dict)
+            or not fields <= set(d)
+            or not isinstance(d["self_mute"], bool)
+            or not isinstance(d["self_deaf"], bool)
+        ):
+            await ws.close(code=4002, message=b"Error while decoding payload.")
+            return False
+        self.voice_requests.append(d)
+        if str(d["guild_id"]) != self.guild_id:
+            return True  # an unknown guild: Discord ignores it
+        channel_id = d["channel_id"]
+        if channel_id is None:
+            if self.voice_states.pop(self.bot_user_id, None) is not None:
+                await self.dispatch(
+                    "VOICE_STATE_UPDATE",
+                    self._voice_state_payload(
+                        {"channel_id": None, "user_id": self.bot_user_id, "session_id": self.session_id}
+                    ),
+                )
+            return True
+        if str(channel_id) != self.voice_channel_id:
+            return True  # not a voice channel of this guild: no answer, the client times out
+        state = {
+            "channel_id": self.voice_channel_id,
+            "user_id": self.bot_user_id,
+            "session_id": f"voice-{self.snowflake()}",
+            "self_deaf": d["self_deaf"],
+            "self_mute": d["self_mute"],
+        }
+        self.voice_states[self.bot_user_id] = state
+        await self.dispatch("VOICE_STATE_UPDATE", self._voice_state_payload(state))
+        if self.voice is not None:
+            token = self.voice.issue(self.guild_id, self.bot_user_id, state["session_id"])
+            await self.dispatch(
+                "VOICE_SERVER_UPDATE",
+                {"token": token, "guild_id": self.guild_id, "endpoint": self.voice.endpoint},
+            )
+        return True
+
+    async def set_user_voice(self, user: dict[str, Any], channel_id: str | None) -> None:
+        """A user joins (`channel_id`) or leaves (None) the voice channel; dispatched like Discord does."""
+        self.users.setdefault(str(user["id"]), user)
+        if channel_id is None:
+            state = self.voice_states.pop(str(user["id"]), None)
+            if state is None:
+                return
+            state = {**state, "channel_id": None}
+        else:
+            state = {
+                "channel_id": str(channel_id),
+                "user_id": str(user["id"]),
+                "session_id": self.snowflake(),
+            }
+            self.voice_states[str(user["id"])] = state
+        if self._ws is not None and self.intents & INTENT_GUILD_VOICE_STATES:
+            await self.dispatch("VOICE_STATE_UPDATE", self._voice_state_payload(state))
+
+    async def disconnect_bot_voice(self) -> None:
+        """A moderator disconnects the bot from voice (Discord sends VOICE_STATE_UPDATE with no channel)."""
+        if self.voice_states.pop(self.bot_user_id, None) is not None:
+            await self.dispatch(
+                "VOICE_STATE_UPDATE",
+                self._voice_state_payload(
+                    {"channel_id": None, "user_id": self.bot_user_id, "session_id": self.session_id}
+                ),
+            )
+        if self.voice is not None:
+            await self.voice.drop(code=4014)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send one DISPATCH (op 0) to the identified client."""

@@ -1,0 +1,453 @@
+"""The radio service: one `RadioStation` per guild, its voice connection, its text-channel messages and its
+state in the database (so that a 24/7 radio comes back after a restart or a dropped connection).
+
+The service is given the track-making function (`compose(request, who) -> TrackInfo`, i.e. the `/lofi`
+pipeline through the track service, so every piece is a recorded track whose votes count) and a decoder
+(`decode(mp3) -> PCM`); it imports neither serving nor training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import discord
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import BotError
+from bot.radio.station import RadioConfig, RadioStation
+from bot.radio.stream import Piece
+from db import radio as radio_repo
+
+log = logging.getLogger(__name__)
+
+Compose = Callable[[Any, Any], Awaitable[Any]]  # (TrackRequest, Requester) -> TrackInfo
+Decode = Callable[[Path], np.ndarray]
+Announce = Callable[["LiveRadio", str, dict[str, Any]], Awaitable[None]]
+
+
+class RadioError(BotError):
+    """A radio command that cannot be done (not in a voice channel, not playing...); shown to the user."""
+
+
+@dataclass
+class LiveRadio:
+    """A playing radio: the station, its voice client and where it talks."""
+
+    guild_id: int
+    voice_channel_id: int
+    text_channel_id: int | None
+    station: RadioStation
+    always_on: bool = False
+    started_by: int | None = None
+    started_by_name: str | None = None
+    vc: discord.VoiceClient | None = None
+    message: discord.Message | None = None
+    stop_at: datetime | None = None
+    reconnects: int = 0
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+    stopping: bool = False
+
+    @property
+    def mood(self) -> str:
+        return self.station.mood
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RadioService:
+    """Start, steer and stop the radios of every guild (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        compose: Compose,
+        config: RadioConfig,
+        *,
+        decode: Decode | None = None,
+        executor: Executor | None = None,
+        announce: Announce | None = None,
+        requester: Callable[..., Any] | None = None,
+        request_factory: Callable[..., Any] | None = None,
+        connector: Callable[..., Awaitable[discord.VoiceClient]] | None = None,
+    ):
+        from bot.radio.audio import load_pcm
+
+        self.client = client
+        self.sessionmaker = sessionmaker
+        self.compose = compose
+        self.config = config
+        self.decode = decode or load_pcm
+        self.executor = executor
+        self.announce = announce
+        self.requester = requester
+        self.request_factory = request_factory
+        self.connector = connector
+        self.radios: dict[int, LiveRadio] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._closing = False
+
+    def _lock(self, guild_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(guild_id, asyncio.Lock())
+
+    def get(self, guild_id: int | None) -> LiveRadio | None:
+        """The guild's playing radio, if any."""
+        return self.radios.get(guild_id) if guild_id is not None else None
+
+    # ------------------------------------------------------------------ pieces
+
+    def _piece_maker(
+        self, radio_ref: dict[str, LiveRadio | None], guild_id: int, text_channel_id: int | None
+    ):
+        loop = asyncio.get_running_loop()
+
+        async def make(mood: str, seed: int) -> Piece:
+            radio = radio_ref.get("radio")
+            request = self.request_factory(length_s=self.config.piece_length_s, mood=mood, seed=seed)
+            who = self.requester(
+                (radio.started_by if radio else None) or (self.client.user.id if self.client.user else 0),
+                (radio.started_by_name if radio else None) or "lofi radio",
+                guild_id,
+                text_channel_id,
+            )
+            info = await self.compose(request, who)
+            pcm = await loop.run_in_executor(self.executor, self.decode, Path(info.mp3))
+            meta = {
+                "track_id": info.track_id,
+                "title": info.title,
+                "mood": info.mood,
+                "key": info.key,
+                "bpm": info.bpm,
+                "seed": info.seed,
+                "length_s": info.length_s,
+                "mp3": Path(info.mp3),
+                "midi": Path(info.midi),
+                "requested_mood": mood,
+            }
+            return Piece(pcm, meta)
+
+        return make
+
+    # ------------------------------------------------------------------ control
+
+    async def start(
+        self,
+        guild: discord.Guild,
+        voice_channel: discord.abc.Connectable,
+        text_channel_id: int | None,
+        mood: str,
+        *,
+        user_id: int | None = None,
+        user_name: str | None = None,
+        always_on: bool | None = None,
+        stop_at: datetime | None = None,
+        resumed: bool = False,
+    ) -> LiveRadio:
+        """Compose the first piece, join `voice_channel` and play; the state is saved as active."""
+        async with self._lock(guild.id):
+            if guild.id in self.radios:
+                raise RadioError("The radio is already playing here; use `/lofi-radio mood` or `stop`.")
+            async with self.sessionmaker() as s:
+                saved = await radio_repo.get_station(s, guild.id)
+            if always_on is None:
+                always_on = bool(saved and saved.always_on)
+            ref: dict[str, LiveRadio | None] = {"radio": None}
+            station = RadioStation(
+                self._piece_maker(ref, guild.id, text_channel_id),
+                mood,
+                self.config,
+                on_event=lambda kind, data: self._on_event(guild.id, kind, data),
+            )
+            radio = LiveRadio(
+                guild.id,
+                voice_channel.id,
+                text_channel_id,
+                station,
+                always_on=always_on,
+                started_by=user_id,
+                started_by_name=user_name,
+                stop_at=stop_at,
+            )
+            ref["radio"] = radio
+            self.radios[guild.id] = radio
+            try:
+                # compose first (seconds), then connect: a voice connection idle meanwhile gains nothing
+                await station.start(wait_first=True)
+                radio.vc = await self._connect(voice_channel)
+            except BaseException:
+                self.radios.pop(guild.id, None)
+                await station.stop()
+                if radio.vc is not None:
+                    with contextlib.suppress(Exception):
+                        await radio.vc.disconnect(force=True)
+                raise
+            await self._save(
+                radio,
+                active=True,
+                mood=mood,
+                voice_channel_id=voice_channel.id,
+                text_channel_id=text_channel_id,
+                always_on=always_on,
+                started_by=user_id,
+                started_by_name=user_name,
+                stop_at=stop_at,
+            )
+            radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(guild.id, err))
+            radio.tasks["watchdog"] = asyncio.create_task(
+                self._watchdog(radio), name=f"radio-watch-{guild.id}"
+            )
+            if stop_at is not None:
+                self._schedule_sleep(radio, stop_at)
+            log.info(
+                "radio started in guild %s, channel %s, mood %s (resumed=%s)",
+                guild.id,
+                voice_channel.id,
+                mood,
+                resumed,
+            )
+            return radio
+
+    async def _connect(self, channel: discord.abc.Connectable) -> discord.VoiceClient:
+        if self.connector is not None:
+            return await self.connector(channel)
+        existing = channel.guild.voice_client
+        if existing is not None:  # a leftover from a dropped session: start clean
+            with contextlib.suppress(Exception):
+                await existing.disconnect(force=True)
+        return await channel.connect(timeout=self.config.connect_timeout_s, reconnect=True, self_deaf=True)
+
+    async def set_mood(self, guild_id: int, mood: str) -> bool:
+        """Change the radio's mood from the next transition (False: from the one after)."""
+        radio = self._require(guild_id)
+        soon = radio.station.set_mood(mood)
+        await self._save(radio, mood=mood)
+        return soon
+
+    async def stop(self, guild_id: int, reason: str = "stopped", *, keep_active: bool = False) -> bool:
+        """Stop the radio and leave voice; `keep_active` keeps it marked active (a restart brings it back)."""
+        radio = self.radios.pop(guild_id, None)
+        if radio is None:
+            return False
+        radio.stopping = True
+        current = asyncio.current_task()
+        for task in radio.tasks.values():
+            if task is not current:
+                task.cancel()
+        await radio.station.stop()
+        if radio.vc is not None:
+            with contextlib.suppress(Exception):
+                await radio.vc.disconnect(force=True)
+        if not keep_active:
+            async with self.sessionmaker.begin() as s:
+                await radio_repo.deactivate(s, guild_id)
+        await self._announce(radio, "stopped", {"reason": reason})
+        log.info("radio stopped in guild %s: %s", guild_id, reason)
+        return True
+
+    async def sleep(self, guild_id: int, seconds: float) -> datetime:
+        """Stop the radio `seconds` from now; returns when."""
+        radio = self._require(guild_id)
+        at = _now() + timedelta(seconds=seconds)
+        radio.stop_at = at
+        self._schedule_sleep(radio, at)
+        await self._save(radio, stop_at=at)
+        return at
+
+    async def set_always_on(self, guild_id: int, on: bool) -> None:
+        """24/7 mode: reconnect after restarts and dropped connections, stay in an empty channel."""
+        radio = self.radios.get(guild_id)
+        if radio is not None:
+            radio.always_on = on
+            if on:
+                self._cancel(radio, "empty")
+        async with self.sessionmaker.begin() as s:
+            row = await radio_repo.get_station(s, guild_id)
+            if row is None and radio is None:
+                raise RadioError("Start the radio first (`/lofi-radio start`), then turn 24/7 on.")
+            await radio_repo.save_station(
+                s,
+                guild_id,
+                always_on=on,
+                **(
+                    {}
+                    if row is not None
+                    else {"voice_channel_id": radio.voice_channel_id, "mood": radio.mood, "active": True}
+                ),
+            )
+
+    async def resume_saved(self) -> list[int]:
+        """Start again every radio the database says was playing (after a restart); returns their guilds."""
+        async with self.sessionmaker() as s:
+            rows = [
+                (
+                    r.guild_id,
+                    r.voice_channel_id,
+                    r.text_channel_id,
+                    r.mood,
+                    r.always_on,
+                    r.stop_at,
+                    r.started_by,
+                    r.started_by_name,
+                )
+                for r in await radio_repo.active_stations(s)
+            ]
+        resumed = []
+        for guild_id, vc_id, text_id, mood, always_on, stop_at, by, by_name in rows:
+            if guild_id in self.radios:
+                continue
+            guild = self.client.get_guild(guild_id)
+            channel = guild.get_channel(vc_id) if guild is not None else None
+            if channel is None or (stop_at is not None and stop_at <= _now()):
+                async with self.sessionmaker.begin() as s:
+                    await radio_repo.deactivate(s, guild_id)
+                continue
+            try:
+                radio = await self.start(
+                    guild,
+                    channel,
+                    text_id,
+                    mood,
+                    user_id=by,
+                    user_name=by_name,
+                    always_on=always_on,
+                    stop_at=stop_at,
+                    resumed=True,
+                )
+            except Exception:
+                log.exception("could not resume the radio of guild %s", guild_id)
+                continue
+            await self._announce(radio, "resumed", {})
+            resumed.append(guild_id)
+        return resumed
+
+    async def shutdown(self) -> None:
+        """Stop every radio for a bot shutdown; they stay marked active and come back on the next start."""
+        self._closing = True
+        for guild_id in list(self.radios):
+            with contextlib.suppress(Exception):
+                await self.stop(guild_id, "the bot is restarting", keep_active=True)
+
+    # ------------------------------------------------------------------ voice channel events
+
+    def channel_changed(self, guild_id: int) -> None:
+        """Someone joined or left: without 24/7, an empty channel stops the radio after a grace period."""
+        radio = self.radios.get(guild_id)
+        if radio is None or radio.always_on or radio.vc is None:
+            return
+        channel = radio.vc.channel
+        listeners = [m for m in getattr(channel, "members", []) if not m.bot]
+        if listeners:
+            self._cancel(radio, "empty")
+        elif "empty" not in radio.tasks or radio.tasks["empty"].done():
+
+            async def later() -> None:
+                await asyncio.sleep(self.config.empty_grace_s)
+                await self.stop(guild_id, "everyone left the channel")
+
+            radio.tasks["empty"] = asyncio.create_task(later(), name=f"radio-empty-{guild_id}")
+
+    # ------------------------------------------------------------------ internals
+
+    def _require(self, guild_id: int | None) -> LiveRadio:
+        radio = self.get(guild_id)
+        if radio is None:
+            raise RadioError("The radio is not playing here; start it with `/lofi-radio start`.")
+        return radio
+
+    def _cancel(self, radio: LiveRadio, name: str) -> None:
+        task = radio.tasks.pop(name, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _schedule_sleep(self, radio: LiveRadio, at: datetime) -> None:
+        self._cancel(radio, "sleep")
+
+        async def later() -> None:
+            await asyncio.sleep(max(0.0, (at - _now()).total_seconds()))
+            await self.stop(radio.guild_id, "sleep timer")
+
+        radio.tasks["sleep"] = asyncio.create_task(later(), name=f"radio-sleep-{radio.guild_id}")
+
+    async def _save(self, radio: LiveRadio, **values: Any) -> None:
+        try:
+            async with self.sessionmaker.begin() as s:
+                await radio_repo.save_station(s, radio.guild_id, **values)
+        except Exception:
+            log.exception("could not save the radio state of guild %s", radio.guild_id)
+
+    def _player_stopped(self, guild_id: int, error: Exception | None) -> None:
+        if error is not None:
+            log.error("radio player of guild %s stopped", guild_id, exc_info=error)
+
+    async def _watchdog(self, radio: LiveRadio) -> None:
+        """Restart the player if it stopped; after a lost connection that discord.py gave up on, reconnect
+        (24/7) or stop."""
+        while not radio.stopping:
+            await asyncio.sleep(0.5)
+            vc = radio.vc
+            if vc is None or radio.stopping or self._closing or self.client.is_closed():
+                continue
+            guild = self.client.get_guild(radio.guild_id)
+            gone = guild is None or guild.voice_client is not vc
+            if not gone:
+                if vc.is_connected() and not vc.is_playing() and not vc.is_paused():
+                    log.warning("radio player of guild %s had stopped; restarting it", radio.guild_id)
+                    vc.play(radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err))
+                continue
+            # discord.py let go of the connection (kicked, channel gone, reconnects exhausted)
+            if not radio.always_on:
+                await self.stop(radio.guild_id, "the voice connection was closed")
+                return
+            await self._reconnect(radio, guild)
+
+    async def _reconnect(self, radio: LiveRadio, guild: discord.Guild | None) -> None:
+        delay = 1.0
+        while not radio.stopping:
+            channel = guild.get_channel(radio.voice_channel_id) if guild is not None else None
+            if channel is None:
+                await self.stop(radio.guild_id, "the voice channel is gone")
+                return
+            try:
+                radio.vc = await self._connect(channel)
+                radio.vc.play(
+                    radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err)
+                )
+            except Exception as exc:
+                log.warning(
+                    "radio reconnect in guild %s failed (%s); again in %.0f s", radio.guild_id, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            radio.reconnects += 1
+            log.info("radio of guild %s reconnected (%d)", radio.guild_id, radio.reconnects)
+            await self._announce(radio, "reconnected", {})
+            return
+
+    async def _on_event(self, guild_id: int, kind: str, data: dict[str, Any]) -> None:
+        radio = self.radios.get(guild_id)
+        if radio is None:
+            return
+        if kind == "now_playing":
+            track_id = data["piece"].meta.get("track_id")
+            await self._save(radio, now_playing_track_id=track_id)
+        await self._announce(radio, kind, data)
+
+    async def _announce(self, radio: LiveRadio, kind: str, data: dict[str, Any]) -> None:
+        if self.announce is None:
+            return
+        try:
+            await self.announce(radio, kind, data)
+        except Exception:
+            log.exception("radio announcement %s failed in guild %s", kind, radio.guild_id)

@@ -1,0 +1,229 @@
+"""One guild's radio: composes pieces ahead of playback into a `RadioStream`, changes mood at transitions,
+and keeps playing its buffer out when the model server is down (then resumes by itself).
+
+The station knows nothing of Discord: it is given a `make_piece(mood, seed)` coroutine (the `/lofi` pipeline
+plus decoding to 48 kHz PCM) and reports what happens through `on_event(kind, data)` on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.radio.stream import Piece, RadioStream
+
+log = logging.getLogger(__name__)
+
+SEED_MAX = 2**31 - 1
+
+PieceMaker = Callable[[str, int], Awaitable[Piece]]
+EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class RadioConfig:
+    """How the radio composes and plays (plain values; the bot fills them from its settings).
+
+    Args:
+        piece_length_s: length asked of each piece (the same pipeline as `/lofi`, so within its limits).
+        crossfade_s: overlap between consecutive pieces.
+        ahead_s: composition keeps at least this much audio (beyond the playhead) ready.
+        retry_s: first wait before trying again after a failed piece (doubles up to `retry_max_s`).
+        retry_max_s: longest wait between tries while the model server is down.
+        first_piece_timeout_s: how long `start` waits for the first piece.
+        empty_grace_s: without 24/7, how long the radio stays in an empty channel.
+        connect_timeout_s: voice connection timeout.
+    """
+
+    piece_length_s: float = 120.0
+    crossfade_s: float = 4.0
+    ahead_s: float = 45.0
+    retry_s: float = 2.0
+    retry_max_s: float = 30.0
+    first_piece_timeout_s: float = 120.0
+    empty_grace_s: float = 60.0
+    connect_timeout_s: float = 30.0
+
+
+def _is_serving_down(exc: BaseException) -> bool:
+    from serving.errors import ServingTimeout, ServingUnavailable
+
+    return isinstance(exc, ServingUnavailable | ServingTimeout)
+
+
+class RadioStation:
+    """Compose-ahead loop over a stream. `start()`, then `set_mood()` any time, `stop()` at the end."""
+
+    def __init__(
+        self,
+        make_piece: PieceMaker,
+        mood: str,
+        config: RadioConfig,
+        *,
+        on_event: EventSink | None = None,
+        seed: int | None = None,
+    ):
+        self.make_piece = make_piece
+        self.mood = mood
+        self.config = config
+        self.on_event = on_event
+        self._rng = random.Random(seed)
+        self.loop = asyncio.get_running_loop()
+        self.stream = RadioStream(
+            crossfade_s=config.crossfade_s,
+            on_start=self._started_threadsafe,
+            on_drained=self._drained_threadsafe,
+        )
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._first = asyncio.Event()
+        self.down: BaseException | None = None  # the error while the model server is unreachable
+        self.composed = 0
+        self.failures = 0
+        self.compose_seconds: list[float] = []
+        self.audio_seconds = 0.0
+        self.now_playing: Piece | None = None
+
+    # ------------------------------------------------------------------ control
+
+    async def start(self, wait_first: bool = True) -> None:
+        """Start composing; with `wait_first`, return once the first piece is ready to play."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="radio-composer")
+        if wait_first:
+            waiter = asyncio.create_task(self._first.wait())
+            done, _ = await asyncio.wait(
+                {waiter, self._task},
+                timeout=self.config.first_piece_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            waiter.cancel()
+            if self._task in done:
+                self._task.result()  # the composer died: raise why
+            if not self._first.is_set():
+                raise TimeoutError(f"no piece composed within {self.config.first_piece_timeout_s:.0f} s")
+
+    def set_mood(self, mood: str) -> bool:
+        """Change the mood from the next transition on. Queued pieces of another mood are dropped when the
+        playing piece leaves time to compose a new one; returns whether that was the case (else the change
+        comes one piece later)."""
+        self.mood = mood
+        margin = max(3.0 * self._typical_compose_s(), self.config.crossfade_s + 2.0)
+        if self.stream.current_left_s() - self.config.crossfade_s > margin:
+            dropped = self.stream.drop_queued(keep=lambda p: p.meta.get("mood") == mood or mood == "random")
+            if dropped:
+                log.info("radio: dropped %d queued piece(s) for the new mood %s", len(dropped), mood)
+            self._wake.set()
+            return True
+        self._wake.set()
+        return self.stream.queued == 0
+
+    async def stop(self) -> None:
+        """Stop composing and silence the stream."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self.stream.close()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def generation_speed(self) -> float:
+        """Audio seconds composed per second of composing (the headroom; > 1 keeps up)."""
+        spent = sum(self.compose_seconds)
+        return self.audio_seconds / spent if spent > 0 else float("inf")
+
+    # ------------------------------------------------------------------ the compose-ahead loop
+
+    def _typical_compose_s(self) -> float:
+        recent = self.compose_seconds[-5:]
+        return max(recent) if recent else 10.0
+
+    def _needs_more(self) -> bool:
+        return self.stream.queued == 0 or self.stream.remaining_s() < self.config.ahead_s
+
+    async def _run(self) -> None:
+        delay = self.config.retry_s
+        while True:
+            while not self._needs_more():
+                self._wake.clear()
+                # asyncio.wait, not wait_for: Python 3.11's wait_for can swallow a cancellation
+                waiter = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({waiter}, timeout=0.5)
+                finally:
+                    waiter.cancel()
+            mood = self.mood
+            seed = self._rng.randint(0, SEED_MAX)
+            t0 = time.perf_counter()
+            try:
+                piece = await self.make_piece(mood, seed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                if self.down is None:
+                    self.down = exc
+                    await self._emit(
+                        "down",
+                        {
+                            "error": exc,
+                            "serving": _is_serving_down(exc),
+                            "buffered_s": self.stream.remaining_s(),
+                        },
+                    )
+                log.warning(
+                    "radio: piece failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            elapsed = time.perf_counter() - t0
+            delay = self.config.retry_s
+            self.composed += 1
+            self.compose_seconds.append(elapsed)
+            self.audio_seconds += piece.seconds
+            piece.meta.setdefault("mood", mood)
+            piece.meta.setdefault("seed", seed)
+            if self.down is not None:
+                self.down = None
+                await self._emit("up", {"buffered_s": self.stream.remaining_s()})
+            if mood != self.mood and self.stream.queued > 0 and self.stream.current_left_s() > 2 * elapsed:
+                log.info("radio: the mood changed while composing; this %s piece is dropped", mood)
+                continue
+            self.stream.enqueue(piece)
+            self._first.set()
+
+    # ------------------------------------------------------------------ events
+
+    async def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        if self.on_event is None:
+            return
+        try:
+            result = self.on_event(kind, data)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("radio event handler failed for %s", kind)
+
+    def _started_threadsafe(self, piece: Piece) -> None:
+        def fire() -> None:
+            self.now_playing = piece
+            self._wake.set()
+            self.loop.create_task(self._emit("now_playing", {"piece": piece}))
+
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self.loop.call_soon_threadsafe(fire)
+
+    def _drained_threadsafe(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._emit("drained", {})))

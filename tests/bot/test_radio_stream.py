@@ -1,0 +1,105 @@
+"""The radio's stream and station without Discord: 20 ms frames, crossfades, underruns, mood changes, outages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from bot.radio.station import RadioConfig, RadioStation
+from bot.radio.stream import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, Piece, RadioStream, to_pcm16
+
+
+def tone(seconds: float, hz: float, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return to_pcm16(amp * np.sin(2 * np.pi * hz * t))
+
+
+def frames(stream: RadioStream, n: int) -> np.ndarray:
+    out = []
+    for _ in range(n):
+        data = stream.read()
+        assert len(data) == FRAME_BYTES
+        out.append(np.frombuffer(data, np.int16).reshape(-1, 2))
+    return np.concatenate(out)
+
+
+def test_frames_are_3840_bytes_and_silence_counts_as_underrun():
+    stream = RadioStream(crossfade_s=0.5)
+    assert stream.read() == bytes(FRAME_BYTES) and stream.underruns == 1
+    stream.enqueue(Piece(tone(1.0, 440)))
+    audio = frames(stream, 50)
+    assert np.abs(audio).max() > 9000 and stream.underruns == 1
+    frames(stream, 1)  # the piece is over: silence again
+    assert stream.underruns == 2
+
+
+def test_crossfade_overlaps_pieces_without_a_dip_and_reports_each_start():
+    started = []
+    stream = RadioStream(crossfade_s=0.5, on_start=lambda p: started.append(p.meta["n"]))
+    stream.enqueue(Piece(tone(2.0, 220), {"n": 1}))
+    stream.enqueue(Piece(tone(2.0, 330), {"n": 2}))
+    audio = frames(stream, int(3.5 * SAMPLE_RATE / FRAME_SAMPLES))  # 2 + 2 - 0.5 s
+    assert started == [1, 2] and stream.underruns == 0
+    rms = np.sqrt(np.mean(audio.astype(np.float64).reshape(-1, 960, 2) ** 2, axis=(1, 2)))
+    assert rms.min() > 0.6 * np.median(rms)  # equal-power: no hole in the middle of the crossfade
+    assert stream.remaining_s() == 0.0
+
+
+def test_drop_queued_keeps_the_playing_piece():
+    stream = RadioStream(crossfade_s=0.5)
+    stream.enqueue(Piece(tone(2.0, 220), {"mood": "rainy"}))
+    frames(stream, 5)
+    stream.enqueue(Piece(tone(2.0, 330), {"mood": "rainy"}))
+    assert len(stream.drop_queued(keep=lambda p: p.meta["mood"] == "sunny")) == 1
+    assert stream.queued == 0 and stream.current.meta["mood"] == "rainy"
+
+
+def test_piece_rejects_the_wrong_format():
+    with pytest.raises(ValueError):
+        Piece(np.zeros((10, 2), np.float32))
+
+
+async def test_station_composes_ahead_and_applies_a_new_mood():
+    calls = []
+
+    async def make(mood, seed):
+        calls.append(mood)
+        await asyncio.sleep(0.01)
+        return Piece(tone(6.0, 220 if mood == "rainy" else 440), {"mood": mood})
+
+    cfg = RadioConfig(piece_length_s=6, crossfade_s=0.5, ahead_s=7.0)
+    station = RadioStation(make, "rainy", cfg, seed=1)
+    await station.start()
+    await asyncio.sleep(0.2)
+    assert station.stream.queued >= 1 and set(calls) == {"rainy"}
+    frames(station.stream, 10)  # the first piece starts
+    await asyncio.sleep(0.05)
+    assert station.set_mood("sunny") is True  # 5.8 s left: time to compose a new one
+    await asyncio.sleep(0.2)
+    assert calls[-1] == "sunny" and station.stream.queued >= 1
+    assert all(p.meta["mood"] == "sunny" for p in station.stream._queue)
+    await station.stop()
+
+
+async def test_station_reports_an_outage_and_recovers():
+    down = True
+    events = []
+
+    async def make(mood, seed):
+        if down:
+            from serving.errors import ServingUnavailable
+
+            raise ServingUnavailable("down")
+        return Piece(tone(1.0, 220))
+
+    cfg = RadioConfig(piece_length_s=1, crossfade_s=0.2, ahead_s=2.0, retry_s=0.05, retry_max_s=0.1)
+    station = RadioStation(make, "chill", cfg, on_event=lambda k, d: events.append((k, d)))
+    await station.start(wait_first=False)
+    await asyncio.sleep(0.3)
+    assert [k for k, _ in events] == ["down"] and events[0][1]["serving"] is True
+    down = False
+    await asyncio.sleep(0.3)
+    assert [k for k, _ in events] == ["down", "up"] and station.stream.queued >= 1
+    await station.stop()

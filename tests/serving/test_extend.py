@@ -1,0 +1,43 @@
+"""Generation from a prefix (the Extend button): the original bars are kept, the plan's new length is reached."""
+
+from __future__ import annotations
+
+import pytest
+
+from music.request import TrackRequest, plan_track
+from music.tokens import Representation
+from serving.backend import InProcessBackend
+from serving.errors import GenerationError
+from serving.extend import extended_plan, generate_continuation, split_tokens
+from serving.generate import generate
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_models):
+    return InProcessBackend(tiny_models)
+
+
+async def test_continuation_keeps_the_prefix_and_reaches_the_new_length(backend):
+    rep = Representation()
+    short = plan_track(TrackRequest(16, "rainy", 7), rep)
+    first = (await generate(backend, short, rep=rep)).tokens[0]
+    longer = extended_plan(short.request, short.seconds * 2, rep)
+    assert longer.n_bars == 2 * short.n_bars
+    assert (longer.tonic, longer.bpm, longer.header) == (short.tonic, short.bpm, short.header)
+
+    gen = await generate_continuation(backend, longer, first, rep=rep)
+    tokens = gen.tokens[0]
+    _, body = split_tokens(first, short, rep)
+    assert tokens[: len(short.header) + len(body)] == first[: len(short.header) + len(body)]
+    assert tokens[-1] == rep.vocab.id("EOS")
+    score = rep.decode(tokens, tonic=longer.tonic, bpm=longer.bpm)
+    assert score.n_bars == longer.n_bars
+    assert gen.steps > 0
+
+
+async def test_a_prefix_as_long_as_the_plan_is_refused(backend):
+    rep = Representation()
+    plan = plan_track(TrackRequest(16, "chill", 3), rep)
+    tokens = (await generate(backend, plan, rep=rep)).tokens[0]
+    with pytest.raises(GenerationError, match="already has"):
+        await generate_continuation(backend, plan, tokens, rep=rep)
