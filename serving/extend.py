@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from music.arrange import plan_sections
 from music.export import UPLOAD_LIMIT_BYTES
+from music.form import plan_form
 from music.render import DEFAULT_SOUNDFONT
 from music.request import TrackPlan, TrackRequest, plan_track
 from music.tokens import Representation
@@ -46,7 +48,11 @@ def extended_plan(base: TrackRequest, length_s: float, rep: Representation | Non
     bar_s = plan.seconds / plan.n_bars
     n_bars = max(plan.n_bars + 1, round(length_s / bar_s))
     request = dataclasses.replace(base, length_s=n_bars * bar_s)
-    return dataclasses.replace(plan, request=request, n_bars=n_bars)
+    # The written bars keep their plan; the new ones follow the longer track's form, whose returns point
+    # back into the music already there (the loop and the theme come back in the extension too).
+    longer = plan_form(plan_sections(n_bars), plan.density, base.seed)
+    form = plan.form[: plan.n_bars] + longer[plan.n_bars :]
+    return dataclasses.replace(plan, request=request, n_bars=n_bars, form=form)
 
 
 def split_tokens(tokens: Sequence[int], plan: TrackPlan, rep: Representation) -> tuple[list[int], list[int]]:
@@ -106,9 +112,10 @@ async def generate_continuation(
             raise GenerationError(f"no EOS after {gen.steps} steps")
         by_width = {w: _windows([s], w) for w in set(ens.windows.values())}
         cond = s.cond[None, :]
+        aux = np.asarray([s.aux.row()], np.int32)
         ts = time.perf_counter()
         probs = await asyncio.gather(
-            *(backend.predict(n, ens.versions[n], by_width[ens.windows[n]], cond) for n in ens.names)
+            *(backend.predict(n, ens.versions[n], by_width[ens.windows[n]], cond, aux) for n in ens.names)
         )
         gen.step_seconds.append(time.perf_counter() - ts)
         for p in probs:

@@ -233,8 +233,7 @@ async def test_a_half_published_version_is_served_by_nobody(tmp_path, tiny_model
 
 
 def test_a_publish_crashing_between_renames_publishes_no_version(tmp_path, monkeypatch):
-    from training.testing import tiny_members
-
+    from tests.support.tiny_models import tiny_members
     from training import export
 
     models = [m for m, _ in tiny_members(2, seed=0, window=8, hidden=8, train_steps=0)]
