@@ -150,7 +150,9 @@ async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, 
     assert last.params["liked_tracks"] == 1
 
 
-async def test_retrain_child_gets_no_secrets_whatever_their_case(sessionmaker, settings, tmp_path, monkeypatch):
+async def test_retrain_child_gets_no_secrets_whatever_their_case(
+    sessionmaker, settings, tmp_path, monkeypatch
+):
     # issue 15: the retrain child is really spawned; it reports the environment it was given
     token = settings.discord_token.get_secret_value() if settings.discord_token else "a-bot-token-value-1234"
     secrets = {
