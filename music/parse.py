@@ -760,11 +760,11 @@ INFER_QUALITIES: dict[str, float] = {
     "maj6": 0.2,
     "min6": 0.2,
 }
-INFER_OUTSIDE = 0.8  # cost of the weight of tones outside the chord (per unit of the span's weight)
+INFER_OUTSIDE = 0.5  # cost of the weight of tones outside the chord (per unit of the span's weight)
 INFER_MISSING = 0.12  # cost of each chord tone that does not sound (at under 5% of the weight)
 INFER_BASS_ROOT = 0.35  # reward when the bass (the lowest sounding notes) is the root
 INFER_BASS_TONE = 0.1  # ... when it is another chord tone (an inversion)
-INFER_DIATONIC = 0.12  # reward for a chord whose tones all lie in the piece's key
+INFER_DIATONIC = 0.05  # reward for a chord whose tones all lie in the piece's key
 INFER_CHANGE = 0.12  # cost of a chord change between two spans (fewer changes: a smoothed path)
 INFER_ONSET = 0.5  # extra weight of a note that starts in the span (on top of how long it sounds there)
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
