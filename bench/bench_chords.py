@@ -1,7 +1,10 @@
 """Benchmark: how well the parser's chord inference agrees with POP909's chord annotations; prints JSON.
 
 A user's own MIDI comes without chord symbols, so `music.parse` infers them (`infer_chords`: one chord per
-half bar from the accompaniment's sounding notes). POP909 ships annotations beside each MIDI file
+half bar from the accompaniment's sounding notes: templates scored on duration- and onset-weighted pitch
+classes, the bass as root evidence, the key as a prior, a Viterbi pass with a cost per change; where the
+file's bar lines are placeholders, as in POP909, `downbeat_shift` first moves them onto the inferred chord
+changes). POP909 ships annotations beside each MIDI file
 (`chord_midi.txt`, and `key_audio.txt` for the key), which `parse_file` reads from the file's folder. Each
 sampled piece is parsed twice: as it is in the corpus (annotated), and as a copy of the .mid alone in an empty
 temporary folder (bare: the side-cars are not there, so chords are inferred and the key is guessed).

@@ -1,12 +1,15 @@
-"""Export: MP3 (pydub + ffmpeg) with ID3 tags under a size limit, and a cover image (Pillow)."""
+"""Export: MP3 (ffmpeg, given an environment without secrets) with ID3 tags under a size limit, and a cover image (Pillow)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from music.childenv import child_env
 from music.errors import RenderError
 
 BITRATES_KBPS = (320, 256, 192, 160, 128, 96, 64)
@@ -15,6 +18,14 @@ HEADROOM_BYTES = 64 * 1024  # ID3 tags, the Xing header and encoder padding
 
 # Discord's upload limit for servers without boosts; the settings' UPLOAD_LIMIT_BYTES defaults to it.
 UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+
+
+def ffmpeg_binary() -> str:
+    """Path of the ffmpeg executable; RenderError when it is not installed."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise RenderError("ffmpeg is not installed (apt-get install ffmpeg)")
+    return exe
 
 
 def choose_bitrate(duration_s: float, size_limit: int = UPLOAD_LIMIT_BYTES) -> int:
@@ -41,6 +52,7 @@ def write_mp3(
     *,
     tags: dict[str, str] | None = None,
     size_limit: int = UPLOAD_LIMIT_BYTES,
+    timeout_s: float = 300.0,
 ) -> tuple[Path, int]:
     """Encode `audio` as a CBR MP3 at the best bitrate under `size_limit`, with ID3 tags.
 
@@ -48,32 +60,57 @@ def write_mp3(
         audio: (2, samples) float32 in [-1, 1].
         sample_rate: Hz.
         path: the .mp3 to write.
-        tags: ID3 tags (title, artist, genre, comment...); pydub passes them to ffmpeg.
+        tags: ID3 tags (title, artist, genre, comment...), given to ffmpeg as metadata.
         size_limit: maximum file size in bytes.
+        timeout_s: kill ffmpeg after this long.
     Returns:
         (path, bitrate in kbps).
     Raises:
         RenderError: the track cannot fit `size_limit`, or ffmpeg failed.
     """
-    from pydub import AudioSegment
-
     duration = audio.shape[1] / sample_rate
     kbps = choose_bitrate(duration, size_limit)
-    seg = AudioSegment(
-        to_int16(audio).tobytes(), frame_rate=sample_rate, sample_width=2, channels=audio.shape[0]
-    )
-    from pydub.exceptions import CouldntEncodeError
-
+    cmd = [
+        ffmpeg_binary(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "s16le",
+        "-ar",
+        str(int(sample_rate)),
+        "-ac",
+        str(audio.shape[0]),
+        "-i",
+        "pipe:0",
+        "-b:a",
+        f"{kbps}k",
+        "-compression_level",
+        "7",  # LAME -q 7: fast, fine for LoFi
+        "-id3v2_version",
+        "3",
+    ]
+    for key, value in (tags or {}).items():
+        cmd += ["-metadata", f"{key}={value}"]
+    cmd += ["-f", "mp3", str(path)]
     try:
-        seg.export(
-            str(path),
-            format="mp3",
-            bitrate=f"{kbps}k",
-            tags=tags or {},
-            parameters=["-compression_level", "7", "-id3v2_version", "3"],  # LAME -q 7: fast, fine for LoFi
+        # env: ffmpeg gets no secrets (the Discord token stays in this process).
+        proc = subprocess.run(
+            cmd, input=to_int16(audio).tobytes(), capture_output=True, timeout=timeout_s, env=child_env()
         )
-    except (CouldntEncodeError, OSError) as exc:  # ffmpeg missing or failing
+    except subprocess.TimeoutExpired as exc:
+        raise RenderError(f"MP3 encoding took longer than {timeout_s:.0f} s") from exc
+    except OSError as exc:  # ffmpeg missing or not executable
         raise RenderError(f"MP3 encoding failed (is ffmpeg installed with libmp3lame?): {exc}") from exc
+    if proc.returncode != 0:
+        err = (proc.stderr or b"").decode(errors="replace").strip()[-500:]
+        raise RenderError(
+            f"MP3 encoding failed (ffmpeg exit {proc.returncode}; is it installed with libmp3lame?): {err}"
+        )
+    if not Path(path).is_file():
+        raise RenderError(f"ffmpeg wrote no MP3 at {path}")
     size = Path(path).stat().st_size
     if size > size_limit:  # cannot happen with CBR and the headroom above; guard the upload anyway
         raise RenderError(f"MP3 {path} is {size} bytes, over the {size_limit} limit")

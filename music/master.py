@@ -12,6 +12,8 @@ import pyloudnorm
 from pedalboard import BrickwallLimiter
 from scipy import signal
 
+from music.childenv import child_env
+
 TARGET_LUFS = -14.0
 CEILING_DBTP = -1.0
 MARGIN_DB = 0.5  # the master stays this far under the ceiling: MP3 encoding adds inter-sample overshoot
@@ -148,6 +150,7 @@ def ffmpeg_ebur128(path: Path) -> dict[str, float]:
         capture_output=True,
         text=True,
         check=True,
+        env=child_env(),
     )
     summary = proc.stderr[proc.stderr.rindex("Summary:") :]
     return {

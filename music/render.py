@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from music.childenv import child_env
 from music.errors import RenderError
 
 SAMPLE_RATE = 44100
@@ -95,7 +96,7 @@ def render_midi(
             str(midi),
         ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False, env=child_env())
         except subprocess.TimeoutExpired as exc:
             raise RenderError(f"fluidsynth took longer than {timeout_s:.0f} s on {midi}") from exc
         err = (proc.stderr or b"").decode(errors="replace") + (proc.stdout or b"").decode(errors="replace")

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.checks import admin_only
+from bot.checks import admin_only, is_admin
 from bot.format import DOWN, UP
 from bot.services import Requester, RetrainOutcome, StatusReport
 from db.models import RetrainStatus
@@ -56,18 +56,22 @@ def outcome_text(outcome: RetrainOutcome) -> str:
     return f"❌ Retrain #{outcome.run_id} failed; serving is unchanged. {outcome.message}"[:2000]
 
 
-def status_embed(report: StatusReport) -> discord.Embed:
-    """The /lofi-status embed."""
+def status_embed(report: StatusReport, *, admin: bool = False) -> discord.Embed:
+    """The /lofi-status embed. Internals (the model server's address and raw errors, member states, retrain
+    messages) are for admins; everyone else reads whether the model server is reachable."""
     colour = discord.Colour.green() if report.serving_ok else discord.Colour.red()
     embed = discord.Embed(title="LoFi bot status", colour=colour)
-    serving = "🟢 up" if report.serving_ok else f"🔴 {report.serving_detail}"
-    members = "\n".join(f"`{name}` {state}" for name, state in sorted(report.members.items()))
-    embed.add_field(
-        name="Serving", value=(serving + ("\n" + members if members else ""))[:1024], inline=False
-    )
+    if admin:
+        serving = "🟢 up" if report.serving_ok else f"🔴 {report.serving_detail}"
+        members = "\n".join(f"`{name}` {state}" for name, state in sorted(report.members.items()))
+        serving += "\n" + members if members else ""
+    else:
+        serving = "🟢 model server: reachable" if report.serving_ok else "🔴 model server: not reachable"
+    embed.add_field(name="Serving", value=serving[:1024], inline=False)
     embed.add_field(name="Queue", value=f"{report.queue_waiting} waiting, {report.queue_running} running")
     embed.add_field(name="Tracks (24 h)", value=str(report.tracks_today))
-    embed.add_field(name="Last retrain", value=(report.last_retrain or "never")[:1024], inline=False)
+    last = report.last_retrain if admin else report.last_retrain_public
+    embed.add_field(name="Last retrain", value=(last or "never")[:1024], inline=False)
     votes = "\n".join(
         f"`{version}`: {v['score']:+d} ({UP}{v['up']} {DOWN}{v['down']}, {v['tracks']} tracks)"
         for version, v in sorted(report.votes_by_version.items())
@@ -138,10 +142,12 @@ class Admin(commands.Cog):
 
     @app_commands.command(name="lofi-status", description="Serving health, queue, tracks and retrains")
     async def status(self, interaction: discord.Interaction) -> None:
-        """Serving health, queue, today's tracks, last retrain and votes per version (ephemeral)."""
+        """Serving health, queue, today's tracks, last retrain and votes per version (ephemeral; details for
+        admins only)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.bot.status_service.report(self.bot.queue)
-        await interaction.edit_original_response(embed=status_embed(report))
+        admin = is_admin(interaction.user, self.bot.settings, getattr(interaction, "permissions", None))
+        await interaction.edit_original_response(embed=status_embed(report, admin=admin))
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from bot.services.common import Requester, jsonable
 from db import repository as repo
 from db.errors import RetrainAlreadyRunning
 from db.models import RetrainStatus
+from music.childenv import child_env
 
 if TYPE_CHECKING:
     pass
@@ -53,6 +53,12 @@ class RetrainService:
         self.settings = settings
         self.command = command or [sys.executable, "-m", "training.runner"]
         self.process: asyncio.subprocess.Process | None = None
+
+    def _secrets(self) -> list[str]:
+        """The secret values in our settings: a variable holding one is kept from the child too."""
+        token = getattr(self.settings, "discord_token", None)
+        value = token.get_secret_value() if hasattr(token, "get_secret_value") else token
+        return [value] if isinstance(value, str) and value.strip() else []
 
     async def start(self, who: Requester, *, epochs: int | None, include_votes: bool) -> tuple[int, dict]:
         """Record a running retrain; RetrainBusy if one runs already. Returns the run id and its parameters."""
@@ -107,11 +113,9 @@ class RetrainService:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 limit=2**22,
-                # The trainer needs no Discord credentials: keep the token out of its environment.
-                env={
-                    **{k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"},
-                    "PYTHONUNBUFFERED": "1",
-                },
+                # The trainer needs no credentials: no token, key or password reaches its environment,
+                # whatever the variable's case (pydantic-settings reads `discord_token` too).
+                env=child_env({"PYTHONUNBUFFERED": "1"}, secrets=self._secrets()),
             )
             assert proc.stdout is not None
             async for raw in proc.stdout:

@@ -29,7 +29,8 @@ class StatusReport:
     queue_waiting: int = 0
     queue_running: int = 0
     tracks_today: int = 0
-    last_retrain: str | None = None
+    last_retrain: str | None = None  # with its message (errors included): for admins
+    last_retrain_public: str | None = None  # without the message
     votes_by_version: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -81,8 +82,8 @@ class StatusService:
             last = await repo.last_retrain(s)
             report.votes_by_version = await repo.score_by_version(s)
         if last is not None:
-            report.last_retrain = (
-                f"#{last.id} {last.status} ({last.started_at:%Y-%m-%d %H:%M} UTC, "
-                f"by {last.user_name})" + (f": {last.message}" if last.message else "")
+            report.last_retrain_public = (
+                f"#{last.id} {last.status} ({last.started_at:%Y-%m-%d %H:%M} UTC, by {last.user_name})"
             )
+            report.last_retrain = report.last_retrain_public + (f": {last.message}" if last.message else "")
         return report

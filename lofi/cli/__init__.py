@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
+
+from lofi.logsafe import setup_logging
 
 # TensorFlow's start-up noise (and oneDNN, which made batch-1 calls slower here); set before TF is imported.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -39,11 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lofi` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    # Every record is redacted (discord.py logs interaction tokens at DEBUG): see lofi.logsafe.
+    setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

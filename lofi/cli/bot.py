@@ -54,6 +54,9 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
     import discord
 
     from bot.app import LofiBot
+    from lofi.logsafe import install_redaction
+
+    install_redaction().add_secret(token)  # the exact token, whatever it looks like, never reaches a log
     from lofi.model_server import model_server
 
     with model_server(

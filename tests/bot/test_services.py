@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 
 import pytest
+from pydantic import SecretStr
 
 from bot.errors import RetrainBusy, TrackGone, UploadTooLarge
 from bot.services import BrowseService, Requester, RetrainService, StatusService, TrackService, VoteService
@@ -146,6 +148,43 @@ async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, 
         last = await repo.last_retrain(s)
     assert last.status is RetrainStatus.promoted and last.metrics["new"] == {"val_loss": 2.1}
     assert last.params["liked_tracks"] == 1
+
+
+async def test_retrain_child_gets_no_secrets_whatever_their_case(
+    sessionmaker, settings, tmp_path, monkeypatch
+):
+    # issue 15: the retrain child is really spawned; it reports the environment it was given
+    token = settings.discord_token.get_secret_value() if settings.discord_token else "a-bot-token-value-1234"
+    secrets = {
+        "DISCORD_TOKEN": token,
+        "discord_token": token,
+        "LOFI_API_KEY": "k-123",
+        "SOME_SECRET": "s-123",
+        "DB_PASSWORD": "p-123",
+        "DATABASE_URL": "postgresql://lofi:hunter2@db/lofi",
+        "RENAMED": token,
+    }
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LOFI_HARMLESS", "kept")
+    settings = settings.model_copy(update={"discord_token": SecretStr(token)})
+    dump = tmp_path / "child-env.json"
+    command = _fake_runner(
+        tmp_path,
+        f"""
+        import json, os
+        open({str(dump)!r}, "w").write(json.dumps(dict(os.environ)))
+        print(json.dumps({{"event": "result", "promoted": False, "reason": "env dumped"}}))
+    """,
+    )
+    svc = RetrainService(sessionmaker, settings, command)
+    run_id, params = await svc.start(WHO, epochs=1, include_votes=False)
+    outcome = await svc.run(run_id, params)
+    assert outcome.status is RetrainStatus.kept, outcome
+    env = json.loads(dump.read_text())
+    assert not set(secrets) & set(env), sorted(set(secrets) & set(env))
+    assert not any(token in v or "hunter2" in v for v in env.values())
+    assert env["LOFI_HARMLESS"] == "kept" and env["PYTHONUNBUFFERED"] == "1"
 
 
 async def test_retrain_crash_is_recorded_as_failed(sessionmaker, settings, tmp_path):

@@ -246,3 +246,72 @@ def test_a_midi_recorded_off_tick_zero_is_put_back_on_the_beat():
     score = parse_file(Path("late.mid"), make_midi({"Melody": late}), info=info)
     assert info.beat_offset > 0
     assert all(n.start % 6 == 0 for n in score.melody) and score.melody[0].start == 12  # a one-beat pickup
+
+
+def _comping(bars: list[tuple[int, tuple[int, ...]]], passing: dict[int, list[int]] | None = None):
+    """Per bar: the bass (root) held a whole bar and the upper tones struck on every beat; `passing` adds
+    eighth-note neighbour tones on the off-beats of the second half of the given bars."""
+    out = []
+    for b, (bass, upper) in enumerate(bars):
+        out.append((bass, b * 4.0, 4.0, 70))
+        for beat in range(4):
+            out += [(p, b * 4.0 + beat, 0.5, 60) for p in upper]
+        for i, p in enumerate((passing or {}).get(b, [])):
+            out.append((p, b * 4.0 + 2.5 + i, 0.5, 60))
+    return out
+
+
+def test_inferred_chords_follow_the_bass_and_ignore_passing_tones():
+    # ii-V-I in C with sevenths: the upper tones of Am7 and Dm7 alone read as C6 and F6; the bass says A, D.
+    # Bar 4 (C major) has neighbour tones F and A on the off-beats of its second half: still C, one chord.
+    bars = [
+        (45, (60, 64, 67)),  # A2 | C E G   -> Am7
+        (38, (60, 65, 69)),  # D2 | C F A   -> Dm7
+        (43, (59, 62, 65)),  # G2 | B D F   -> G7
+        (36, (64, 67, 72)),  # C2 | E G C   -> C
+    ]
+    data = make_midi({"Lead": scale_melody(32), "Keys": _comping(bars, passing={3: [65, 69]})}, key="C")
+    info = ParseInfo()
+    score = parse_file(Path("own.mid"), data, info=info)
+    assert info.chords_from == "inferred"
+    bar = 4 * 12  # ticks
+    found = [(c.start // bar, c.root, c.quality) for c in score.chords]
+    assert [(b, r) for b, r, _ in found] == [(0, 9), (1, 2), (2, 7), (3, 0)], found
+    qualities = [q for *_, q in found]
+    assert qualities[0] in ("min", "min7") and qualities[1] in ("min", "min7")
+    assert qualities[2] in ("maj", "dom7") and qualities[3] == "maj"
+    assert all(c.bass == 0 for c in score.chords)  # root position: the bass is the root
+
+
+def test_inferred_chords_prefer_the_key_when_the_tones_are_ambiguous():
+    # An open fifth (A-E) says neither major nor minor: in A minor it reads A minor.
+    fifths = [(p, b * 4.0, 4.0, 60) for b in range(4) for p in (45, 52, 57)]
+    data = make_midi({"Lead": scale_melody(32, 0.0), "Keys": fifths}, key="Am")
+    score = parse_file(Path("own.mid"), data)
+    assert {(c.root, c.quality) for c in score.chords} == {(9, "min")}
+
+
+def _offbeat_song(names: tuple[str, str]) -> bytes:
+    """12 bars of C Am F G, a chord per 4 beats, every change on beat 2 of the file's own bars."""
+    roots = [(48, 52, 55), (45, 48, 52), (41, 45, 48), (43, 47, 50)]
+    keys = []
+    for b in range(12):
+        keys += [(p, 1.0 + 4 * b + beat, 1.0, 60) for beat in range(4) for p in roots[b % 4]]
+    return make_midi({names[0]: scale_melody(48, 1.0), names[1]: keys}, key="C")
+
+
+def test_bar_lines_follow_the_inferred_chord_changes_when_the_metre_is_a_placeholder():
+    # POP909's track names, no side-cars: its bar lines are placeholders, so the piece is delayed by whole
+    # beats until the inferred chord changes fall on bar lines (as the annotated parse does with its chords).
+    info = ParseInfo()
+    score = parse_file(Path("bare.mid"), _offbeat_song(("MELODY", "PIANO")), info=info)
+    assert info.kind == "pop909" and info.chords_from == "inferred" and info.downbeat_shift == 3.0
+    bar = 4 * 12
+    assert [(c.root, c.quality) for c in score.chords[:4]] == [(0, "maj"), (9, "min"), (5, "maj"), (7, "maj")]
+    assert all(c.start % bar == 0 for c in score.chords if c.quality != "N")
+    assert score.melody[0].start % bar == 0  # the melody moved with them
+
+    # A file whose metre is its own keeps its bar lines.
+    info = ParseInfo()
+    parse_file(Path("own.mid"), _offbeat_song(("Lead", "Keys")), info=info)
+    assert info.downbeat_shift == 0.0
