@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import BotSettings
 from bot.error_handler import on_app_command_error
+from bot.options import interaction_check as check_interaction_options
 from bot.queue import JobQueue
 from bot.services import (
     BrowseService,
@@ -145,6 +146,7 @@ class LofiBot(commands.Bot):
         self.queue.start()
 
         self.tree.on_error = on_app_command_error
+        self.tree.interaction_check = check_interaction_options  # every option, server-side
         for ext in EXTENSIONS:
             await self.load_extension(ext)
         if self._sync_commands:

@@ -10,10 +10,12 @@ from discord import app_commands
 
 from bot.errors import BotError
 from music.errors import MoodError, RenderError
+from music.limits import quoted
 from serving.errors import ServingError, ServingTimeout, ServingUnavailable
 
 log = logging.getLogger(__name__)
 
+CONTENT_MAX = 2000  # Discord refuses message content longer than this
 UNEXPECTED = "Something went wrong on my side; it has been logged. Please try again later."
 
 
@@ -47,7 +49,9 @@ def message_for(error: BaseException) -> str | None:
     if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
         return "You are not allowed to use this command here."
     if isinstance(error, app_commands.TransformerError):
-        return f"I could not understand {error.value!r}."
+        return f"I could not understand {quoted(error.value)}."
+    if isinstance(error, app_commands.CommandSignatureMismatch):
+        return f"`/{error.command.qualified_name}` came with options I do not know; please try again."
     if isinstance(error, discord.HTTPException) and error.status == 413:
         return "The files are too large to upload here; try a shorter length."
     return None
@@ -66,8 +70,14 @@ def describe(error: BaseException) -> str:
     return text
 
 
+def fit(text: str, limit: int = CONTENT_MAX) -> str:
+    """`text` cut to Discord's content limit (a last resort: messages quote user input shortened)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 async def send_error(interaction: discord.Interaction, text: str) -> None:
     """Reply ephemerally whether or not the interaction was already answered or deferred."""
+    text = fit(text)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)

@@ -14,6 +14,10 @@ class BadLength(BotError):
     """A track length that cannot be parsed or is outside the allowed range."""
 
 
+class BadOption(BotError):
+    """A slash-command option that does not fit its declaration (type, range, choices, required)."""
+
+
 class QueueFull(BotError):
     """The job queue holds as many waiting jobs as it may."""
 

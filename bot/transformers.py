@@ -7,12 +7,7 @@ from discord import app_commands
 
 from bot.config import BotSettings
 from bot.errors import BadLength
-from music.durations import parse_duration
-
-
-def _fmt(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+from music.durations import clock_text, parse_duration
 
 
 def parse_length(text: str, min_s: float, max_s: float) -> float:
@@ -22,7 +17,9 @@ def parse_length(text: str, min_s: float, max_s: float) -> float:
     except ValueError as exc:
         raise BadLength(f"Bad length: {exc}.") from None
     if not min_s <= seconds <= max_s:
-        raise BadLength(f"A track must be between {_fmt(min_s)} and {_fmt(max_s)} long, not {_fmt(seconds)}.")
+        raise BadLength(
+            f"A track must be between {clock_text(min_s)} and {clock_text(max_s)} long, not {clock_text(seconds)}."
+        )
     return seconds
 
 

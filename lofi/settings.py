@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from music.export import UPLOAD_LIMIT_BYTES
+from music.limits import MAX_LENGTH_S, MIN_LENGTH_S
 from music.render import DEFAULT_SOUNDFONT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +47,8 @@ class Settings(BaseSettings):
     upload_limit_bytes: int = UPLOAD_LIMIT_BYTES
 
     # Requests and the job queue
-    min_length_s: float = 15.0
-    max_length_s: float = 600.0
+    min_length_s: float = MIN_LENGTH_S
+    max_length_s: float = MAX_LENGTH_S
     queue_size: int = 8
     workers: int = 1
     cooldown_s: float = 20.0

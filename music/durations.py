@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+from music.limits import quoted
+
 _UNITS = {
     "h": 3600.0,
     "hr": 3600.0,
@@ -42,17 +44,21 @@ def parse_duration(text: str) -> float:
     elif m := _CLOCK.match(text):
         h, mnt, sec = m.groups()
         if float(sec) >= 60 or (h is not None and int(mnt) >= 60):
-            raise ValueError(f"{raw!r}: minutes and seconds in a clock length must be below 60")
+            raise ValueError(f"{quoted(raw)}: minutes and seconds in a clock length must be below 60")
         seconds = int(h or 0) * 3600 + int(mnt) * 60 + float(sec)
     else:
         pos, total, last_scale = 0, 0.0, math.inf
         while pos < len(text):
             m = _PART.match(text, pos)
             if not m or m.group(2) not in _UNITS:
-                raise ValueError(f"cannot read {raw!r} as a length; write e.g. 2m, 90s, 1m30s, 1:30 or 120")
+                raise ValueError(
+                    f"cannot read {quoted(raw)} as a length; write e.g. 2m, 90s, 1m30s, 1:30 or 120"
+                )
             scale = _UNITS[m.group(2)]
             if scale >= last_scale:
-                raise ValueError(f"{raw!r}: units must go from larger to smaller (e.g. 1m30s), each once")
+                raise ValueError(
+                    f"{quoted(raw)}: units must go from larger to smaller (e.g. 1m30s), each once"
+                )
             last_scale = scale
             total += float(m.group(1)) * scale
             pos = m.end()
@@ -60,5 +66,26 @@ def parse_duration(text: str) -> float:
                 pos += 1
         seconds = total
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{raw!r}: a length must be more than 0 seconds")
+        raise ValueError(f"{quoted(raw)}: a length must be more than 0 seconds")
+    return seconds
+
+
+def clock_text(seconds: float) -> str:
+    """`1m30s`, `45s`: a length as the messages about length limits write it."""
+    if not math.isfinite(seconds):
+        return "forever"
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def parse_length(text: str, min_s: float, max_s: float) -> float:
+    """Seconds in `text` (see `parse_duration`) within [min_s, max_s]; ValueError naming the limits otherwise.
+
+    The bot and `lofi generate` both call this, so they accept the same lengths.
+    """
+    seconds = float(parse_duration(str(text)))
+    if not min_s <= seconds <= max_s:
+        raise ValueError(
+            f"a track must be between {clock_text(min_s)} and {clock_text(max_s)} long, not {clock_text(seconds)}"
+        )
     return seconds

@@ -12,7 +12,7 @@ from pathlib import Path
 from music.arrange import plan_sections
 from music.errors import MoodError
 from music.form import BarPlan, plan_form
-from music.limits import MAX_BPM, MIN_BPM
+from music.limits import MAX_BPM, MIN_BPM, SEED_MAX, quoted
 from music.score import TICKS_PER_BEAT, bar_ticks
 from music.tokens import DENSITIES, Representation
 
@@ -87,11 +87,17 @@ class TrackRequest:
 
     def __post_init__(self):
         if self.mood not in mood_names():
-            raise MoodError(f"unknown mood {self.mood!r}; choose one of: {', '.join(mood_names())}")
-        if not (self.length_s > 0 and math.isfinite(self.length_s)):
-            raise ValueError(f"length must be a positive number of seconds, not {self.length_s!r}")
-        if self.bpm is not None and not MIN_BPM <= self.bpm <= MAX_BPM:
-            raise ValueError(f"tempo must be between {MIN_BPM} and {MAX_BPM} bpm, not {self.bpm}")
+            raise MoodError(f"unknown mood {quoted(self.mood)}; choose one of: {', '.join(mood_names())}")
+        if not (
+            isinstance(self.length_s, int | float) and self.length_s > 0 and math.isfinite(self.length_s)
+        ):
+            raise ValueError(f"length must be a positive number of seconds, not {quoted(self.length_s)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed must be a whole number from 0 to {SEED_MAX}, not {quoted(self.seed)}")
+        if self.bpm is not None and not (
+            isinstance(self.bpm, int | float) and MIN_BPM <= self.bpm <= MAX_BPM
+        ):
+            raise ValueError(f"tempo must be between {MIN_BPM} and {MAX_BPM} bpm, not {quoted(self.bpm)}")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class SamplingOptions:
         ending: open the final bar with a tonic chord at POS_0 (and the first bar too).
         form: follow the plan's form: bars that bring back earlier chords or melody copy them, and a bar
             planned without melody notes gets none.
+        max_seconds: wall-time bound on one generation (GenerationError past it); the steps are bounded too.
     """
 
     temperature: float | None = None
@@ -64,6 +65,7 @@ class SamplingOptions:
     max_bar_tokens: int = 96
     ending: bool = True
     form: bool = True
+    max_seconds: float = 600.0
 
 
 @dataclass
@@ -438,6 +440,10 @@ async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) ->
             break
         if gen.steps >= limit:
             raise GenerationError(f"no EOS after {gen.steps} steps")
+        if time.perf_counter() - t0 > opts.max_seconds:
+            raise GenerationError(
+                f"generation stopped after {opts.max_seconds:g} s of wall time ({gen.steps} steps done)"
+            )
         cond = np.stack([s.cond for s in active])
         aux = np.asarray([s.aux.row() for s in active], np.int32)
         by_width = {w: _windows(active, w) for w in set(ens.windows.values())}

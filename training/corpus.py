@@ -15,17 +15,23 @@ skipped with the reason "drum track only" (cached, so this costs nothing after t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import lzma
+import multiprocessing
 import os
+import resource
 import stat
 import sys
 import time
 import zipfile
+import zlib
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_connections
 from pathlib import Path, PurePosixPath
 
 from music.chords import NO_CHORD
@@ -44,6 +50,9 @@ MAX_TOTAL_BYTES = 2 * 1024**3  # all members of one archive, uncompressed
 MAX_RATIO = 100  # uncompressed / compressed, for members above RATIO_MIN_BYTES
 RATIO_MIN_BYTES = 64 * 1024
 MAX_ENTRIES = 200_000
+MAX_IN_FLIGHT_BYTES = 64 * 1024**2  # file bytes read but not yet parsed, all workers together
+PARSE_TIMEOUT_S = 60.0  # wall time one file may take to parse in a worker before it is skipped
+PARSE_MEMORY_BYTES = 2 * 1024**3  # address space one worker may add while parsing one file
 
 
 class CorpusError(Exception):
@@ -74,6 +83,7 @@ class CorpusResult:
     seconds: float
     from_cache: int  # pieces served from cache
     parsed: int = 0  # files parsed this run (not from cache)
+    peak_in_flight_bytes: int = 0  # most file bytes handed to parser workers and not yet parsed
 
 
 @dataclass
@@ -192,8 +202,13 @@ def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Ite
                 NotImplementedError,
                 RuntimeError,
                 ValueError,
+                zlib.error,
+                lzma.LZMAError,
             ) as exc:
-                skipped.append((where, f"corrupt archive member ({exc})"))
+                # zlib.error: a corrupt deflate stream; BadZipFile: a bad CRC; NotImplementedError: an
+                # unknown compression method. Each costs this member only, never the run.
+                reason = str(exc)[:200] or type(exc).__name__
+                skipped.append((where, f"corrupt archive member ({reason})"))
                 continue
             name = f"{label}/{rel}" if label else str(rel)
             yield SourceFile(name, _source_of(rel, ""), data, sidecars)
@@ -237,32 +252,47 @@ def iter_folder(root: Path, skipped: list[tuple[str, str]]) -> Iterator[SourceFi
             yield SourceFile(name, _source_of(rel, root.name), data, sidecars)
 
 
-def discover(paths: list[Path | str], skipped: list[tuple[str, str]]) -> list[SourceFile]:
-    """Every music file in `paths` (folders, zips or single files); problems go to `skipped`."""
-    found: list[SourceFile] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            found += iter_folder(path, skipped)
-        elif path.is_file() and path.suffix.lower() in ZIP_SUFFIXES:
-            found += iter_zip(path, skipped)
-        elif path.is_file() and path.suffix.lower() in MUSIC_SUFFIXES:
-            try:
-                found.append(SourceFile(path.name, "user", path.read_bytes()))
-            except OSError as exc:
-                skipped.append((str(path), f"cannot read file ({exc.strerror or exc})"))
-        elif path.exists():
-            raise CorpusError(f"{path} is neither a folder, a zip file nor a music file")
-        else:
+def _iter_path(path: Path, skipped: list[tuple[str, str]]) -> Iterator[SourceFile]:
+    if path.is_dir():
+        yield from iter_folder(path, skipped)
+    elif path.is_file() and path.suffix.lower() in ZIP_SUFFIXES:
+        yield from iter_zip(path, skipped)
+    elif path.is_file() and path.suffix.lower() in MUSIC_SUFFIXES:
+        try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                skipped.append((str(path), f"file larger than {MAX_FILE_BYTES // 2**20} MiB"))
+                return
+            data = path.read_bytes()
+        except OSError as exc:
+            skipped.append((str(path), f"cannot read file ({exc.strerror or exc})"))
+            return
+        yield SourceFile(path.name, "user", data)
+
+
+def iter_sources(paths: list[Path | str], skipped: list[tuple[str, str]]) -> Iterator[SourceFile]:
+    """Every music file in `paths` (folders, zips or single files), one at a time, so that only the file
+    being handed to a parser is held in memory; problems go to `skipped`. CorpusError for a path that is
+    missing or neither a folder, a zip nor a music file (checked before anything is read)."""
+    checked = [Path(p) for p in paths]
+    for path in checked:
+        if not path.exists():
             raise CorpusError(f"{path} does not exist")
+        if not (path.is_dir() or (path.is_file() and path.suffix.lower() in ZIP_SUFFIXES + MUSIC_SUFFIXES)):
+            raise CorpusError(f"{path} is neither a folder, a zip file nor a music file")
     names: set[str] = set()
-    for f in found:  # two roots may hold the same relative path: keep names unique
-        base, i = f.name, 1
-        while f.name in names:
-            i += 1
-            f.name = f"{base}#{i}"
-        names.add(f.name)
-    return found
+    for path in checked:
+        for f in _iter_path(path, skipped):
+            base, i = f.name, 1  # two roots may hold the same relative path: keep names unique
+            while f.name in names:
+                i += 1
+                f.name = f"{base}#{i}"
+            names.add(f.name)
+            yield f
+
+
+def discover(paths: list[Path | str], skipped: list[tuple[str, str]]) -> list[SourceFile]:
+    """Every music file in `paths`, all in memory (small corpora and tests; `load_corpus` streams)."""
+    return list(iter_sources(paths, skipped))
 
 
 # -------------------------------------------------------------------------------------------- parsing
@@ -343,8 +373,157 @@ def encode_file(name: str, data: bytes, sidecars: dict[str, bytes]) -> dict:
 def _work(task: tuple[str, bytes, dict[str, bytes]]) -> dict:
     try:
         return encode_file(*task)
+    except MemoryError:
+        return {"ok": False, "reason": "parsing needed more memory than allowed", "transient": True}
     except Exception as exc:  # a parser bug must not take the whole corpus down
         return {"ok": False, "reason": f"unexpected parser error ({type(exc).__name__}: {exc})"[:300]}
+
+
+# ------------------------------------------------------------------------------------ parser workers
+def _address_space() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _worker_main(conn, memory_bytes: int) -> None:
+    """A parser process: parse each task it receives, answer with the cache entry; stop on None."""
+    if memory_bytes > 0:
+        # The limit counts what this process already maps (a fork of its parent) plus the budget of one
+        # file, so a file that needs more gets a MemoryError here instead of swapping the machine.
+        limit = _address_space() + memory_bytes
+        try:
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        except (ValueError, OSError):
+            pass
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        try:
+            conn.send(_work(task))
+        except (OSError, ValueError):
+            return
+
+
+class _Worker:
+    def __init__(self, ctx, memory_bytes: int):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, memory_bytes), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: tuple[str, int] | None = None  # (file name, bytes) being parsed
+        self.started = 0.0
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.proc.kill()
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()
+
+
+class ParserPool:
+    """Parser processes fed one file at a time, each with a wall-time and a memory limit per file.
+
+    A file whose parse runs past `timeout_s` has its worker killed (and replaced) and is skipped with that
+    reason; one that needs more than `memory_bytes` of address space gets a MemoryError in its worker and
+    is skipped too. At most `workers` files are being parsed and their bytes sum to at most
+    `max_bytes` (one file always fits), so memory does not grow with the size of the corpus.
+    """
+
+    def __init__(self, workers: int, timeout_s: float, memory_bytes: int, max_bytes: int):
+        self.ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        self.size, self.timeout_s, self.memory_bytes, self.max_bytes = (
+            workers,
+            timeout_s,
+            memory_bytes,
+            max_bytes,
+        )
+        self.idle: deque[_Worker] = deque()
+        self.busy: list[_Worker] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._started = 0
+
+    def _worker(self) -> _Worker:
+        if self.idle:
+            return self.idle.popleft()
+        self._started += 1
+        return _Worker(self.ctx, self.memory_bytes)
+
+    def can_take(self, size: int) -> bool:
+        """Whether a file of `size` bytes may be sent now."""
+        if len(self.busy) >= self.size:
+            return False
+        return not self.busy or self.in_flight + size <= self.max_bytes
+
+    def submit(self, name: str, data: bytes, sidecars: dict[str, bytes]) -> None:
+        """Send one file to an idle worker (call `can_take` first)."""
+        size = len(data) + sum(len(v) for v in sidecars.values())
+        w = self._worker()
+        w.task, w.started = (name, size), time.monotonic()
+        self.in_flight += size
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.busy.append(w)
+        with contextlib.suppress(OSError):  # a dead worker is noticed by `results`
+            w.conn.send((name, data, sidecars))
+
+    def _finish(self, w: _Worker, *, reuse: bool) -> str:
+        name, size = w.task
+        self.in_flight -= size
+        self.busy.remove(w)
+        w.task = None
+        if reuse:
+            self.idle.append(w)
+        else:
+            w.stop(kill=True)
+        return name
+
+    def results(self) -> Iterator[tuple[str, dict]]:
+        """Wait for at least one busy worker to finish (or time out): its (file name, cache entry)."""
+        if not self.busy:
+            return
+        now = time.monotonic()
+        deadline = min(w.started for w in self.busy) + self.timeout_s
+        ready = wait_for_connections([w.conn for w in self.busy], timeout=max(0.0, deadline - now))
+        done = [w for w in self.busy if w.conn in ready]
+        for w in done:
+            try:
+                entry = w.conn.recv()
+            except (EOFError, OSError):
+                code = w.proc.exitcode
+                w.proc.join(1)
+                code = w.proc.exitcode if code is None else code
+                reason = f"the parser process died (exit code {code})"
+                yield self._finish(w, reuse=False), {"ok": False, "reason": reason, "transient": True}
+                continue
+            yield self._finish(w, reuse=True), entry
+        now = time.monotonic()
+        for w in [w for w in self.busy if now - w.started > self.timeout_s]:
+            reason = f"parsing took longer than {self.timeout_s:g} s"
+            yield self._finish(w, reuse=False), {"ok": False, "reason": reason, "transient": True}
+
+    def close(self) -> None:
+        for w in [*self.busy, *self.idle]:
+            w.stop(kill=w in self.busy)
+        self.busy.clear()
+        self.idle.clear()
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -383,66 +562,87 @@ def default_cache_dir() -> Path:
 
 
 def load_corpus(
-    paths: list[Path | str], cache_dir: Path | None = None, workers: int = 2, progress: bool = True
+    paths: list[Path | str],
+    cache_dir: Path | None = None,
+    workers: int = 2,
+    progress: bool = True,
+    *,
+    parse_timeout_s: float = PARSE_TIMEOUT_S,
+    parse_memory_bytes: int = PARSE_MEMORY_BYTES,
+    max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
 ) -> CorpusResult:
     """Tokenize every music file in `paths` (folders or zips), from the cache where possible.
+
+    Files are read one at a time and streamed to the parser processes, so memory stays bounded by the
+    bytes in flight whatever the size of the corpus or archive.
 
     Args:
         paths: corpus folders, zip files or single music files.
         cache_dir: where tokenized files are cached (default: `default_cache_dir()`).
-        workers: parser processes for files not in the cache (1 parses in this process).
+        workers: parser processes for files not in the cache (0 parses in this process, without limits).
         progress: show a tqdm bar on stderr.
+        parse_timeout_s: wall time one file may take to parse; past it the file is skipped with that reason.
+        parse_memory_bytes: address space a worker may add to parse one file; past it the file is skipped.
+        max_in_flight_bytes: file bytes handed to workers and not yet parsed, all together.
     Returns:
         The pieces in a stable order (by name), the skipped files with reasons, and timings.
     """
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
     skipped: list[tuple[str, str]] = []
-    files = discover(paths, skipped)
     cache = TokenCache(cache_dir if cache_dir is not None else default_cache_dir())
     entries: dict[str, dict] = {}
-    todo: list[SourceFile] = []
-    keys = {}
-    for f in files:
-        keys[f.name] = key = f.key
-        hit = cache.get(key)
-        if hit is not None:
-            entries[f.name] = hit
-        else:
-            todo.append(f)
-    from_cache = sum(1 for e in entries.values() if e.get("ok"))
-    if todo:
-        from tqdm import tqdm
+    keys: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    order: list[str] = []
+    parsed = from_cache = 0
+    bar = tqdm(desc="parsing corpus", unit="file", file=sys.stderr, disable=not progress, leave=False)
 
-        tasks = [(f.name, f.data, f.sidecars) for f in todo]
-        bar = tqdm(
-            total=len(tasks),
-            desc="parsing corpus",
-            unit="file",
-            file=sys.stderr,
-            disable=not progress,
-            leave=False,
-        )
-        if workers > 1 and len(tasks) > 4:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(_work, tasks, chunksize=4)
-                for f, entry in zip(todo, results, strict=True):
-                    entries[f.name] = entry
-                    cache.put(keys[f.name], entry)
-                    bar.update()
-        else:
-            for f, task in zip(todo, tasks, strict=True):
-                entries[f.name] = entry = _work(task)
-                cache.put(keys[f.name], entry)
-                bar.update()
+    def done(name: str, entry: dict) -> None:
+        entries[name] = entry
+        if not entry.get("transient"):  # a timeout or a dead worker may be the machine's fault: retry later
+            cache.put(keys[name], entry)
+        bar.update()
+
+    pool = (
+        ParserPool(workers, parse_timeout_s, parse_memory_bytes, max_in_flight_bytes) if workers > 0 else None
+    )
+    try:
+        for f in iter_sources(paths, skipped):
+            order.append(f.name)
+            sources[f.name] = f.source
+            keys[f.name] = key = f.key
+            hit = cache.get(key)
+            if hit is not None:
+                entries[f.name] = hit
+                from_cache += bool(hit.get("ok"))
+                continue
+            parsed += 1
+            if pool is None:
+                done(f.name, _work((f.name, f.data, f.sidecars)))
+                continue
+            size = len(f.data) + sum(len(v) for v in f.sidecars.values())
+            while not pool.can_take(size):
+                for name, entry in pool.results():
+                    done(name, entry)
+            pool.submit(f.name, f.data, f.sidecars)
+            del f  # only the workers hold the bytes now
+        while pool is not None and pool.busy:
+            for name, entry in pool.results():
+                done(name, entry)
+    finally:
+        if pool is not None:
+            pool.close()
         bar.close()
     pieces = []
-    for f in files:
-        e = entries[f.name]
+    for name in order:
+        e = entries[name]
         if e.get("ok"):
             pieces.append(
                 EncodedPiece(
-                    f.name,
-                    f.source,
+                    name,
+                    sources[name],
                     list(e["ids"]),
                     int(e["tonic"]),
                     float(e["bpm"]),
@@ -452,6 +652,14 @@ def load_corpus(
                 )
             )
         else:
-            skipped.append((f.name, e.get("reason", "unknown")))
+            skipped.append((name, e.get("reason", "unknown")))
     pieces.sort(key=lambda p: p.name)
-    return CorpusResult(pieces, skipped, len(files), time.perf_counter() - t0, from_cache, parsed=len(todo))
+    return CorpusResult(
+        pieces,
+        skipped,
+        len(order),
+        time.perf_counter() - t0,
+        from_cache,
+        parsed=parsed,
+        peak_in_flight_bytes=pool.peak_in_flight if pool is not None else 0,
+    )

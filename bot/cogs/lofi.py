@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.error_handler import describe, send_error
+from bot.error_handler import describe, fit, send_error
 from bot.format import DOWN, UP, VOTE_EMOJI, clock, jump_url
 from bot.services import Requester, TrackInfo
 from bot.transformers import Duration
@@ -187,7 +187,7 @@ class Lofi(commands.Cog):
             info = await queued
         except Exception as exc:
             await progress.close()
-            text = "❌ " + describe(exc)
+            text = fit("❌ " + describe(exc))
             try:
                 await interaction.edit_original_response(content=text)
             except discord.HTTPException:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from lofi.settings import Settings, get_settings
+
+DEFAULT_MAX_SECONDS = 600.0  # wall-time bound on composing one track (the sampler also bounds its steps)
 
 
 def register(subparsers) -> None:
@@ -17,6 +21,16 @@ def register(subparsers) -> None:
     s = get_settings()
     g = subparsers.add_parser("generate", help="make one track (the bot's pipeline, from the terminal)")
     g.add_argument("--length", default="2m", help="2m, 90s, 1m30s, 1:30 or 120 (default %(default)s)")
+    g.add_argument(
+        "--max-length",
+        help=f"allow lengths up to this (default: the bot's limit, {s.max_length_s:.0f} s)",
+    )
+    g.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="give up composing after this many seconds of wall time (default %(default)s)",
+    )
     g.add_argument("--mood", default="random", help="a mood from music/moods.toml, or random (default)")
     g.add_argument("--seed", type=int, help="random seed (default: a random one)")
     g.add_argument("--bpm", type=float, help="tempo (default: drawn from the mood)")
@@ -39,6 +53,8 @@ def generate_main(args) -> int:
         as_json=args.json,
         serving=args.serving,
         models=Path(args.models),
+        max_length=args.max_length,
+        max_seconds=args.max_seconds,
     )
 
 
@@ -53,19 +69,31 @@ def generate(
     as_json: bool = False,
     serving: str | None = None,
     models: Path | None = None,
+    max_length: str | None = None,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> int:
-    """Make one track; prints where it went (or JSON with `as_json`). 0 done, 1 failed, 2 bad input."""
-    from music.durations import parse_duration
+    """Make one track; prints where it went (or JSON with `as_json`). 0 done, 1 failed, 2 bad input.
+
+    Every argument and the output folder are checked before any work: the length within the bot's limits
+    (`max_length` widens the upper one), the seed and tempo in range, the output folder writable.
+    """
+    from music.durations import parse_duration, parse_length
     from music.limits import SEED_MAX
     from music.request import TrackRequest
 
     try:
+        longest = settings.max_length_s
+        if max_length is not None:
+            longest = max(longest, parse_duration(max_length))
+        if not (isinstance(max_seconds, int | float) and 0 < max_seconds < float("inf")):
+            raise ValueError(f"--max-seconds must be a positive number of seconds, not {max_seconds}")
         request = TrackRequest(
-            length_s=parse_duration(length),
+            length_s=parse_length(length, settings.min_length_s, longest),
             mood=mood,
             seed=seed if seed is not None else random.randint(0, SEED_MAX),
             bpm=bpm,
         )
+        out_dir = _writable_out_dir(out, Path(settings.out_dir) / f"cli-{request.seed}")
     except ValueError as exc:
         print(f"lofi generate: {exc}", file=sys.stderr)
         return 2
@@ -74,15 +102,45 @@ def generate(
             settings,
             request,
             out,
+            out_dir,
             as_json,
             serving or settings.serving_address,
             models or settings.models_dir,
+            max_seconds,
         )
     )
 
 
+def _writable_out_dir(out: Path | None, default: Path) -> Path:
+    """The folder the track will be written to, made and proven writable; ValueError naming it otherwise."""
+    if out is not None:
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a folder; give the MP3 file's path, e.g. {out / 'track.mp3'}")
+        if out.suffix.lower() != ".mp3":
+            raise ValueError(f"--out {out} must end in .mp3")
+    folder = out.parent if out is not None else default
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".lofi-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        target = f"--out {out}" if out is not None else f"the output folder {folder}"
+        raise ValueError(
+            f"cannot write {target}: cannot create files in {folder} ({exc.strerror or exc})"
+        ) from None
+    return folder
+
+
 async def _generate(
-    settings: Settings, request, out: Path | None, as_json: bool, address, models: Path
+    settings: Settings,
+    request,
+    out: Path | None,
+    out_dir: Path,
+    as_json: bool,
+    address,
+    models: Path,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> int:
     from lofi.model_server import model_server
     from music.errors import MusicError
@@ -98,9 +156,9 @@ async def _generate(
                 )
                 return 2
             from serving.client import ServingClient
+            from serving.generate import SamplingOptions
             from serving.track import make_track
 
-            out_dir = out.parent if out else Path(settings.out_dir) / f"cli-{request.seed}"
             async with ServingClient(address, timeout_s=settings.serving_timeout_s) as client:
 
                 def progress(stage, *rest, **_):
@@ -113,6 +171,7 @@ async def _generate(
                     out_dir,
                     progress=progress,
                     size_limit=settings.upload_limit_bytes,
+                    options=SamplingOptions(max_seconds=max_seconds),
                     **settings.render_options(),
                 )
     except (ServingError, MusicError) as exc:
