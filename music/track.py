@@ -15,7 +15,7 @@ import numpy as np
 
 from music import ambience as amb
 from music import effects
-from music.arrange import arrange, mido_key
+from music.arrange import MIDI_TPB, arrange, mido_key
 from music.drums import load_library
 from music.errors import RenderError
 from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
@@ -192,8 +192,12 @@ def render_track(
     fitted = fit_to_plan(score, plan)
     library = load_library(groove_dir, cache_dir)
     arrangement = arrange(fitted, sound, n_bars=plan.n_bars, seed=seed, title=title, library=library)
+    # exactly the asked length: whole bars, and any remainder (under a bar) is the final chord ringing out
+    seconds = plan.length_s if plan.length_s > 0 else arrangement.seconds
+    tail_s = max(seconds - arrangement.seconds, 0.0)
+    if tail_s > 0:
+        arrangement = replace(arrangement, ring_ticks=int(round(tail_s * arrangement.bpm / 60.0 * MIDI_TPB)))
     midi_path = arrangement.write(out_dir / f"{slug}.mid")
-    seconds = arrangement.seconds
     timings["arrange"] = time.perf_counter() - t
 
     report(Stage.RENDERING)
@@ -224,8 +228,9 @@ def render_track(
     if np.isfinite(drums_change) and np.isfinite(music_change):
         drums_wet *= np.float32(10 ** ((music_change - drums_change) / 20.0))
     mix = music_wet + drums_wet + ambience
-    bar_s = seconds / max(plan.n_bars, 1)
-    mix = _fade(mix, SAMPLE_RATE, min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5)))
+    bar_s = arrangement.seconds / max(plan.n_bars, 1)
+    fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))
+    mix = _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
     timings["effects"] = time.perf_counter() - t
 
     report(Stage.MASTERING)
