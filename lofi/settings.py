@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     min_length_s: float = 15.0
     max_length_s: float = 600.0
     queue_size: int = 8
-    workers: int = 1
+    workers: int = 8  # jobs in flight at once: their generation is shared (one batch), their rendering pooled
+    render_workers: int = 0  # tracks rendering at once; 0 = one per CPU core
     cooldown_s: float = 20.0
 
     # Retraining from votes
