@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -21,6 +22,13 @@ from pathlib import Path
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process (all threads: the sampler, in-process FluidSynth, effects) and of its
+    finished children (ffmpeg); with an embedded model server this includes serving the models."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def load_average() -> list[float]:
@@ -47,15 +55,17 @@ async def run(args) -> dict:
                 for mood in args.moods:
                     for seed in args.seeds:
                         req = TrackRequest(float(args.length), mood, int(seed))
-                        t = time.perf_counter()
+                        t, c = time.perf_counter(), cpu_seconds()
                         res = await make_track(req, client, Path(tmp) / f"{mood}-{seed}")
-                        wall = time.perf_counter() - t
+                        wall, cpu = time.perf_counter() - t, cpu_seconds() - c
                         size = res.files.mp3.stat().st_size
                         rows.append(
                             {
                                 "mood": mood,
                                 "seed": seed,
                                 "wall_s": round(wall, 3),
+                                "cpu_s": round(cpu, 3),
+                                "load_1min": load_average()[0],
                                 "duration_s": round(res.files.duration_s, 3),
                                 "mp3_bytes": size,
                                 "timings": {k: round(v, 3) for k, v in res.timings.items()},
@@ -68,6 +78,7 @@ async def run(args) -> dict:
         "length_s": args.length,
         "runs": len(rows),
         "median_wall_s": round(statistics.median(walls), 3),
+        "median_cpu_s": round(statistics.median(r["cpu_s"] for r in rows), 3),
         "median_timings_s": {
             k: round(statistics.median(r["timings"].get(k, 0.0) for r in rows), 3) for k in keys
         },
