@@ -9,6 +9,7 @@ Usage (what `lofi bot` does)::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -55,6 +56,11 @@ def configure_endpoints(api_base: str | None, gateway_url: str | None) -> None:
         if url.scheme not in ("ws", "wss"):
             raise ValueError(f"gateway URL must be ws:// or wss://, not {gateway_url!r}")
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = url
+
+
+def render_pool_size(configured: int = 0) -> int:
+    """Tracks that render at once: `configured`, or one per CPU core when it is 0."""
+    return configured if configured > 0 else max(1, os.cpu_count() or 1)
 
 
 def default_intents() -> discord.Intents:
@@ -135,7 +141,11 @@ class LofiBot(commands.Bot):
             # The bot still starts: /lofi-status reports serving down and jobs fail with a clear message.
             log.exception("could not create the serving client")
             self.serving = None
-        self.executor = ThreadPoolExecutor(max_workers=max(1, s.workers), thread_name_prefix="lofi-render")
+        # rendering is bounded by the cores (FluidSynth, pedalboard, numpy and ffmpeg release the GIL), while
+        # up to `workers` jobs are in flight and share one generation batch
+        self.executor = ThreadPoolExecutor(
+            max_workers=render_pool_size(getattr(s, "render_workers", 0)), thread_name_prefix="lofi-render"
+        )
         pipeline = self._pipeline or default_pipeline(s)
         self.tracks = TrackService(self.sessionmaker, pipeline, self.serving_client, s.out_dir, self.executor)
         self.votes = VoteService(self.sessionmaker)

@@ -30,6 +30,7 @@ class BotSettings(Protocol):
     max_length_s: float
     queue_size: int
     workers: int
+    render_workers: int
     cooldown_s: float
     vote_threshold: int
     retrain_preset: str

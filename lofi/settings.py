@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     min_length_s: float = MIN_LENGTH_S
     max_length_s: float = MAX_LENGTH_S
     queue_size: int = 8
-    workers: int = 1
+    workers: int = 8  # jobs in flight at once: their generation is shared (one batch), their rendering pooled
+    render_workers: int = 0  # tracks rendering at once; 0 = one per CPU core
     cooldown_s: float = 20.0
 
     # The voice-channel radio (/lofi-radio): piece length, crossfade, audio kept composed ahead of playback

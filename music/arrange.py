@@ -96,6 +96,7 @@ class Arrangement:
     title: str = ""
     fade_bars: int = 0
     meta: dict = field(default_factory=dict)
+    ring_ticks: int = 0  # after the last bar: the final chord holds this long (a track longer than its bars)
 
     @property
     def n_bars(self) -> int:
@@ -131,7 +132,7 @@ class Arrangement:
             conductor.append(
                 (starts[bar], mido.MetaMessage("time_signature", numerator=num, denominator=den))
             )
-        mid.tracks.append(_track(conductor, self.total_ticks))
+        mid.tracks.append(_track(conductor, self.total_ticks + max(self.ring_ticks, 0)))
         for part in parts:
             ch = CHANNELS[part]
             vol, pan = MIX[part]
@@ -144,14 +145,17 @@ class Arrangement:
                 (0, mido.Message("control_change", channel=ch, control=93, value=0)),
             ]
             end = self.total_ticks
+            stop = end + max(self.ring_ticks, 0)
             for n in self.notes:
                 if n.part != part:
                     continue
                 on = min(max(n.start, 0), end - 1)
                 off = min(max(on + 1, n.start + n.duration), end)
+                if stop > end and off >= end - MIDI_TPB // 2 and part != "drums":
+                    off = stop  # what sounds as the last bar ends (the final chord) rings on to the very end
                 events.append((on, mido.Message("note_on", channel=ch, note=n.pitch, velocity=n.velocity)))
                 events.append((off, mido.Message("note_off", channel=ch, note=n.pitch, velocity=0)))
-            mid.tracks.append(_track(events, end))
+            mid.tracks.append(_track(events, stop))
         return mid
 
     def bar_starts(self) -> list[int]:

@@ -1,4 +1,4 @@
-"""Export: MP3 (ffmpeg, given an environment without secrets) with ID3 tags under a size limit, and a cover image (Pillow)."""
+"""Export: MP3 (ffmpeg's LAME, VBR) with ID3 tags under a size limit, and a cover image (Pillow)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from music.errors import RenderError
 
 BITRATES_KBPS = (320, 256, 192, 160, 128, 96, 64)
 HEADROOM_BYTES = 64 * 1024  # ID3 tags, the Xing header and encoder padding
+VBR_QUALITY = 2  # LAME -V2: transparent for most listeners, ~170-210 kbps on average (2 minutes ~3 MB)
+VBR_WORST_KBPS = 260  # what -V2 averages at most on dense material: above this budget, CBR is chosen
 
 
 # Discord's upload limit for servers without boosts; the settings' UPLOAD_LIMIT_BYTES defaults to it.
@@ -45,6 +47,41 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
     return (np.clip(audio.T, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
 
 
+def choose_encoding(duration_s: float, size_limit: int = UPLOAD_LIMIT_BYTES) -> tuple[str, int]:
+    """("vbr", LAME quality) when a -V2 file of `duration_s` surely fits `size_limit`, else ("cbr", kbps)."""
+    if VBR_WORST_KBPS * 1000 / 8 * duration_s * 1.01 <= size_limit - HEADROOM_BYTES:
+        return "vbr", VBR_QUALITY
+    return "cbr", choose_bitrate(duration_s, size_limit)
+
+
+def _encode(
+    pcm: bytes,
+    sample_rate: int,
+    channels: int,
+    path: Path,
+    args: list[str],
+    tags: dict,
+    timeout_s: float = 300.0,
+) -> None:
+    exe = ffmpeg_binary()
+    meta = [x for k, v in tags.items() for x in ("-metadata", f"{k}={v}")]
+    cmd = [
+        exe, "-v", "error", "-y", "-f", "s16le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
+        "-c:a", "libmp3lame", *args, "-compression_level", "7",  # LAME -q 7: fast, fine for LoFi
+        "-id3v2_version", "3", *meta, str(path),
+    ]  # fmt: skip
+    try:
+        # env: ffmpeg gets no secrets (the Discord token stays in this process).
+        proc = subprocess.run(
+            cmd, input=pcm, capture_output=True, timeout=timeout_s, check=False, env=child_env()
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RenderError(f"MP3 encoding failed: {exc}") from exc
+    if proc.returncode != 0 or not Path(path).is_file():
+        err = proc.stderr.decode(errors="replace").strip()[-500:]
+        raise RenderError(f"MP3 encoding failed (is ffmpeg built with libmp3lame?): {err}")
+
+
 def write_mp3(
     audio: np.ndarray,
     sample_rate: int,
@@ -54,67 +91,42 @@ def write_mp3(
     size_limit: int = UPLOAD_LIMIT_BYTES,
     timeout_s: float = 300.0,
 ) -> tuple[Path, int]:
-    """Encode `audio` as a CBR MP3 at the best bitrate under `size_limit`, with ID3 tags.
+    """Encode `audio` as an MP3 with ID3 tags: LAME VBR -V2 when it fits `size_limit`, else the best CBR
+    bitrate that does (a long track under a small limit).
+
+    The PCM goes to ffmpeg through a pipe (no temporary WAV files).
 
     Args:
         audio: (2, samples) float32 in [-1, 1].
         sample_rate: Hz.
         path: the .mp3 to write.
-        tags: ID3 tags (title, artist, genre, comment...), given to ffmpeg as metadata.
+        tags: ID3 tags (title, artist, genre, comment...).
         size_limit: maximum file size in bytes.
         timeout_s: kill ffmpeg after this long.
     Returns:
-        (path, bitrate in kbps).
+        (path, average bitrate in kbps).
     Raises:
         RenderError: the track cannot fit `size_limit`, or ffmpeg failed.
     """
     duration = audio.shape[1] / sample_rate
-    kbps = choose_bitrate(duration, size_limit)
-    cmd = [
-        ffmpeg_binary(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "s16le",
-        "-ar",
-        str(int(sample_rate)),
-        "-ac",
-        str(audio.shape[0]),
-        "-i",
-        "pipe:0",
-        "-b:a",
-        f"{kbps}k",
-        "-compression_level",
-        "7",  # LAME -q 7: fast, fine for LoFi
-        "-id3v2_version",
-        "3",
-    ]
-    for key, value in (tags or {}).items():
-        cmd += ["-metadata", f"{key}={value}"]
-    cmd += ["-f", "mp3", str(path)]
-    try:
-        # env: ffmpeg gets no secrets (the Discord token stays in this process).
-        proc = subprocess.run(
-            cmd, input=to_int16(audio).tobytes(), capture_output=True, timeout=timeout_s, env=child_env()
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RenderError(f"MP3 encoding took longer than {timeout_s:.0f} s") from exc
-    except OSError as exc:  # ffmpeg missing or not executable
-        raise RenderError(f"MP3 encoding failed (is ffmpeg installed with libmp3lame?): {exc}") from exc
-    if proc.returncode != 0:
-        err = (proc.stderr or b"").decode(errors="replace").strip()[-500:]
-        raise RenderError(
-            f"MP3 encoding failed (ffmpeg exit {proc.returncode}; is it installed with libmp3lame?): {err}"
-        )
-    if not Path(path).is_file():
-        raise RenderError(f"ffmpeg wrote no MP3 at {path}")
+    mode, value = choose_encoding(duration, size_limit)
+    pcm = to_int16(audio).tobytes()
+    args = ["-q:a", str(value)] if mode == "vbr" else ["-b:a", f"{value}k"]
+    _encode(pcm, sample_rate, audio.shape[0], Path(path), args, tags or {}, timeout_s)
     size = Path(path).stat().st_size
+    if size > size_limit and mode == "vbr":  # denser than VBR_WORST_KBPS: the best CBR that fits
+        _encode(
+            pcm,
+            sample_rate,
+            audio.shape[0],
+            Path(path),
+            ["-b:a", f"{choose_bitrate(duration, size_limit)}k"],
+            tags or {},
+        )
+        size = Path(path).stat().st_size
     if size > size_limit:  # cannot happen with CBR and the headroom above; guard the upload anyway
         raise RenderError(f"MP3 {path} is {size} bytes, over the {size_limit} limit")
-    return Path(path), kbps
+    return Path(path), int(round(size * 8 / 1000 / max(duration, 1e-9)))
 
 
 def _hex(color: str) -> tuple[int, int, int]:

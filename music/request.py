@@ -119,15 +119,44 @@ class TrackPlan:
 
     @property
     def seconds(self) -> float:
-        """Exact length of `n_bars` bars at `bpm`."""
+        """Exact length of `n_bars` bars at `bpm` (at most `length_s`: the rest is the last chord ringing)."""
         return self.n_bars * bar_ticks(*self.time_signature) / TICKS_PER_BEAT * 60.0 / self.bpm
+
+    @property
+    def length_s(self) -> float:
+        """The length of the finished track: exactly what was asked for."""
+        return float(self.request.length_s)
+
+
+def fit_bars(
+    length_s: float, bpm: float, beats_per_bar: float, tempo: tuple[float, float] | None
+) -> tuple[int, float]:
+    """(bars, tempo) for a track of `length_s` seconds.
+
+    With a tempo range (the mood's), the bar count whose exact tempo lies in the range and nearest `bpm`:
+    the bars then fill `length_s` exactly. When no whole number of bars fits the range (short tracks, narrow
+    ranges), or the tempo is fixed (`tempo` None: the user asked for one), the most whole bars that fit, at
+    the range's fastest tempo or at `bpm`; the remainder (under one bar) is the final chord ringing out.
+    """
+    bar_s = lambda b: beats_per_bar * 60.0 / b  # noqa: E731
+    if tempo is not None:
+        lo, hi = tempo
+        first = max(2, math.ceil(length_s / bar_s(lo) - 1e-9))
+        last = math.floor(length_s / bar_s(hi) + 1e-9)
+        fits = [(abs(n * beats_per_bar * 60.0 / length_s - bpm), n) for n in range(first, last + 1)]
+        if fits:
+            n = min(fits)[1]
+            return n, n * beats_per_bar * 60.0 / length_s
+        bpm = hi
+    return max(2, math.floor(length_s / bar_s(bpm) + 1e-9)), float(bpm)
 
 
 def plan_track(request: TrackRequest, rep: Representation | None = None) -> TrackPlan:
     """The plan for `request`: mood resolved, key and tempo drawn from the seed, length in whole bars.
 
-    The bar count is the one whose length at the chosen tempo is closest to the request; the tempo is
-    then nudged (within 3%) so that the bars fill the requested seconds almost exactly.
+    The tempo is fitted within the mood's range so that whole bars fill the requested seconds exactly
+    (`fit_bars`); where they cannot, the final chord rings out over the remainder. Either way the track is
+    exactly `request.length_s` long.
     """
     rep = rep or Representation()
     rng = random.Random(request.seed)
@@ -136,10 +165,9 @@ def plan_track(request: TrackRequest, rep: Representation | None = None) -> Trac
     mood = moods[name]
     bpm = request.bpm if request.bpm is not None else round(rng.uniform(*mood.tempo))
     beats_per_bar = bar_ticks(*mood.time_signature) / TICKS_PER_BEAT
-    n_bars = max(2, round(request.length_s * bpm / 60.0 / beats_per_bar))
-    exact = n_bars * beats_per_bar * 60.0 / request.length_s
-    if request.bpm is None and abs(exact - bpm) <= 0.03 * bpm:
-        bpm = exact
+    n_bars, bpm = fit_bars(
+        request.length_s, bpm, beats_per_bar, None if request.bpm is not None else mood.tempo
+    )
     tonic = rng.choice(mood.tonics)
     header = tuple(rep.header(mood.mode, mood.time_signature, bpm, mood.density))
     return TrackPlan(

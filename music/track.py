@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -14,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from music import ambience as amb
-from music import effects
-from music.arrange import arrange, mido_key
+from music import effects, synth
+from music.arrange import MIDI_TPB, arrange, mido_key
 from music.drums import load_library
 from music.errors import RenderError
 from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
 from music.master import loudness, master
 from music.progress import Progress, Stage
-from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE, SILENCE_PEAK, render_midi
+from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE, SILENCE_PEAK, check_soundfont, render_midi
 from music.request import TrackPlan
 from music.score import Score
 
@@ -105,24 +107,54 @@ MIX_DEFAULTS = {"keys": 0.0, "bass": -1.0, "melody": 1.0, "drums": 0.0}  # LU re
 STEM_LUFS = -22.0  # each part is brought to about this loudness before the effects
 
 
-def render_stems(arrangement, soundfont: Path, seconds: float) -> dict[str, np.ndarray]:
-    """One FluidSynth render per part that has notes, in parallel (subprocesses); RenderError if all silent."""
+_STEM_POOL: ThreadPoolExecutor | None = None
+_STEM_POOL_LOCK = threading.Lock()
+
+
+def _stem_pool() -> ThreadPoolExecutor:
+    """The threads that render stems, one per core, each keeping its own synthesizer loaded (`music.synth`)."""
+    global _STEM_POOL
+    with _STEM_POOL_LOCK:
+        if _STEM_POOL is None:
+            _STEM_POOL = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="lofi-synth")
+        return _STEM_POOL
+
+
+def render_stems(
+    arrangement, soundfont: Path, seconds: float, *, in_process: bool | None = None
+) -> dict[str, np.ndarray]:
+    """One FluidSynth render per part that has notes, in parallel; RenderError if all are silent.
+
+    In-process (pyfluidsynth, a synth kept loaded per thread) when available, else the command line.
+    """
     parts = [p for p in PARTS if any(n.part == p for n in arrangement.notes)]
     if not parts:
         raise RenderError("the arrangement has no notes to render")
-    with tempfile.TemporaryDirectory(prefix="lofi-stems-") as tmp, ThreadPoolExecutor(len(parts)) as pool:
-        futures = {
-            p: pool.submit(
-                render_midi,
-                arrangement.write(Path(tmp) / f"{p}.mid", (p,)),
-                soundfont,
-                seconds=seconds,
-                gain=0.5,
-                allow_silent=True,
-            )
-            for p in parts
-        }
+    check_soundfont(soundfont)
+    if in_process is None:
+        in_process = synth.available()
+    if in_process:
+        pool = _stem_pool()
+
+        def one(part):
+            return synth.thread_synth(soundfont, SAMPLE_RATE, 0.5).render(arrangement.midi((part,)), seconds)
+
+        futures = {p: pool.submit(one, p) for p in parts}
         stems = {p: f.result() for p, f in futures.items()}
+    else:
+        with tempfile.TemporaryDirectory(prefix="lofi-stems-") as tmp, ThreadPoolExecutor(len(parts)) as pool:
+            futures = {
+                p: pool.submit(
+                    render_midi,
+                    arrangement.write(Path(tmp) / f"{p}.mid", (p,)),
+                    soundfont,
+                    seconds=seconds,
+                    gain=0.5,
+                    allow_silent=True,
+                )
+                for p in parts
+            }
+            stems = {p: f.result() for p, f in futures.items()}
     if max(float(np.max(np.abs(a))) for a in stems.values()) < SILENCE_PEAK:
         raise RenderError(f"the track rendered silent with {soundfont} (broken soundfont?)")
     return stems
@@ -192,8 +224,12 @@ def render_track(
     fitted = fit_to_plan(score, plan)
     library = load_library(groove_dir, cache_dir)
     arrangement = arrange(fitted, sound, n_bars=plan.n_bars, seed=seed, title=title, library=library)
+    # exactly the asked length: whole bars, and any remainder (under a bar) is the final chord ringing out
+    seconds = plan.length_s if plan.length_s > 0 else arrangement.seconds
+    tail_s = max(seconds - arrangement.seconds, 0.0)
+    if tail_s > 0:
+        arrangement = replace(arrangement, ring_ticks=int(round(tail_s * arrangement.bpm / 60.0 * MIDI_TPB)))
     midi_path = arrangement.write(out_dir / f"{slug}.mid")
-    seconds = arrangement.seconds
     timings["arrange"] = time.perf_counter() - t
 
     report(Stage.RENDERING)
@@ -224,8 +260,9 @@ def render_track(
     if np.isfinite(drums_change) and np.isfinite(music_change):
         drums_wet *= np.float32(10 ** ((music_change - drums_change) / 20.0))
     mix = music_wet + drums_wet + ambience
-    bar_s = seconds / max(plan.n_bars, 1)
-    mix = _fade(mix, SAMPLE_RATE, min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5)))
+    bar_s = arrangement.seconds / max(plan.n_bars, 1)
+    fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))
+    mix = _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
     timings["effects"] = time.perf_counter() - t
 
     report(Stage.MASTERING)

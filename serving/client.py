@@ -72,7 +72,12 @@ class ServingClient:
             asyncio.get_running_loop()
             self._channel = grpc.aio.insecure_channel(
                 self.address,
-                options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.enable_retries", 0)],
+                options=[
+                    ("grpc.max_receive_message_length", 64 << 20),
+                    ("grpc.enable_retries", 0),
+                    # one address may name several TF Serving replicas (DNS): spread the calls over all of them
+                    ("grpc.lb_policy_name", "round_robin"),
+                ],
             )
             self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
             self._model = model_service_pb2_grpc.ModelServiceStub(self._channel)

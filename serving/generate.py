@@ -163,6 +163,8 @@ class _Sequence:
         self.copy: list[int] = []  # tokens still to copy into this bar (a returning bar)
         self.chords: list[tuple[int, list[int]]] = []  # (POS tick, chord tokens) still due in this bar
         self.forced: list[int] = []  # chord tokens still to write at the current position
+        self.opts = opts  # sequences sharing a batch may be sampled with different options
+        self.steps = 0
 
     def planned_notes(self, bar: int) -> int:
         """Melody notes the form plans for `bar` (the models' `notes_left` counts down from it)."""
@@ -423,6 +425,39 @@ async def generate_batch(
         return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
 
 
+async def step(
+    backend: Backend, ens: _Ensemble, mk: _Masks, rep: Representation, active: list[_Sequence]
+) -> float:
+    """One step of every sequence in `active`: one call per member for all of them, combine, mask, sample.
+
+    Returns the seconds the ensemble call took (all members in parallel).
+    """
+    cond = np.stack([s.cond for s in active])
+    aux = np.asarray([s.aux.row() for s in active], np.int32)
+    by_width = {w: _windows(active, w) for w in set(ens.windows.values())}
+    ts = time.perf_counter()
+    probs = await asyncio.gather(
+        *(
+            backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond, aux)
+            for name in ens.names
+        )
+    )
+    seconds = time.perf_counter() - ts
+    for p in probs:
+        if p.shape != (len(active), len(rep.vocab)):
+            raise ContractError(
+                f"a member returned probabilities of shape {p.shape}, expected {(len(active), len(rep.vocab))}"
+            )
+    combined = ens.combine(probs)
+    for i, s in enumerate(active):
+        mask = _constrain(s, mk, s.opts)
+        if not mask.any():
+            raise GenerationError(f"every token is masked out after {s.g._describe()}")
+        _push(s, _sample(combined[i], mask, s, mk, s.opts), mk)
+        s.steps += 1
+    return seconds
+
+
 async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) -> Generation:
     t0 = time.perf_counter()
     ens = await pin_ensemble(backend, rep, members)
@@ -444,29 +479,7 @@ async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) ->
             raise GenerationError(
                 f"generation stopped after {opts.max_seconds:g} s of wall time ({gen.steps} steps done)"
             )
-        cond = np.stack([s.cond for s in active])
-        aux = np.asarray([s.aux.row() for s in active], np.int32)
-        by_width = {w: _windows(active, w) for w in set(ens.windows.values())}
-        ts = time.perf_counter()
-        probs = await asyncio.gather(
-            *(
-                backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond, aux)
-                for name in ens.names
-            )
-        )
-        gen.step_seconds.append(time.perf_counter() - ts)
-        for p in probs:
-            if p.shape != (len(active), len(rep.vocab)):
-                raise ContractError(
-                    f"a member returned probabilities of shape {p.shape}, expected "
-                    f"{(len(active), len(rep.vocab))}"
-                )
-        combined = ens.combine(probs)
-        for i, s in enumerate(active):
-            mask = _constrain(s, mk, opts)
-            if not mask.any():
-                raise GenerationError(f"every token is masked out after {s.g._describe()}")
-            _push(s, _sample(combined[i], mask, s, mk, opts), mk)
+        gen.step_seconds.append(await step(backend, ens, mk, rep, active))
         gen.steps += 1
         if on_bar is not None:
             bars = sum(min(s.g.bars, s.plan.n_bars) for s in seqs)

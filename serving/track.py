@@ -18,7 +18,8 @@ from music.render import DEFAULT_SOUNDFONT
 from music.request import TrackPlan, TrackRequest, plan_track
 from music.tokens import Representation
 from serving.backend import Backend
-from serving.generate import SamplingOptions, generate
+from serving.batcher import SharedGenerator, shared_generator
+from serving.generate import SamplingOptions
 
 if TYPE_CHECKING:
     from music.track import TrackFiles
@@ -47,6 +48,7 @@ async def make_track(
     options: SamplingOptions | None = None,
     groove_dir: Path | None = None,
     cache_dir: Path | None = None,
+    generator: SharedGenerator | None = None,
 ) -> TrackResult:
     """Plan, generate (each member pinned to one version), decode and render one track into `out_dir`.
 
@@ -58,6 +60,8 @@ async def make_track(
         executor: where the blocking render runs (default: the loop's default executor).
         size_limit: maximum MP3 size in bytes (default: Discord's 10 MiB).
         soundfont, groove_dir, cache_dir: passed to `music.track.render_track`.
+        generator: the shared generation loop (default: the one every track on `client` shares, so
+            concurrent tracks are generated in one batch; the tokens are the same as alone).
     Returns:
         The track's files, tokens, versions per member and timings per stage (seconds).
     """
@@ -72,7 +76,8 @@ async def make_track(
 
     report(Stage.COMPOSING, 0.0)
     t = time.perf_counter()
-    gen = await generate(client, plan, options=options, rep=rep, on_bar=lambda f: report(Stage.COMPOSING, f))
+    shared = generator or shared_generator(client)
+    gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
     timings["generate"] = time.perf_counter() - t
     tokens = gen.tokens[0]
 

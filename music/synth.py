@@ -1,0 +1,111 @@
+"""FluidSynth in-process (pyfluidsynth): one synthesizer per render thread, its soundfont loaded once.
+
+A stem is rendered by sending the MIDI events of an in-memory `mido.MidiFile` to the synth and writing float
+samples between them: no MIDI or WAV file, no process start, no soundfont load per stem. Reverb and chorus
+are off (the effects chain adds ours), as with the command line (`music.render.render_midi`), which stays the
+fallback where pyfluidsynth or libfluidsynth is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from music.errors import RenderError
+
+BLOCK = 64  # FluidSynth's own block size: events land on a block boundary, as the command line's player does
+
+_local = threading.local()
+
+
+def available() -> bool:
+    """True when pyfluidsynth and libfluidsynth can be loaded."""
+    try:
+        import fluidsynth  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return hasattr(fluidsynth, "_fl") and hasattr(fluidsynth._fl, "fluid_synth_write_float")
+
+
+class Synth:
+    """One FluidSynth synthesizer with one soundfont loaded (use from one thread at a time)."""
+
+    def __init__(self, soundfont: Path, sample_rate: int, gain: float):
+        import fluidsynth
+
+        self.soundfont, self.sample_rate, self.gain = Path(soundfont), int(sample_rate), float(gain)
+        self._fs = fluidsynth.Synth(
+            gain=self.gain,
+            samplerate=self.sample_rate,
+            **{"synth.reverb.active": 0, "synth.chorus.active": 0},
+        )
+        self.sfid = self._fs.sfload(str(self.soundfont))
+        if self.sfid < 0:
+            raise RenderError(f"FluidSynth could not load the soundfont {self.soundfont}")
+        write = fluidsynth._fl.fluid_synth_write_float
+        write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_void_p, ctypes.c_int, ctypes.c_int]  # fmt: skip
+        write.restype = ctypes.c_int
+        self._write = write
+        self._sounds_off = fluidsynth._fl.fluid_synth_all_sounds_off  # voices stop at once, with no release
+        self._sounds_off.argtypes = [ctypes.c_void_p, ctypes.c_int]
+
+    def _fill(self, out: np.ndarray, a: int, b: int) -> None:
+        if b <= a:
+            return
+        left, right = out[0, a:b], out[1, a:b]  # contiguous rows: ctypes releases the GIL while it renders
+        self._write(self._fs.synth, b - a, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
+
+    def render(self, midi, seconds: float) -> np.ndarray:
+        """`midi` (a `mido.MidiFile`) as float32 (2, samples), exactly `seconds` long (release tails kept)."""
+        fs = self._fs
+        self._sounds_off(fs.synth, -1)  # nothing of the previous render rings into this one
+        fs.system_reset()
+        scratch = np.zeros((2, 4096), np.float32)
+        for _ in range(64):  # let the reset take effect: render until the synth is silent
+            self._fill(scratch, 0, scratch.shape[1])
+            if not scratch.any():
+                break
+        for ch in range(16):
+            fs.program_select(ch, self.sfid, 128 if ch == 9 else 0, 0)
+        n = int(round(seconds * self.sample_rate))
+        out = np.zeros((2, n), np.float32)
+        pos, t = 0, 0.0
+        for msg in midi:  # all tracks merged, `time` in seconds (tempo changes applied)
+            t += msg.time
+            if msg.is_meta:
+                continue
+            target = min(int(round(t * self.sample_rate / BLOCK)) * BLOCK, n)
+            self._fill(out, pos, target)
+            pos = max(pos, target)
+            kind = msg.type
+            if kind == "note_on":
+                if msg.velocity:
+                    fs.noteon(msg.channel, msg.note, msg.velocity)
+                else:
+                    fs.noteoff(msg.channel, msg.note)
+            elif kind == "note_off":
+                fs.noteoff(msg.channel, msg.note)
+            elif kind == "control_change":
+                fs.cc(msg.channel, msg.control, msg.value)
+            elif kind == "program_change":
+                bank = 128 if msg.channel == 9 else 0
+                fs.program_select(msg.channel, self.sfid, bank, msg.program)
+            elif kind == "pitchwheel":
+                fs.pitch_bend(msg.channel, msg.pitch)
+        self._fill(out, pos, n)
+        return out
+
+
+def thread_synth(soundfont: Path, sample_rate: int, gain: float) -> Synth:
+    """This thread's synthesizer for (soundfont, rate, gain), created once and kept loaded."""
+    cache = getattr(_local, "synths", None)
+    if cache is None:
+        cache = _local.synths = {}
+    key = (str(soundfont), int(sample_rate), float(gain))
+    if key not in cache:
+        cache[key] = Synth(Path(soundfont), sample_rate, gain)
+    return cache[key]

@@ -1,0 +1,102 @@
+"""Shared generation: concurrent tracks are stepped in one batch and get exactly the one-by-one tokens."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from music.request import TrackRequest, plan_track
+from serving.backend import InProcessBackend
+from serving.batcher import SharedGenerator, shared_generator
+from serving.errors import GenerationError
+from serving.generate import SamplingOptions, generate
+
+REQUESTS = [(20, "rainy", 3), (16, "sunny", 8), (24, "night", 5), (18, "chill", 1)]
+
+
+class CountingBackend(InProcessBackend):
+    """The in-process backend, recording the rows of every Predict call."""
+
+    def __init__(self, models_dir):
+        super().__init__(models_dir)
+        self.rows: list[int] = []
+
+    async def predict(self, name, version, tokens, cond, aux):
+        self.rows.append(len(tokens))
+        return await super().predict(name, version, tokens, cond, aux)
+
+
+async def test_batched_tracks_equal_the_one_by_one_tracks_same_seeds(tiny_models):
+    plans = [plan_track(TrackRequest(*r)) for r in REQUESTS]
+    backend = CountingBackend(tiny_models)
+    alone = [(await generate(backend, p)).tokens[0] for p in plans]
+    calls_alone = len(backend.rows)
+    backend.rows.clear()
+
+    shared = SharedGenerator(backend)
+    first = [asyncio.create_task(shared.generate(p)) for p in plans[:3]]
+    while shared.steps < 5:  # the fourth arrives late and joins the running batch
+        await asyncio.sleep(0)
+    late = asyncio.create_task(shared.generate(plans[3]))
+    together = [(await t).tokens[0] for t in [*first, late]]
+
+    assert together == alone
+    assert max(backend.rows) == 4  # all four in one Predict call per member at some step
+    assert len(backend.rows) < calls_alone  # fewer calls than one track after another
+
+
+async def test_each_track_keeps_its_own_sampling_options(tiny_models):
+    plan_a, plan_b = (plan_track(TrackRequest(*r)) for r in REQUESTS[:2])
+    opts = SamplingOptions(temperature=1.3, top_k=12, form=False)
+    backend = InProcessBackend(tiny_models)
+    alone_a = (await generate(backend, plan_a)).tokens[0]
+    alone_b = (await generate(backend, plan_b, options=opts)).tokens[0]
+    shared = SharedGenerator(backend)
+    a, b = await asyncio.gather(shared.generate(plan_a), shared.generate(plan_b, options=opts))
+    assert a.tokens[0] == alone_a and b.tokens[0] == alone_b
+    assert a.versions == b.versions
+
+
+async def test_progress_reports_each_tracks_own_bars(tiny_models):
+    plan = plan_track(TrackRequest(*REQUESTS[0]))
+    seen: list[float] = []
+    await shared_generator(InProcessBackend(tiny_models)).generate(plan, on_bar=seen.append)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) == plan.n_bars
+
+
+async def test_a_cap_on_the_batch_seats_the_rest_as_others_finish(tiny_models):
+    plans = [plan_track(TrackRequest(*r)) for r in REQUESTS]
+    backend = CountingBackend(tiny_models)
+    shared = SharedGenerator(backend, max_batch=2)
+    gens = await asyncio.gather(*(shared.generate(p) for p in plans))
+    assert max(backend.rows) == 2 and all(g.tokens[0][-1] for g in gens)
+    assert [g.tokens[0] for g in gens] == [(await generate(backend, p)).tokens[0] for p in plans]
+
+
+async def test_a_failing_server_fails_every_track_in_the_batch_and_the_loop_recovers(tiny_models):
+    class Flaky(InProcessBackend):
+        fail = True
+
+        async def predict(self, *a):
+            if self.fail:
+                raise RuntimeError("server fell over")
+            return await super().predict(*a)
+
+    backend = Flaky(tiny_models)
+    shared = SharedGenerator(backend)
+    plans = [plan_track(TrackRequest(*r)) for r in REQUESTS[:2]]
+    results = await asyncio.gather(*(shared.generate(p) for p in plans), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    backend.fail = False
+    assert (await shared.generate(plans[0])).tokens[0] == (await generate(backend, plans[0])).tokens[0]
+
+
+async def test_closing_fails_what_is_in_flight(tiny_models):
+    shared = SharedGenerator(InProcessBackend(tiny_models))
+    task = asyncio.create_task(shared.generate(plan_track(TrackRequest(60, "rainy", 2))))
+    while shared.steps < 2:
+        await asyncio.sleep(0)
+    await shared.close()
+    with pytest.raises(GenerationError):
+        await task
