@@ -280,9 +280,13 @@ def choose_voicing(
     Returns:
         Sorted MIDI pitches.
     """
+    home = tones
     tones = tones or chord_tones(chord.quality, extensions)
     hint = chord.voicing
-    cands = candidate_voicings(chord.root, tones, hint.spread if hint else None)
+    # The tonic's own tones (`home_tones`) have few drop-2 shapes in range: let it take either spread, so the
+    # mood's register still decides where it sits.
+    spread = hint.spread if hint and home is None else None
+    cands = candidate_voicings(chord.root, tones, spread)
     if not cands:
         cands = candidate_voicings(chord.root, tones, None, KEYS_LOW - 6, KEYS_HIGH + 6)
 

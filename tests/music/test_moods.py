@@ -51,7 +51,16 @@ def test_mood_register_and_density_change_the_arrangement():
         return np.mean([n.pitch for n in arr.notes if n.part == part])
 
     assert mean_pitch(night, "keys") < mean_pitch(sunny, "keys")
-    assert sum(n.part == "drums" for n in night.notes) < sum(n.part == "drums" for n in sunny.notes)
+    # Drum density over several seeds: one seed's groove draw can be busier in either mood (the keys' voicing
+    # choices share the arrangement's random stream, so any voicing change reshuffles the drums of a seed).
+    def hits(mood):
+        return sum(
+            n.part == "drums"
+            for seed in range(6)
+            for n in arrange(example_score(8, 70.0), moods[mood].sound, seed=seed).notes
+        )
+
+    assert hits("night") < hits("sunny")
 
 
 def test_a_new_mood_needs_no_code(tmp_path):
