@@ -51,6 +51,7 @@ def test_mood_register_and_density_change_the_arrangement():
         return np.mean([n.pitch for n in arr.notes if n.part == part])
 
     assert mean_pitch(night, "keys") < mean_pitch(sunny, "keys")
+
     # Drum density over several seeds: one seed's groove draw can be busier in either mood (the keys' voicing
     # choices share the arrangement's random stream, so any voicing change reshuffles the drums of a seed).
     def hits(mood):
