@@ -59,6 +59,16 @@ def home_tones(chord: Chord, tonic: int) -> tuple[int, ...] | None:
     return None
 
 
+def _in_midi_range(pitch: int) -> int:
+    """`pitch` moved by octaves into MIDI's 0..127: the melody is shifted as a whole towards the mood's
+    register, so a rare outlier far from its median could otherwise leave the range (and mido refuses it)."""
+    while pitch > 127:
+        pitch -= 12
+    while pitch < 0:
+        pitch += 12
+    return pitch
+
+
 def key_name(tonic: int, mode: str) -> str:
     """A readable key such as 'D minor' or 'F# minor' (the usual spelling of each key)."""
     name = mido_key(tonic, mode).removesuffix("m")
@@ -514,7 +524,7 @@ def arrange(
             notes.append(
                 ArrangedNote(
                     "melody",
-                    note.pitch + shift,
+                    _in_midi_range(note.pitch + shift),
                     human(t0, 7.0, 4.0),
                     max(dur - ms(25), ms(60)),
                     vel(level * note.velocity / 80.0),
@@ -547,7 +557,8 @@ def arrange(
             start = bar_start[b] + int(round(t * MIDI_TPB))
             if start < 0:
                 continue
-            notes.append(ArrangedNote("drums", note, start, MIDI_TPB // 8, max(1, int(v * fade(b)))))
+            velocity = max(1, min(127, int(v * fade(b))))
+            notes.append(ArrangedNote("drums", note, start, MIDI_TPB // 8, velocity))
 
     programs = {
         "keys": int(inst.get("keys", 4)),

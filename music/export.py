@@ -79,7 +79,9 @@ def _encode(
         raise RenderError(f"MP3 encoding failed: {exc}") from exc
     if proc.returncode != 0 or not Path(path).is_file():
         err = proc.stderr.decode(errors="replace").strip()[-500:]
-        raise RenderError(f"MP3 encoding failed (is ffmpeg built with libmp3lame?): {err}")
+        raise RenderError(
+            f"MP3 encoding failed (ffmpeg exit {proc.returncode}; is it built with libmp3lame?): {err}"
+        )
 
 
 def write_mp3(

@@ -8,7 +8,9 @@ fallback where pyfluidsynth or libfluidsynth is missing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import threading
 from pathlib import Path
 
@@ -21,10 +23,18 @@ BLOCK = 64  # FluidSynth's own block size: events land on a block boundary, as t
 _local = threading.local()
 
 
+def _import_fluidsynth():
+    """pyfluidsynth, imported with its "'fluidsynth' was found at ..." line kept off stdout (where
+    `lofi generate --json` writes its JSON)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import fluidsynth
+    return fluidsynth
+
+
 def available() -> bool:
     """True when pyfluidsynth and libfluidsynth can be loaded."""
     try:
-        import fluidsynth  # noqa: F401
+        fluidsynth = _import_fluidsynth()
     except (ImportError, OSError):
         return False
     return hasattr(fluidsynth, "_fl") and hasattr(fluidsynth._fl, "fluid_synth_write_float")
@@ -34,7 +44,7 @@ class Synth:
     """One FluidSynth synthesizer with one soundfont loaded (use from one thread at a time)."""
 
     def __init__(self, soundfont: Path, sample_rate: int, gain: float):
-        import fluidsynth
+        fluidsynth = _import_fluidsynth()
 
         self.soundfont, self.sample_rate, self.gain = Path(soundfont), int(sample_rate), float(gain)
         self._fs = fluidsynth.Synth(

@@ -218,3 +218,15 @@ def test_every_key_is_a_valid_midi_key_signature(mode):
     for tonic in range(12):
         msg = mido.MetaMessage("key_signature", key=mido_key(tonic, mode))  # mido validates the name
         assert key_name(tonic, mode).endswith(mode) and msg.key.rstrip("m")[0] == key_name(tonic, mode)[0]
+
+
+def test_a_melody_outlier_far_above_its_median_stays_inside_midi(tmp_path):
+    score = example_score(4, 80.0)
+    low = [Note(40, n.start, n.duration, n.velocity) for n in score.melody]
+    score.melody = [
+        *low,
+        Note(108, 0, 12, 90),
+    ]  # the median is far below the register: shifted up 2-3 octaves
+    arr = arrange(score, CHILL, seed=1)
+    assert all(0 <= n.pitch <= 127 and 1 <= n.velocity <= 127 for n in arr.notes)
+    arr.write(tmp_path / "x.mid")  # mido accepts every message

@@ -245,8 +245,9 @@ async def test_generation_follows_the_planned_form(tiny_models):
         if bar.notes == 0:
             assert not pitches, f"bar {b} was planned without melody"
         if bar.melody_from is not None:
-            src = [t for t in bars[bar.melody_from] if t.startswith(("PITCH_", "DUR_"))]
-            assert [t for t in bars[b] if t.startswith(("PITCH_", "DUR_"))] == src
+            # The pitches return as written; a duration may be cut where the note would ring past the end.
+            src = [t for t in bars[bar.melody_from] if t.startswith("PITCH_")]
+            assert [t for t in bars[b] if t.startswith("PITCH_")] == src
             copies += 1
         if bar.chords_from is not None:
             src_chords = _chords(bars[bar.chords_from])
