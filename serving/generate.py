@@ -289,7 +289,11 @@ def _follow_form(
         while s.copy:
             if mask[s.copy[0]]:
                 return _only(n, s.copy[0])
-            s.copy.pop(0)  # e.g. a dynamic level that is already the current one
+            tok = s.copy.pop(0)  # e.g. a dynamic level that is already the current one
+            if mk.dur_ids[0] <= tok <= mk.dur_ids[-1]:  # a note that would ring past the end: cut it short
+                allowed = mk.dur_ids[mask[mk.dur_ids] & (mk.dur_ids <= tok)]
+                if allowed.size:
+                    return _only(n, int(allowed[-1]))
         return _only(n, stop) if mask[stop] else None
     if s.forced:  # the rest of a returning chord (BASS, VOICING)
         if mask[s.forced[0]]:
