@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from music.arrange import plan_sections
 from music.export import UPLOAD_LIMIT_BYTES
 from music.form import plan_form
@@ -26,18 +24,8 @@ from music.render import DEFAULT_SOUNDFONT
 from music.request import TrackPlan, TrackRequest, plan_track
 from music.tokens import Representation
 from serving.backend import Backend
-from serving.errors import ContractError, GenerationError
-from serving.generate import (
-    Generation,
-    SamplingOptions,
-    _constrain,
-    _Masks,
-    _push,
-    _sample,
-    _Sequence,
-    _windows,
-    pin_ensemble,
-)
+from serving.errors import GenerationError
+from serving.generate import Generation, SamplingOptions, _Masks, _push, _Sequence, pin_ensemble, step
 from serving.track import TrackResult
 
 
@@ -110,22 +98,11 @@ async def generate_continuation(
     while not s.done:
         if gen.steps >= limit:
             raise GenerationError(f"no EOS after {gen.steps} steps")
-        by_width = {w: _windows([s], w) for w in set(ens.windows.values())}
-        cond = s.cond[None, :]
-        aux = np.asarray([s.aux.row()], np.int32)
-        ts = time.perf_counter()
-        probs = await asyncio.gather(
-            *(backend.predict(n, ens.versions[n], by_width[ens.windows[n]], cond, aux) for n in ens.names)
-        )
-        gen.step_seconds.append(time.perf_counter() - ts)
-        for p in probs:
-            if p.shape != (1, len(rep.vocab)):
-                raise ContractError(f"a member returned probabilities of shape {p.shape}")
-        combined = ens.combine(probs)
-        mask = _constrain(s, mk, opts)
-        if not mask.any():
-            raise GenerationError(f"every token is masked out after {s.g._describe()}")
-        _push(s, _sample(np.asarray(combined[0], np.float64), mask, s, mk, opts), mk)
+        if time.perf_counter() - t0 > opts.max_seconds:
+            raise GenerationError(
+                f"generation stopped after {opts.max_seconds:g} s of wall time ({gen.steps} steps done)"
+            )
+        gen.step_seconds.append(await step(backend, ens, mk, rep, [s]))
         gen.steps += 1
         if on_bar is not None and s.g.bars > reported:
             reported = s.g.bars
