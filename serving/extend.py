@@ -10,9 +10,7 @@ sequence, mask and sampling helpers rather than forking them.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ from music.tokens import Representation
 from serving.backend import Backend
 from serving.errors import GenerationError
 from serving.generate import Generation, SamplingOptions, _Masks, _push, _Sequence, pin_ensemble, step
-from serving.track import TrackResult
+from serving.track import TrackResult, render_generation
 
 
 def extended_plan(base: TrackRequest, length_s: float, rep: Representation | None = None) -> TrackPlan:
@@ -130,7 +128,6 @@ async def extend_track(
     """`serving.track.make_track` for a longer version of the track that `base` asked for and `prefix` holds:
     the plan is `base`'s lengthened to `request.length_s`, the music continues `prefix`, then it is decoded and
     rendered the same way. Same result shape as make_track."""
-    from music.track import render_track
 
     report = progress or (lambda *a, **k: None)
     timings: dict[str, float] = {}
@@ -143,23 +140,17 @@ async def extend_track(
         client, plan, prefix, options=options, rep=rep, on_bar=lambda f: report("composing", f)
     )
     timings["generate"] = time.perf_counter() - t
-    tokens = gen.tokens[0]
-    score = rep.decode(tokens, tonic=plan.tonic, bpm=plan.bpm)
-    t = time.perf_counter()
-    render = functools.partial(
-        render_track,
-        score,
+    return await render_generation(
+        gen,
         plan,
-        Path(out_dir),
-        soundfont=soundfont,
-        size_limit=size_limit,
+        out_dir,
+        rep=rep,
+        timings=timings,
+        started=t0,
+        executor=executor,
         progress=progress,
+        size_limit=size_limit,
+        soundfont=soundfont,
         groove_dir=groove_dir,
         cache_dir=cache_dir,
-    )
-    files = await asyncio.get_running_loop().run_in_executor(executor, render)
-    timings["render"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    return TrackResult(
-        files=files, tokens=list(tokens), versions=dict(gen.versions), timings=timings, plan=plan
     )

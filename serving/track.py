@@ -65,7 +65,6 @@ async def make_track(
     Returns:
         The track's files, tokens, versions per member and timings per stage (seconds).
     """
-    from music.track import render_track  # imported here: it pulls in the audio stack
 
     report = progress or (lambda *_: None)
     timings: dict[str, float] = {}
@@ -79,8 +78,42 @@ async def make_track(
     shared = generator or shared_generator(client)
     gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
     timings["generate"] = time.perf_counter() - t
-    tokens = gen.tokens[0]
+    return await render_generation(
+        gen,
+        plan,
+        out_dir,
+        rep=rep,
+        timings=timings,
+        started=t0,
+        executor=executor,
+        progress=progress,
+        size_limit=size_limit,
+        soundfont=soundfont,
+        groove_dir=groove_dir,
+        cache_dir=cache_dir,
+    )
 
+
+async def render_generation(
+    gen,
+    plan: TrackPlan,
+    out_dir: Path,
+    *,
+    rep: Representation,
+    timings: dict[str, float],
+    started: float,
+    executor=None,
+    progress: Progress | None = None,
+    size_limit: int = UPLOAD_LIMIT_BYTES,
+    soundfont: Path = DEFAULT_SOUNDFONT,
+    groove_dir: Path | None = None,
+    cache_dir: Path | None = None,
+) -> TrackResult:
+    """Decode the first sequence of `gen` and render it in `executor`: the second half of a track, shared by
+    `make_track` and the Extend pipeline. `timings` gets decode, render (and its stages) and total."""
+    from music.track import render_track  # imported here: it pulls in the audio stack
+
+    tokens = gen.tokens[0]
     t = time.perf_counter()
     score = rep.decode(tokens, tonic=plan.tonic, bpm=plan.bpm)
     timings["decode"] = time.perf_counter() - t
@@ -101,7 +134,7 @@ async def make_track(
     timings["render"] = time.perf_counter() - t
     for stage, seconds in files.timings.items():
         timings.setdefault(f"render.{stage}", seconds)
-    timings["total"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - started
     return TrackResult(
         files=files, tokens=list(tokens), versions=dict(gen.versions), timings=timings, plan=plan
     )
