@@ -62,7 +62,10 @@ def start_embedded(models_dir: Path, *, long_lived: bool, port: int = 0):
     config = config_for_models_dir(models_dir)
     if not config.model_config_list.config:
         return None
-    server = EmbeddedServer(config, port=0, host="127.0.0.1", poll_s=0, tensor_content=True)
+    # one track sends one row at a time: only that batch size is compiled before serving
+    server = EmbeddedServer(
+        config, port=0, host="127.0.0.1", poll_s=0, tensor_content=True, warmup_batch_sizes={1}
+    )
     server.start()
     if not any(server.store.models.values()):
         server.stop(grace=0)

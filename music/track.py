@@ -120,6 +120,28 @@ def _stem_pool() -> ThreadPoolExecutor:
         return _STEM_POOL
 
 
+def warm_up(
+    soundfont: Path = DEFAULT_SOUNDFONT, groove_dir: Path | None = None, cache_dir: Path | None = None
+) -> None:
+    """Load what the first render would otherwise wait for: the groove library and, in every stem thread,
+    a synthesizer with the soundfont loaded. A process can run this in the background while it loads its
+    models (`lofi generate` does); any failure is left for the real render to report."""
+    load_library(groove_dir, cache_dir)
+    if not synth.available():
+        return
+    check_soundfont(soundfont)
+    pool = _stem_pool()
+    workers = pool._max_workers
+    ready = threading.Barrier(workers)
+
+    def load_one():  # the barrier holds each thread until all have one: every thread loads its own synth
+        synth.thread_synth(soundfont, SAMPLE_RATE, 0.5)
+        ready.wait(timeout=60)
+
+    for f in [pool.submit(load_one) for _ in range(workers)]:
+        f.result()
+
+
 def render_stems(
     arrangement, soundfont: Path, seconds: float, *, in_process: bool | None = None
 ) -> dict[str, np.ndarray]:

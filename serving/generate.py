@@ -429,6 +429,10 @@ async def generate_batch(
         return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
 
 
+def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([x, np.repeat(x[:1], n, axis=0)])
+
+
 async def step(
     backend: Backend, ens: _Ensemble, mk: _Masks, rep: Representation, active: list[_Sequence]
 ) -> float:
@@ -439,6 +443,11 @@ async def step(
     cond = np.stack([s.cond for s in active])
     aux = np.asarray([s.aux.row() for s in active], np.int32)
     by_width = {w: _windows(active, w) for w in set(ens.windows.values())}
+    rows = contract.padded_batch(len(active))
+    if rows > len(active):  # copies of the first row: every row is computed alone, so they change nothing
+        pad = rows - len(active)
+        cond, aux = _pad_rows(cond, pad), _pad_rows(aux, pad)
+        by_width = {w: _pad_rows(x, pad) for w, x in by_width.items()}
     ts = time.perf_counter()
     probs = await asyncio.gather(
         *(
@@ -448,11 +457,11 @@ async def step(
     )
     seconds = time.perf_counter() - ts
     for p in probs:
-        if p.shape != (len(active), len(rep.vocab)):
+        if p.shape != (rows, len(rep.vocab)):
             raise ContractError(
-                f"a member returned probabilities of shape {p.shape}, expected {(len(active), len(rep.vocab))}"
+                f"a member returned probabilities of shape {p.shape}, expected {(rows, len(rep.vocab))}"
             )
-    combined = ens.combine(probs)
+    combined = ens.combine([p[: len(active)] for p in probs])
     for i, s in enumerate(active):
         mask = _constrain(s, mk, s.opts)
         if not mask.any():

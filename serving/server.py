@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 from concurrent import futures
@@ -73,18 +74,21 @@ class Servable:
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
 
     @classmethod
-    def load(cls, name: str, version: int, path: Path) -> Servable:
-        """Load `path` (a SavedModel folder)."""
+    def load(
+        cls, name: str, version: int, path: Path, warmup_batch_sizes: set[int] | None = None
+    ) -> Servable:
+        """Load `path` (a SavedModel folder) and replay its warm-up requests (those of `warmup_batch_sizes`
+        only, when given: a one-shot server that sends one row need not compile the other sizes)."""
         sm = saved_model_pb2.SavedModel()
         sm.ParseFromString((path / "saved_model.pb").read_bytes())
         graphs = [g for g in sm.meta_graphs if "serve" in g.meta_info_def.tags] or list(sm.meta_graphs)
         defs = dict(graphs[0].signature_def) if graphs else {}
         model = tf.saved_model.load(str(path), tags=["serve"])
         servable = cls(name, version, path, model, defs)
-        servable.warm_up()
+        servable.warm_up(batch_sizes=warmup_batch_sizes)
         return servable
 
-    def warm_up(self, limit: int = 1000) -> int:
+    def warm_up(self, limit: int = 1000, batch_sizes: set[int] | None = None) -> int:
         """Replay `assets.extra/tf_serving_warmup_requests` as TF Serving does before a version becomes
         AVAILABLE, so the first real request does not pay for tracing or XLA compilation. A failing
         warm-up request fails the load (as in TF Serving), so the previous version keeps serving."""
@@ -94,14 +98,16 @@ class Servable:
         if not path.is_file():
             return 0
         n = 0
-        for record in tf.data.TFRecordDataset(str(path)).take(limit):
-            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in read_tfrecords(path, limit):
+            entry = prediction_log_pb2.PredictionLog.FromString(record)
             if entry.WhichOneof("log_type") != "predict_log":
                 continue
             req = entry.predict_log.request
-            self.run(
-                req.model_spec.signature_name, {k: tensor_to_array(v) for k, v in req.inputs.items()}, []
-            )
+            inputs = {k: tensor_to_array(v) for k, v in req.inputs.items()}
+            rows = {a.shape[0] for a in inputs.values() if a.ndim}
+            if batch_sizes is not None and not rows & set(batch_sizes):
+                continue
+            self.run(req.model_spec.signature_name, inputs, [])
             n += 1
         log.info("warmed up %s version %d with %d request(s)", self.name, self.version, n)
         return n
@@ -167,6 +173,24 @@ class Servable:
         return {k: np.asarray(result[k].numpy()) for k in outputs}
 
 
+def read_tfrecords(path: Path, limit: int) -> list[bytes]:
+    """The first `limit` records of a TFRecord file (length, its CRC, data, its CRC), read without tf.data,
+    whose start-up alone costs about half a second; ValueError for a truncated file. The CRCs are not
+    checked: a corrupt record fails to parse as a PredictionLog, or fails its request, and so the load."""
+    data = Path(path).read_bytes()
+    out, pos = [], 0
+    while pos < len(data) and len(out) < limit:
+        if pos + 12 > len(data):
+            raise ValueError(f"{path}: truncated record header at byte {pos}")
+        (length,) = struct.unpack_from("<Q", data, pos)
+        end = pos + 12 + length
+        if end + 4 > len(data):
+            raise ValueError(f"{path}: a record of {length} bytes runs past the end of the file")
+        out.append(data[pos + 12 : end])
+        pos = end + 4
+    return out
+
+
 def _policy_versions(policy, available: list[int]) -> list[int]:
     kind = policy.WhichOneof("policy_choice")
     if kind == "all":
@@ -200,7 +224,10 @@ def _ensemble_root(mc) -> Path | None:
 class ModelStore:
     """The servables of every configured model, kept in step with the file system by `refresh()`."""
 
-    def __init__(self, config: model_server_config_pb2.ModelServerConfig):
+    def __init__(
+        self, config: model_server_config_pb2.ModelServerConfig, warmup_batch_sizes: set[int] | None = None
+    ):
+        self.warmup_batch_sizes = warmup_batch_sizes
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.config = config
@@ -219,7 +246,7 @@ class ModelStore:
     def _load(self, name: str, version: int, path: Path) -> Servable | None:
         t0 = time.perf_counter()
         try:
-            servable = Servable.load(name, version, path)
+            servable = Servable.load(name, version, path, self.warmup_batch_sizes)
         except Exception as exc:  # a broken export must not take the server (or the served version) down
             stamp = _fingerprint(path)
             level = logging.DEBUG if self._failed.get(path) == stamp else logging.ERROR
@@ -237,6 +264,25 @@ class ModelStore:
         log.info("loaded %s version %d from %s in %.2fs", name, version, path, time.perf_counter() - t0)
         return servable
 
+    def _preload(self, configs, current, dirs) -> dict[tuple, Servable | None]:
+        """Load, in parallel, the versions the policy will want first: loading and XLA-compiling the members
+        one after another would leave a core idle (both release the GIL). None marks a failed load."""
+        jobs = []
+        for mc in configs:
+            want = _policy_versions(mc.model_version_policy, sorted(dirs[mc.name]))
+            loaded = current[mc.name]
+            jobs += [
+                (mc.name, v, dirs[mc.name][v])
+                for v in want
+                if v not in loaded or loaded[v].path != dirs[mc.name][v]
+            ]
+        if len(jobs) < 2:
+            return {}
+        with futures.ThreadPoolExecutor(
+            min(len(jobs), os.cpu_count() or 1), thread_name_prefix="load"
+        ) as pool:
+            return dict(zip(jobs, pool.map(lambda job: self._load(*job), jobs), strict=True))
+
     def refresh(self) -> None:
         """Load new versions, then unload the versions the policy no longer wants (in that order).
 
@@ -253,6 +299,7 @@ class ModelStore:
                     c.name: {**self._standby.get(c.name, {}), **self.models.get(c.name, {})} for c in configs
                 }
             dirs = {c.name: version_dirs(Path(c.base_path)) for c in configs}
+            preloaded = self._preload(configs, current, dirs)
             failed: dict[str, set[int]] = {c.name: set() for c in configs}
             group_bad: dict[Path, set[int]] = {}
             keep: dict[str, dict[int, Servable]] = {}
@@ -268,7 +315,8 @@ class ModelStore:
                         missing = [v for v in want if v not in loaded or loaded[v].path != dirs[mc.name][v]]
                         newly_failed = []
                         for v in missing:
-                            servable = self._load(mc.name, v, dirs[mc.name][v])
+                            key = (mc.name, v, dirs[mc.name][v])
+                            servable = preloaded.pop(key) if key in preloaded else self._load(*key)
                             if servable is None:
                                 newly_failed.append(v)
                             else:
@@ -535,12 +583,13 @@ class EmbeddedServer:
         models_dir: Path | None = None,
         allow_config_reload: bool = False,
         models_root: Path | None = None,
+        warmup_batch_sizes: set[int] | None = None,
     ):
         """Args: `host` 127.0.0.1 unless widened on purpose (e.g. "0.0.0.0" in a container); `models_dir`
         (optional) re-scans that folder each poll for new `lofi_member_<i>` members; `allow_config_reload`
         enables HandleReloadConfigRequest, for base paths under `models_root` (default: see
-        `default_models_root`)."""
-        self.store = ModelStore(config)
+        `default_models_root`); `warmup_batch_sizes` replays only those warm-up requests (default: all)."""
+        self.store = ModelStore(config, warmup_batch_sizes)
         self.models_dir = models_dir
         self.poll_s = poll_s
         self.config_file = config_file

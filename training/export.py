@@ -155,8 +155,11 @@ def write_savedmodel(model, manifest: contract.Manifest, path: Path) -> None:
     write_warmup(Path(path) / contract.WARMUP_FILE, contract.model_name(manifest.member), window)
 
 
-def write_warmup(path: Path, name: str, window: int, batch_sizes: Sequence[int] = (1, 4)) -> None:
-    """TF Serving warm-up requests (a TFRecord of PredictionLog) for the member's default signature."""
+def write_warmup(
+    path: Path, name: str, window: int, batch_sizes: Sequence[int] = contract.BATCH_SIZES
+) -> None:
+    """TF Serving warm-up requests (a TFRecord of PredictionLog) for the member's default signature: one per
+    batch size the client pads to, so that every XLA compilation happens at load time."""
     import numpy as np
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from lofi.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SECONDS = 600.0  # wall-time bound on composing one track (the sampler also bounds its steps)
 
@@ -146,6 +150,8 @@ async def _generate(
     from music.errors import MusicError
     from serving.errors import ServingError
 
+    # the audio stack (imports, soundfont, grooves) loads on the other core while the models load and compose
+    threading.Thread(target=_warm_render, args=(settings,), name="warm-render", daemon=True).start()
     try:
         with model_server(address, models, long_lived=False) as address:
             if address is None:
@@ -179,6 +185,15 @@ async def _generate(
         return 1
     _report(result, request, out, as_json)
     return 0
+
+
+def _warm_render(settings: Settings) -> None:
+    try:
+        from music.track import warm_up
+
+        warm_up(**settings.render_options())
+    except Exception as exc:  # the render itself reports any real problem, with its own message
+        log.debug("warming the render stack failed: %s", exc)
 
 
 def _report(result, request, out: Path | None, as_json: bool) -> None:

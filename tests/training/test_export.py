@@ -76,7 +76,13 @@ def test_warmup_file_holds_predict_requests(exported):
     d, _ = exported
     path = d / contract.model_name(0) / "1" / contract.WARMUP_FILE
     records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
-    assert records
+    rows = [
+        tf.make_ndarray(
+            prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.inputs["cond"]
+        ).shape[0]
+        for r in records
+    ]
+    assert tuple(rows) == contract.BATCH_SIZES  # every size the client pads a batch to is compiled at load
     for rec in records:
         log = prediction_log_pb2.PredictionLog.FromString(rec)
         req = log.predict_log.request
