@@ -58,6 +58,15 @@ def configure_endpoints(api_base: str | None, gateway_url: str | None) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = url
 
 
+def _warm_render_stack(options: dict) -> None:
+    try:
+        from music.track import warm_up
+
+        warm_up(**options)
+    except Exception as exc:  # a real problem (no soundfont, say) is reported by the first track itself
+        log.warning("could not load the audio stack ahead of the first track: %s", exc)
+
+
 def render_pool_size(configured: int = 0) -> int:
     """Tracks that render at once: `configured`, or one per CPU core when it is 0."""
     return configured if configured > 0 else max(1, os.cpu_count() or 1)
@@ -146,6 +155,8 @@ class LofiBot(commands.Bot):
         self.executor = ThreadPoolExecutor(
             max_workers=render_pool_size(getattr(s, "render_workers", 0)), thread_name_prefix="lofi-render"
         )
+        if self._pipeline is None:  # the first track need not wait for the soundfont and grooves to load
+            self.executor.submit(_warm_render_stack, s.render_options())
         pipeline = self._pipeline or default_pipeline(s)
         self.tracks = TrackService(self.sessionmaker, pipeline, self.serving_client, s.out_dir, self.executor)
         self.votes = VoteService(self.sessionmaker)

@@ -58,6 +58,9 @@ def test_batching_config_is_mounted_and_well_formed(compose):
     assert {"max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"} <= set(
         fields
     )
+    # merged batches are padded to the sizes the warm-up compiled, the largest being the maximum batch
+    allowed = tuple(int(x) for x in re.findall(r"^allowed_batch_sizes: (\d+)$", text, re.M))
+    assert allowed == contract.BATCH_SIZES and allowed[-1] == int(fields["max_batch_size"])
 
 
 def test_example_models_config_names_the_contract_members():
