@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,23 +30,42 @@ def _k_weighting(sample_rate: int) -> np.ndarray:
     return np.vstack([signal.tf2sos(f.b, f.a) for f in meter._filters.values()])
 
 
+PARALLEL_SAMPLES = 10 * 44100  # from about 10 s on, the channels are measured in parallel
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _channel_pool() -> ThreadPoolExecutor:
+    """Two threads for measuring the channels of one signal at once (their tasks never wait on the pool)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(2, thread_name_prefix="lofi-loudness")
+        return _POOL
+
+
 def loudness(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness (LUFS, ITU-R BS.1770-4) of (channels, samples) audio.
 
     pyloudnorm's K-weighting and gating, vectorised (pyloudnorm's own meter loops over blocks in Python
     and takes ~0.5 s on 2 minutes; this gives the same value in a fraction of that).
     """
-    x = signal.sosfilt(_k_weighting(sample_rate), np.asarray(audio, dtype=np.float32), axis=1)
+    audio = np.asarray(audio, dtype=np.float32)
     hop = int(0.1 * sample_rate)
-    n_hops = x.shape[1] // hop
+    n_hops = audio.shape[1] // hop
     if n_hops < 4:
         return -np.inf
-    # mean square per 100 ms hop, then per 400 ms block (4 hops, 75 % overlap)
-    hops = (
-        np.square(x[:, : n_hops * hop], dtype=np.float32)
-        .reshape(x.shape[0], n_hops, hop)
-        .sum(axis=2, dtype=np.float64)
-    )
+    sos = _k_weighting(sample_rate)
+
+    def hop_energy(channel: np.ndarray) -> np.ndarray:  # K-weighted sum of squares per 100 ms hop
+        x = signal.sosfilt(sos, channel[: n_hops * hop])
+        return np.square(x, dtype=np.float32).reshape(n_hops, hop).sum(axis=1, dtype=np.float64)
+
+    if audio.shape[0] > 1 and audio.shape[1] >= PARALLEL_SAMPLES:  # sosfilt and numpy release the GIL
+        hops = np.stack(list(_channel_pool().map(hop_energy, audio)))
+    else:
+        hops = np.stack([hop_energy(ch) for ch in audio])
+    # mean square per 400 ms block (4 hops, 75 % overlap)
     z = (hops[:, :-3] + hops[:, 1:-2] + hops[:, 2:-1] + hops[:, 3:]) / (4 * hop)
     power = z.sum(axis=0)
     with np.errstate(divide="ignore"):
