@@ -26,6 +26,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lofi.malloc import keep_freed_memory  # noqa: E402  (as the lofi command does)
+
+keep_freed_memory()
+
 
 def load_average() -> list[float]:
     """The 1, 5 and 15-minute load averages."""

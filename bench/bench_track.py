@@ -23,6 +23,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lofi.malloc import keep_freed_memory  # noqa: E402  (as the lofi command does)
+
+keep_freed_memory()
+
 
 def cpu_seconds() -> float:
     """User + system CPU of this process (all threads: the sampler, in-process FluidSynth, effects) and of its

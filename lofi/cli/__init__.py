@@ -9,6 +9,7 @@ import os
 import sys
 
 from lofi.logsafe import setup_logging
+from lofi.malloc import keep_freed_memory
 
 # TensorFlow's start-up noise (and oneDNN, which made batch-1 calls slower here); set before TF is imported.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lofi` console script."""
+    keep_freed_memory()  # rendering reuses its large arrays instead of page-faulting them in again
     args = build_parser().parse_args(argv)
     # Every record is redacted (discord.py logs interaction tokens at DEBUG): see lofi.logsafe.
     setup_logging(args.verbose)
