@@ -1,8 +1,9 @@
 """Load benchmark: simultaneous `/lofi` requests through the bot's own service layer; prints JSON.
 
 Drives what the `/lofi` cog does for each request, without Discord: `JobQueue.check` -> `TrackService.create`
--> `JobQueue.submit` -> `TrackService.run` (the real `serving.track.make_track`: shared generation over gRPC to
-an embedded model server, rendering in a pool sized to the cores) -> `set_message` (a stand-in message id),
+-> `JobQueue.submit` -> `TrackService.run` (the real `serving.track.make_track`: shared generation on the
+embedded model server's store called directly, as the bot does, or over gRPC with --grpc or --serving;
+rendering in a pool sized to the cores) -> `set_message` (a stand-in message id),
 on a real SQLite database. A refused request gets the queue's own message. Afterwards the database is audited:
 every accepted request must be posted (done, with a message) or marked failed.
 
@@ -180,27 +181,29 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
 
 
 async def run(args) -> dict:
-    from lofi.model_server import model_server
+    from lofi.model_server import one_shot_backend
     from lofi.settings import get_settings
-    from serving.client import ServingClient
 
     settings = get_settings()
     out = {"benchmark": "load", "cpus": os.cpu_count(), "scenarios": []}
-    with model_server(args.serving, Path(args.models), long_lived=False) as address:
-        async with ServingClient(address, timeout_s=60.0) as client:
-            with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-                for users in args.users:
-                    out["scenarios"].append(
-                        await scenario(
-                            users,
-                            args.length,
-                            client,
-                            settings,
-                            Path(tmp),
-                            args.queue_size or settings.queue_size,
-                            args.workers or settings.workers,
-                        )
+    # every batch size compiled before the first request, as the bot's own server does
+    async with one_shot_backend(
+        args.serving, Path(args.models), 60.0, local=not args.grpc, warmup_batch_sizes=None
+    ) as client:
+        out["backend"] = type(client).__name__  # LocalBackend (the bot's embedded path) or ServingClient
+        with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+            for users in args.users:
+                out["scenarios"].append(
+                    await scenario(
+                        users,
+                        args.length,
+                        client,
+                        settings,
+                        Path(tmp),
+                        args.queue_size or settings.queue_size,
+                        args.workers or settings.workers,
                     )
+                )
     return out
 
 
@@ -209,6 +212,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="models")
     ap.add_argument("--serving", default=None, help="HOST:PORT of a running server (default: embedded)")
+    ap.add_argument(
+        "--grpc",
+        action="store_true",
+        help="embedded: an in-process server over gRPC, not the store called directly",
+    )
     ap.add_argument("--users", nargs="+", type=int, default=[8, 32])
     ap.add_argument("--length", type=float, default=120.0)
     ap.add_argument("--queue-size", type=int, default=0, help="default: the settings' QUEUE_SIZE")

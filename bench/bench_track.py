@@ -1,9 +1,11 @@
 """Benchmark: whole tracks through `serving.track.make_track` against a running model server; prints JSON.
 
-An embedded model server (our TF-Serving-compatible one, over gRPC on loopback) is started once; then every
-(mood, seed) pair makes one track and the stage timings are reported, with medians and the load average.
+The models are loaded once: by the embedded server's store, called directly as the bot and `lofi generate`
+do (default), by an embedded server over gRPC on loopback (--grpc), or served at --serving HOST:PORT. Then
+every (mood, seed) pair makes one track and the stage timings are reported, with medians and the load.
 
-    .venv/bin/python bench/bench_track.py --models /tmp/q1 [--length 120] [--moods rainy sunny] [--seeds 1 2 3]
+    .venv/bin/python bench/bench_track.py --models models [--length 120] [--moods rainy sunny] [--seeds 1 2 3]
+        [--grpc | --serving HOST:PORT]
 """
 
 from __future__ import annotations
@@ -44,41 +46,41 @@ def load_average() -> list[float]:
 
 
 async def run(args) -> dict:
-    from lofi.model_server import model_server
+    from lofi.model_server import one_shot_backend
     from music.request import TrackRequest
-    from serving.client import ServingClient
     from serving.track import make_track
 
     rows = []
     load_before = load_average()
-    with model_server(args.serving, Path(args.models), long_lived=False) as address:
-        async with ServingClient(address, timeout_s=30.0) as client:
-            with tempfile.TemporaryDirectory(prefix="bench-track-") as tmp:
-                if args.warmup:
-                    await make_track(TrackRequest(30.0, "chill", 99), client, Path(tmp) / "warm")
-                for mood in args.moods:
-                    for seed in args.seeds:
-                        req = TrackRequest(float(args.length), mood, int(seed))
-                        t, c = time.perf_counter(), cpu_seconds()
-                        res = await make_track(req, client, Path(tmp) / f"{mood}-{seed}")
-                        wall, cpu = time.perf_counter() - t, cpu_seconds() - c
-                        size = res.files.mp3.stat().st_size
-                        rows.append(
-                            {
-                                "mood": mood,
-                                "seed": seed,
-                                "wall_s": round(wall, 3),
-                                "cpu_s": round(cpu, 3),
-                                "load_1min": load_average()[0],
-                                "duration_s": round(res.files.duration_s, 3),
-                                "mp3_bytes": size,
-                                "timings": {k: round(v, 3) for k, v in res.timings.items()},
-                            }
-                        )
+    async with one_shot_backend(args.serving, Path(args.models), 30.0, local=not args.grpc) as client:
+        backend = type(client).__name__  # LocalBackend (the store called directly) or ServingClient
+        with tempfile.TemporaryDirectory(prefix="bench-track-") as tmp:
+            if args.warmup:
+                await make_track(TrackRequest(30.0, "chill", 99), client, Path(tmp) / "warm")
+            for mood in args.moods:
+                for seed in args.seeds:
+                    req = TrackRequest(float(args.length), mood, int(seed))
+                    t, c = time.perf_counter(), cpu_seconds()
+                    res = await make_track(req, client, Path(tmp) / f"{mood}-{seed}")
+                    wall, cpu = time.perf_counter() - t, cpu_seconds() - c
+                    size = res.files.mp3.stat().st_size
+                    rows.append(
+                        {
+                            "mood": mood,
+                            "seed": seed,
+                            "wall_s": round(wall, 3),
+                            "cpu_s": round(cpu, 3),
+                            "load_1min": load_average()[0],
+                            "duration_s": round(res.files.duration_s, 3),
+                            "mp3_bytes": size,
+                            "timings": {k: round(v, 3) for k, v in res.timings.items()},
+                        }
+                    )
     walls = [r["wall_s"] for r in rows]
     keys = sorted({k for r in rows for k in r["timings"]})
     return {
         "benchmark": "track",
+        "backend": backend,
         "length_s": args.length,
         "runs": len(rows),
         "median_wall_s": round(statistics.median(walls), 3),
@@ -99,6 +101,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="models")
     ap.add_argument("--serving", default=None, help="HOST:PORT of a running server (default: embedded)")
+    ap.add_argument(
+        "--grpc",
+        action="store_true",
+        help="embedded: an in-process server over gRPC, not the store called directly",
+    )
     ap.add_argument("--length", type=float, default=120.0)
     ap.add_argument("--moods", nargs="+", default=["rainy", "sunny"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,9 @@ def live_address(address: str | None, timeout_s: float) -> str | None:
     return None
 
 
-def start_embedded(models_dir: Path, *, long_lived: bool, port: int = 0):
+def start_embedded(
+    models_dir: Path, *, long_lived: bool, port: int = 0, warmup_batch_sizes: set[int] | None = frozenset({1})
+):
     """An embedded server over `models_dir`, started; None when it cannot serve.
 
     long_lived: bind `port` on all interfaces and poll for new versions (failures are logged, not raised);
@@ -62,9 +64,14 @@ def start_embedded(models_dir: Path, *, long_lived: bool, port: int = 0):
     config = config_for_models_dir(models_dir)
     if not config.model_config_list.config:
         return None
-    # one track sends one row at a time: only that batch size is compiled before serving
+    # by default one track, one row at a time: only that batch size is compiled before serving
     server = EmbeddedServer(
-        config, port=0, host="127.0.0.1", poll_s=0, tensor_content=True, warmup_batch_sizes={1}
+        config,
+        port=0,
+        host="127.0.0.1",
+        poll_s=0,
+        tensor_content=True,
+        warmup_batch_sizes=warmup_batch_sizes,
     )
     server.start()
     if not any(server.store.models.values()):
@@ -74,15 +81,92 @@ def start_embedded(models_dir: Path, *, long_lived: bool, port: int = 0):
 
 
 @contextmanager
-def model_server(
-    address: str | None, models_dir: Path, *, long_lived: bool, port: int = 0, embedded: bool = True
-) -> Iterator[str | None]:
-    """The address to use: `address` if given, else an embedded server's (stopped on exit); None if neither."""
+def embedded_model_server(
+    address: str | None,
+    models_dir: Path,
+    *,
+    long_lived: bool,
+    port: int = 0,
+    embedded: bool = True,
+    warmup_batch_sizes: set[int] | None = frozenset({1}),
+) -> Iterator[tuple[str | None, object | None]]:
+    """(address to use, the embedded server or None): `address` if given, else an embedded server's (stopped
+    on exit); (None, None) if neither."""
     server = None
     if address is None and embedded:
-        server = start_embedded(Path(models_dir), long_lived=long_lived, port=port)
+        server = start_embedded(
+            Path(models_dir), long_lived=long_lived, port=port, warmup_batch_sizes=warmup_batch_sizes
+        )
     try:
-        yield address or (server.address if server is not None else None)
+        yield address or (server.address if server is not None else None), server
     finally:
         if server is not None:
             server.stop() if long_lived else server.stop(grace=0)
+
+
+@contextmanager
+def model_server(
+    address: str | None,
+    models_dir: Path,
+    *,
+    long_lived: bool,
+    port: int = 0,
+    embedded: bool = True,
+    warmup_batch_sizes: set[int] | None = frozenset({1}),
+) -> Iterator[str | None]:
+    """The address to use: `address` if given, else an embedded server's (stopped on exit); None if neither."""
+    with embedded_model_server(
+        address,
+        models_dir,
+        long_lived=long_lived,
+        port=port,
+        embedded=embedded,
+        warmup_batch_sizes=warmup_batch_sizes,
+    ) as (live, _):
+        yield live
+
+
+@asynccontextmanager
+async def one_shot_backend(
+    address: str | None,
+    models_dir: Path,
+    timeout_s: float,
+    *,
+    local: bool = True,
+    warmup_batch_sizes: set[int] | None = frozenset({1}),
+) -> AsyncIterator[object | None]:
+    """The backend one command generates with; None when there are no models that load.
+
+    A gRPC client of the server at `address`; else the models under `models_dir` loaded in this process by
+    the embedded server's store and called directly (`serving.local`: no loopback gRPC), or, with
+    `local=False`, an embedded server over gRPC (for benchmarks). `warmup_batch_sizes`: what is compiled
+    before the first track (default batch 1: one track sends one row at a time; None: every size).
+    """
+    from serving.client import ServingClient
+
+    if address or not local:
+        with model_server(
+            address, models_dir, long_lived=False, warmup_batch_sizes=warmup_batch_sizes
+        ) as live:
+            if live is None:
+                yield None
+                return
+            async with ServingClient(live, timeout_s=timeout_s) as client:
+                yield client
+        return
+    from serving.server import ModelStore, config_for_models_dir
+
+    config = config_for_models_dir(Path(models_dir))
+    store = ModelStore(config, warmup_batch_sizes=warmup_batch_sizes)
+    if config.model_config_list.config:
+        store.refresh()
+    if not any(store.models.values()):
+        yield None
+        return
+    from serving.local import LocalBackend
+
+    backend = LocalBackend(store)
+    try:
+        yield backend
+    finally:
+        await backend.close()

@@ -57,16 +57,27 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
     from lofi.logsafe import install_redaction
 
     install_redaction().add_secret(token)  # the exact token, whatever it looks like, never reaches a log
-    from lofi.model_server import model_server
+    from lofi.model_server import embedded_model_server
 
-    with model_server(
+    with embedded_model_server(
         settings.serving_address,
         settings.models_dir,
         long_lived=True,
         port=settings.serving_port,
         embedded=embedded,
-    ) as address:
-        bot = LofiBot(settings.model_copy(update={"serving_address": address}), sync_commands=sync)
+    ) as (address, server):
+        factory = None
+        if server is not None:  # the bot calls the store it embeds directly; other processes use gRPC
+            from serving.local import LocalBackend
+
+            async def factory(_settings):
+                return LocalBackend(server.store)
+
+        bot = LofiBot(
+            settings.model_copy(update={"serving_address": address}),
+            sync_commands=sync,
+            client_factory=factory,
+        )
         try:
             # log_handler=None: logging is configured by `lofi` itself; discord.py never logs the token.
             bot.run(token, log_handler=None)

@@ -146,40 +146,37 @@ async def _generate(
     models: Path,
     max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> int:
-    from lofi.model_server import model_server
+    from lofi.model_server import one_shot_backend
     from music.errors import MusicError
     from serving.errors import ServingError
 
     # the audio stack (imports, soundfont, grooves) loads on the other core while the models load and compose
     threading.Thread(target=_warm_render, args=(settings,), name="warm-render", daemon=True).start()
     try:
-        with model_server(address, models, long_lived=False) as address:
-            if address is None:
+        async with one_shot_backend(address, models, settings.serving_timeout_s) as backend:
+            if backend is None:
                 print(
                     f"lofi generate: no models under {models}; train some first (lofi train) "
                     "or pass --serving HOST:PORT",
                     file=sys.stderr,
                 )
                 return 2
-            from serving.client import ServingClient
             from serving.generate import SamplingOptions
             from serving.track import make_track
 
-            async with ServingClient(address, timeout_s=settings.serving_timeout_s) as client:
+            def progress(stage, *rest, **_):
+                if not as_json and stage != "composing":
+                    print(f"  {stage}...", file=sys.stderr)
 
-                def progress(stage, *rest, **_):
-                    if not as_json and stage != "composing":
-                        print(f"  {stage}...", file=sys.stderr)
-
-                result = await make_track(
-                    request,
-                    client,
-                    out_dir,
-                    progress=progress,
-                    size_limit=settings.upload_limit_bytes,
-                    options=SamplingOptions(max_seconds=max_seconds),
-                    **settings.render_options(),
-                )
+            result = await make_track(
+                request,
+                backend,
+                out_dir,
+                progress=progress,
+                size_limit=settings.upload_limit_bytes,
+                options=SamplingOptions(max_seconds=max_seconds),
+                **settings.render_options(),
+            )
     except (ServingError, MusicError) as exc:
         print(f"lofi generate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -47,7 +47,7 @@ def _run(settings, **kwargs) -> int:
 )
 def test_bad_arguments_are_refused_before_any_work(settings, capsys, monkeypatch, kwargs, says):
     started = []
-    monkeypatch.setattr("lofi.model_server.model_server", lambda *a, **k: started.append(a))
+    monkeypatch.setattr("lofi.model_server.one_shot_backend", lambda *a, **k: started.append(a))
     assert _run(settings, **kwargs) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -56,7 +56,7 @@ def test_bad_arguments_are_refused_before_any_work(settings, capsys, monkeypatch
 
 def test_an_output_folder_that_cannot_be_written_is_refused_first(settings, capsys, monkeypatch, tmp_path):
     started = []
-    monkeypatch.setattr("lofi.model_server.model_server", lambda *a, **k: started.append(a))
+    monkeypatch.setattr("lofi.model_server.one_shot_backend", lambda *a, **k: started.append(a))
     for out in (Path("/proc/x.mp3"), tmp_path):  # an unwritable folder; a folder where a file belongs
         assert _run(settings, out=out) == 2
         err = capsys.readouterr().err.strip()
