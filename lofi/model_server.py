@@ -1,7 +1,9 @@
 """Which model server a command talks to: the one at SERVING_ADDRESS, or an embedded one (the only owner).
 
 Two kinds of embedded server: `long_lived` (the bot: the settings' port, new versions picked up as they are
-exported) and one-shot (a single track: a free loopback port, raw tensors, no polling).
+exported) and one-shot (a single track: a free loopback port, raw tensors, no polling). `one_shot_backend` is
+what one command generates with: a gRPC client of a given address, else the models loaded by the embedded
+server's store in this process and called directly (no port at all).
 """
 
 from __future__ import annotations
