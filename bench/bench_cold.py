@@ -22,14 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15-minute load averages (other work on the machine inflates wall times)."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return [-1.0, -1.0, -1.0]
+from bench.common import load_average  # noqa: E402
 
 
 def one_run(args, seed: int, out_dir: Path) -> dict:

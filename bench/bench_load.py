@@ -27,17 +27,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import add_backend_arguments, load_average  # noqa: E402
 from lofi.malloc import keep_freed_memory  # noqa: E402  (as the lofi command does)
 
 keep_freed_memory()
-
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15-minute load averages."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return [-1.0, -1.0, -1.0]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -210,13 +203,7 @@ async def run(args) -> dict:
 def main() -> None:
     """Run the benchmark and print the JSON report."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="models")
-    ap.add_argument("--serving", default=None, help="HOST:PORT of a running server (default: embedded)")
-    ap.add_argument(
-        "--grpc",
-        action="store_true",
-        help="embedded: an in-process server over gRPC, not the store called directly",
-    )
+    add_backend_arguments(ap)
     ap.add_argument("--users", nargs="+", type=int, default=[8, 32])
     ap.add_argument("--length", type=float, default=120.0)
     ap.add_argument("--queue-size", type=int, default=0, help="default: the settings' QUEUE_SIZE")

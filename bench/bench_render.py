@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import load_average  # noqa: E402
 from music.master import ffmpeg_ebur128 as ebur128  # noqa: E402
 from music.request import TrackRequest, plan_track  # noqa: E402
 from music.track import render_track
@@ -43,14 +44,6 @@ def cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children (FluidSynth, ffmpeg)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def load_average() -> float:
-    """The 1-minute load average (other work on the machine inflates wall times)."""
-    try:
-        return round(float(Path("/proc/loadavg").read_text().split()[0]), 2)
-    except OSError:
-        return -1.0
 
 
 def main() -> None:
@@ -95,7 +88,7 @@ def main() -> None:
         ),
         "median_total_s": round(statistics.median(totals), 3),
         "median_total_cpu_s": round(statistics.median(cpus), 3),
-        "load_average_1min": load_average(),
+        "load_average_1min": round(load_average()[0], 2),
         "duration_error_pct": round(100 * abs(files.duration_s - args.seconds) / args.seconds, 3),
         "pipeline_lufs": round(files.loudness_lufs, 2),
         "pipeline_true_peak_dbtp": round(files.true_peak_dbtp, 2),

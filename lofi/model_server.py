@@ -106,28 +106,6 @@ def embedded_model_server(
             server.stop() if long_lived else server.stop(grace=0)
 
 
-@contextmanager
-def model_server(
-    address: str | None,
-    models_dir: Path,
-    *,
-    long_lived: bool,
-    port: int = 0,
-    embedded: bool = True,
-    warmup_batch_sizes: set[int] | None = frozenset({1}),
-) -> Iterator[str | None]:
-    """The address to use: `address` if given, else an embedded server's (stopped on exit); None if neither."""
-    with embedded_model_server(
-        address,
-        models_dir,
-        long_lived=long_lived,
-        port=port,
-        embedded=embedded,
-        warmup_batch_sizes=warmup_batch_sizes,
-    ) as (live, _):
-        yield live
-
-
 @asynccontextmanager
 async def one_shot_backend(
     address: str | None,
@@ -144,12 +122,12 @@ async def one_shot_backend(
     `local=False`, an embedded server over gRPC (for benchmarks). `warmup_batch_sizes`: what is compiled
     before the first track (default batch 1: one track sends one row at a time; None: every size).
     """
-    from serving.client import ServingClient
-
     if address or not local:
-        with model_server(
+        from serving.client import ServingClient
+
+        with embedded_model_server(
             address, models_dir, long_lived=False, warmup_batch_sizes=warmup_batch_sizes
-        ) as live:
+        ) as (live, _):
             if live is None:
                 yield None
                 return

@@ -44,6 +44,37 @@ class Backend(Protocol):
         """Release connections or models."""
 
 
+# ------------------------------------------------------------------ what every backend answers alike
+async def ensemble_members(backend: Backend) -> list[str]:
+    """Names of the ensemble members, from the manifest of member 0's newest version."""
+    name = contract.model_name(0)
+    v = (await backend.latest_versions([name]))[name]
+    return [contract.model_name(i) for i in range((await backend.manifest(name, v)).members)]
+
+
+def newest_available(name: str, states: dict[int, str]) -> int:
+    """The newest AVAILABLE version in a {version: state} status; ModelNotFound if there is none."""
+    avail = [v for v, s in states.items() if s == "AVAILABLE"]
+    if not avail:
+        raise ModelNotFound(f"model {name} has no AVAILABLE version ({states})")
+    return max(avail)
+
+
+def parse_manifest(name: str, version: int, raw) -> contract.Manifest:
+    """A member version's manifest from what its `manifest` signature returned; ContractError if malformed."""
+    try:
+        return contract.Manifest.from_json(raw)
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
+
+
+def static_window(name: str, version: int, dims: list) -> int:
+    """The window (second dimension) of a `tokens` input shape; ContractError unless it is a fixed size."""
+    if len(dims) != 2 or not dims[1] or dims[1] <= 0:
+        raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
+    return int(dims[1])
+
+
 # ------------------------------------------------------------------ TensorProto <-> numpy
 _NP_OF = None
 
@@ -189,17 +220,11 @@ class InProcessBackend:
         """The static window (second dimension of `tokens`) of the serving signature."""
         fn = self.signature(name, version)
         spec = fn.structured_input_signature[1].get(contract.INPUT_TOKENS)
-        dims = list(spec.shape) if spec is not None else []
-        if len(dims) != 2 or not dims[1] or dims[1] <= 0:
-            raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
-        return int(dims[1])
+        return static_window(name, version, list(spec.shape) if spec is not None else [])
 
     async def members(self) -> list[str]:
         """Names of the ensemble members, from member 0's manifest."""
-        name = contract.model_name(0)
-        v = (await self.latest_versions([name]))[name]
-        m = await self.manifest(name, v)
-        return [contract.model_name(i) for i in range(m.members)]
+        return await ensemble_members(self)
 
     async def manifest(self, name: str, version: int) -> contract.Manifest:
         import tensorflow as tf
@@ -207,11 +232,7 @@ class InProcessBackend:
         fn = self.signature(name, version, contract.MANIFEST_SIGNATURE)
         out = fn(**{contract.MANIFEST_INPUT: tf.constant([0], tf.int32)})
         raw = out[contract.MANIFEST_OUTPUT].numpy()
-        raw = raw.reshape(-1)[0] if isinstance(raw, np.ndarray) else raw
-        try:
-            return contract.Manifest.from_json(raw)
-        except (ValueError, TypeError) as exc:
-            raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
+        return parse_manifest(name, version, raw.reshape(-1)[0] if isinstance(raw, np.ndarray) else raw)
 
     async def predict(
         self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray

@@ -22,7 +22,14 @@ from tensorflow_serving.apis import (
 )
 
 from serving import contract
-from serving.backend import array_to_tensor, tensor_to_array
+from serving.backend import (
+    array_to_tensor,
+    ensemble_members,
+    newest_available,
+    parse_manifest,
+    static_window,
+    tensor_to_array,
+)
 from serving.errors import (
     BadRequest,
     ContractError,
@@ -158,13 +165,7 @@ class ServingClient:
     async def latest_versions(self, names: list[str]) -> dict[str, int]:
         """The newest AVAILABLE version of each model (the version a track will be pinned to)."""
         statuses = await asyncio.gather(*(self.model_status(n) for n in names))
-        out = {}
-        for name, st in zip(names, statuses, strict=True):
-            avail = [v for v, s in st.items() if s == "AVAILABLE"]
-            if not avail:
-                raise ModelNotFound(f"model {name} has no AVAILABLE version ({st})")
-            out[name] = max(avail)
-        return out
+        return {name: newest_available(name, st) for name, st in zip(names, statuses, strict=True)}
 
     # ------------------------------------------------------------ PredictionService
     async def metadata(self, name: str, version: int | None = None):
@@ -185,10 +186,9 @@ class ServingClient:
         sig = sdm.signature_def.get(contract.SIGNATURE)
         if sig is None or contract.INPUT_TOKENS not in sig.inputs:
             raise ContractError(f"{name} v{version} has no {contract.SIGNATURE}/{contract.INPUT_TOKENS}")
-        dims = [d.size for d in sig.inputs[contract.INPUT_TOKENS].tensor_shape.dim]
-        if len(dims) != 2 or dims[1] <= 0:
-            raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
-        return dims[1]
+        return static_window(
+            name, version, [d.size for d in sig.inputs[contract.INPUT_TOKENS].tensor_shape.dim]
+        )
 
     async def predict_raw(
         self,
@@ -248,15 +248,8 @@ class ServingClient:
             raise ContractError(
                 f"{name} v{version}: the manifest signature returned no {contract.MANIFEST_OUTPUT}"
             )
-        raw = raw.reshape(-1)[0]
-        try:
-            return contract.Manifest.from_json(raw)
-        except (ValueError, TypeError) as exc:
-            raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
+        return parse_manifest(name, version, raw.reshape(-1)[0])
 
     async def members(self) -> list[str]:
         """Names of the ensemble members, from member 0's manifest."""
-        name = contract.model_name(0)
-        v = (await self.latest_versions([name]))[name]
-        m = await self.manifest(name, v)
-        return [contract.model_name(i) for i in range(m.members)]
+        return await ensemble_members(self)

@@ -19,6 +19,7 @@ import numpy as np
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from serving import contract
+from serving.backend import ensemble_members, newest_available, parse_manifest, static_window
 from serving.errors import BadRequest, ContractError, ModelNotFound, ServingError
 from serving.server import ModelStore, RpcError
 
@@ -62,14 +63,7 @@ class LocalBackend:
 
     async def latest_versions(self, names: list[str]) -> dict[str, int]:
         """The newest AVAILABLE version of each model."""
-        out = {}
-        for name in names:
-            st = await self.model_status(name)
-            avail = [v for v, s in st.items() if s == "AVAILABLE"]
-            if not avail:
-                raise ModelNotFound(f"model {name} has no AVAILABLE version ({st})")
-            out[name] = max(avail)
-        return out
+        return {name: newest_available(name, await self.model_status(name)) for name in names}
 
     async def manifest(self, name: str, version: int) -> contract.Manifest:
         """The manifest of one pinned member version (its `manifest` signature)."""
@@ -78,16 +72,11 @@ class LocalBackend:
             f"predict {name} v{version}",
             lambda: self._run(name, version, contract.MANIFEST_SIGNATURE, probe, contract.MANIFEST_OUTPUT),
         )
-        try:
-            return contract.Manifest.from_json(np.asarray(raw).reshape(-1)[0])
-        except (ValueError, TypeError) as exc:
-            raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
+        return parse_manifest(name, version, np.asarray(raw).reshape(-1)[0])
 
     async def members(self) -> list[str]:
         """Names of the ensemble members, from member 0's manifest."""
-        name = contract.model_name(0)
-        v = (await self.latest_versions([name]))[name]
-        return [contract.model_name(i) for i in range((await self.manifest(name, v)).members)]
+        return await ensemble_members(self)
 
     async def window(self, name: str, version: int) -> int:
         """The static window of a member version's `tokens` input, from its signature."""
@@ -98,10 +87,7 @@ class LocalBackend:
                 raise ContractError(f"{name} v{version} has no {contract.SIGNATURE}/{contract.INPUT_TOKENS}")
             return [d.size for d in sig.inputs[contract.INPUT_TOKENS].tensor_shape.dim]
 
-        dims = await self._call(f"metadata of {name}", read)
-        if len(dims) != 2 or dims[1] <= 0:
-            raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
-        return dims[1]
+        return static_window(name, version, await self._call(f"metadata of {name}", read))
 
     async def predict(
         self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray
