@@ -71,7 +71,7 @@ def main() -> None:
         clipped = clipped_samples(files.mp3)
         size = files.mp3.stat().st_size
     stages = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
-    core = ("arrange", "render", "effects", "encode")
+    core = ("arrange", "stems", "mix", "encode")
     report = {
         "track": {
             "mood": plan.mood.name,
@@ -83,7 +83,7 @@ def main() -> None:
         },
         "runs": args.runs,
         "median_stage_s": stages,
-        "median_arrange_render_effects_encode_s": round(
+        "median_arrange_stems_mix_encode_s": round(
             statistics.median(sum(r[k] for k in core) for r in runs), 3
         ),
         "median_total_s": round(statistics.median(totals), 3),

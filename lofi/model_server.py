@@ -143,7 +143,10 @@ async def one_shot_backend(
     if not any(store.models.values()):
         yield None
         return
+    from lofi.collector import freeze_startup_objects
     from serving.local import LocalBackend
+
+    freeze_startup_objects()
 
     backend = LocalBackend(store)
     try:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 from pedalboard import (
     Compressor,
-    Distortion,
-    Gain,
     HighpassFilter,
     HighShelfFilter,
     LowpassFilter,
@@ -38,9 +36,23 @@ def settings(effects: dict | None) -> dict:
     return out
 
 
-def music_chain(fx: dict) -> Pedalboard:
-    """Keys, bass and melody: warm EQ, glue compression, soft saturation, the LoFi low-pass and a room."""
-    return Pedalboard(
+def saturate(audio: np.ndarray, drive_db: float) -> np.ndarray:
+    """Soft tanh saturation at `drive_db` of drive, then the drive taken off again: tanh(g x) / g.
+
+    The same as pedalboard's `Distortion(drive_db)` followed by `Gain(-drive_db)` (to 1e-7), in numpy's
+    vectorised tanh: 0.02 s instead of 0.17 s on 2 minutes of stereo (2026-12-01).
+    """
+    g = np.float32(10 ** (drive_db / 20.0))
+    out = np.multiply(audio, g, dtype=np.float32)
+    np.tanh(out, out=out)
+    out *= np.float32(1.0 / g)
+    return out
+
+
+def music_chain(fx: dict) -> tuple[Pedalboard, float, Pedalboard]:
+    """Keys, bass and melody: warm EQ and glue compression, soft saturation (its drive in dB), then the LoFi
+    low-pass and a room."""
+    before = Pedalboard(
         [
             HighpassFilter(cutoff_frequency_hz=fx["highpass_hz"]),
             LowShelfFilter(cutoff_frequency_hz=220.0, gain_db=fx["low_shelf_db"]),
@@ -51,8 +63,10 @@ def music_chain(fx: dict) -> Pedalboard:
                 attack_ms=20.0,
                 release_ms=180.0,
             ),
-            Distortion(drive_db=fx["drive_db"]),
-            Gain(gain_db=-fx["drive_db"]),
+        ]
+    )
+    after = Pedalboard(
+        [
             LowpassFilter(cutoff_frequency_hz=fx["lowpass_hz"]),
             Reverb(
                 room_size=fx["reverb_size"],
@@ -63,11 +77,13 @@ def music_chain(fx: dict) -> Pedalboard:
             ),
         ]
     )
+    return before, fx["drive_db"], after
 
 
-def drum_chain(fx: dict) -> Pedalboard:
-    """Drums: tighter low end, heavier compression and crunch, a gentler low-pass, a little room."""
-    return Pedalboard(
+def drum_chain(fx: dict) -> tuple[Pedalboard, float, Pedalboard]:
+    """Drums: tighter low end and heavier compression, more crunch (its drive in dB), then a gentler
+    low-pass and a little room."""
+    before = Pedalboard(
         [
             HighpassFilter(cutoff_frequency_hz=max(fx["highpass_hz"], 40.0)),
             LowShelfFilter(cutoff_frequency_hz=120.0, gain_db=fx["low_shelf_db"] + 1.0),
@@ -77,12 +93,21 @@ def drum_chain(fx: dict) -> Pedalboard:
                 attack_ms=8.0,
                 release_ms=120.0,
             ),
-            Distortion(drive_db=fx["drive_db"] + 2.0),
-            Gain(gain_db=-(fx["drive_db"] + 2.0)),
+        ]
+    )
+    after = Pedalboard(
+        [
             LowpassFilter(cutoff_frequency_hz=fx["drum_lowpass_hz"]),
             Reverb(room_size=0.3, wet_level=fx["reverb_wet"] * 0.4, dry_level=1.0, damping=0.7, width=0.7),
         ]
     )
+    return before, fx["drive_db"] + 2.0, after
+
+
+def run_chain(chain: tuple[Pedalboard, float, Pedalboard], audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`audio` through (pedals before, saturation drive in dB, pedals after)."""
+    before, drive_db, after = chain
+    return after(saturate(before(audio, sample_rate), drive_db), sample_rate)
 
 
 def tape_wobble(
@@ -128,9 +153,9 @@ def tape_wobble(
 def process_music(audio: np.ndarray, sample_rate: int, fx: dict, seed: int = 0) -> np.ndarray:
     """The music stem through the tape wobble and the music chain."""
     wobbled = tape_wobble(audio, sample_rate, fx["wow_ms"], fx["flutter_ms"], seed)
-    return music_chain(fx)(wobbled, sample_rate)
+    return run_chain(music_chain(fx), wobbled, sample_rate)
 
 
 def process_drums(audio: np.ndarray, sample_rate: int, fx: dict) -> np.ndarray:
     """The drum stem through the drum chain."""
-    return drum_chain(fx)(audio, sample_rate)
+    return run_chain(drum_chain(fx), audio, sample_rate)

@@ -1,13 +1,11 @@
-"""One track from a generated score: arrange -> render (FluidSynth) -> effects + ambience -> master -> MP3."""
+"""One track from a generated score: arrange -> the two buses (FluidSynth + effects) -> mix with the ambience
+-> master -> MP3 and cover."""
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
-import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -15,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from music import ambience as amb
-from music import effects, synth
+from music import buses, synth
 from music.arrange import MIDI_TPB, arrange, mido_key
 from music.drums import load_library
-from music.errors import RenderError
 from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
-from music.master import loudness, master
+from music.master import master
 from music.progress import Progress, Stage
-from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE, SILENCE_PEAK, check_soundfont, render_midi
+from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE
 from music.request import TrackPlan
 from music.score import Score
 
@@ -102,106 +98,15 @@ def _fade(audio: np.ndarray, sample_rate: int, fade_s: float) -> np.ndarray:
     return audio
 
 
-PARTS = ("keys", "bass", "melody", "drums")
-MIX_DEFAULTS = {"keys": 0.0, "bass": -1.0, "melody": 1.0, "drums": 0.0}  # LU relative to the reference level
-STEM_LUFS = -22.0  # each part is brought to about this loudness before the effects
-
-
-_STEM_POOL: ThreadPoolExecutor | None = None
-_STEM_POOL_LOCK = threading.Lock()
-
-
-def _stem_pool() -> ThreadPoolExecutor:
-    """The threads that render stems, one per core, each keeping its own synthesizer loaded (`music.synth`)."""
-    global _STEM_POOL
-    with _STEM_POOL_LOCK:
-        if _STEM_POOL is None:
-            _STEM_POOL = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="lofi-synth")
-        return _STEM_POOL
-
-
 def warm_up(
     soundfont: Path = DEFAULT_SOUNDFONT, groove_dir: Path | None = None, cache_dir: Path | None = None
 ) -> None:
-    """Load what the first render would otherwise wait for: the groove library and, in every stem thread,
-    a synthesizer with the soundfont loaded. A process can run this in the background while it loads its
+    """Load what the first render would otherwise wait for: the groove library and each bus thread's
+    synthesizer with the soundfont loaded. A process can run this in the background while it loads its
     models (`lofi generate` does); any failure is left for the real render to report."""
     load_library(groove_dir, cache_dir)
-    if not synth.available():
-        return
-    check_soundfont(soundfont)
-    pool = _stem_pool()
-    workers = pool._max_workers
-    ready = threading.Barrier(workers)
-
-    def load_one():  # the barrier holds each thread until all have one: every thread loads its own synth
-        synth.thread_synth(soundfont, SAMPLE_RATE, 0.5)
-        ready.wait(timeout=60)
-
-    for f in [pool.submit(load_one) for _ in range(workers)]:
-        f.result()
-
-
-def render_stems(
-    arrangement, soundfont: Path, seconds: float, *, in_process: bool | None = None
-) -> dict[str, np.ndarray]:
-    """One FluidSynth render per part that has notes, in parallel; RenderError if all are silent.
-
-    In-process (pyfluidsynth, a synth kept loaded per thread) when available, else the command line.
-    """
-    parts = [p for p in PARTS if any(n.part == p for n in arrangement.notes)]
-    if not parts:
-        raise RenderError("the arrangement has no notes to render")
-    check_soundfont(soundfont)
-    if in_process is None:
-        in_process = synth.available()
-    if in_process:
-        pool = _stem_pool()
-
-        def one(part):
-            return synth.thread_synth(soundfont, SAMPLE_RATE, 0.5).render(arrangement.midi((part,)), seconds)
-
-        futures = {p: pool.submit(one, p) for p in parts}
-        stems = {p: f.result() for p, f in futures.items()}
-    else:
-        with tempfile.TemporaryDirectory(prefix="lofi-stems-") as tmp, ThreadPoolExecutor(len(parts)) as pool:
-            futures = {
-                p: pool.submit(
-                    render_midi,
-                    arrangement.write(Path(tmp) / f"{p}.mid", (p,)),
-                    soundfont,
-                    seconds=seconds,
-                    gain=0.5,
-                    allow_silent=True,
-                )
-                for p in parts
-            }
-            stems = {p: f.result() for p, f in futures.items()}
-    if max(float(np.max(np.abs(a))) for a in stems.values()) < SILENCE_PEAK:
-        raise RenderError(f"the track rendered silent with {soundfont} (broken soundfont?)")
-    return stems
-
-
-def _level(audio: np.ndarray) -> float:
-    """A quick loudness estimate (LUFS) from every third sample."""
-    return loudness(audio[:, ::3], SAMPLE_RATE // 3)
-
-
-def balance(stems: dict[str, np.ndarray], mix: dict | None, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """(music, drums): every part brought to `STEM_LUFS` plus the mood's `[mix]` offset, measured on the
-    rendered audio (GM instruments differ by 15 dB and more in level), then the pitched parts summed."""
-    offsets = {**MIX_DEFAULTS, **{k: float(v) for k, v in (mix or {}).items() if k in MIX_DEFAULTS}}
-    n = int(round(seconds * SAMPLE_RATE))
-    music = np.zeros((2, n), dtype=np.float32)
-    drums = np.zeros((2, n), dtype=np.float32)
-    for part, audio in stems.items():
-        level = _level(audio)  # a decimated estimate is plenty for a gain
-        if not np.isfinite(level):
-            continue
-        gain = np.float32(10 ** ((STEM_LUFS + offsets[part] - level) / 20.0))
-        target = drums if part == "drums" else music
-        target += audio * gain
-    return music, drums
+    if synth.available():
+        buses.warm_up(soundfont)
 
 
 def render_track(
@@ -256,36 +161,24 @@ def render_track(
 
     report(Stage.RENDERING)
     t = time.perf_counter()
-    stems = render_stems(arrangement, Path(soundfont), seconds)
-    music_audio, drums_audio = balance(stems, sound.get("mix"), seconds)
-    timings["render"] = time.perf_counter() - t
+    music, drums, bed = buses.render_buses(arrangement, Path(soundfont), seconds, sound, seed)
+    timings["stems"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    fx = effects.settings(sound.get("effects"))
-    # the ambience sits under the music: its level follows the dry stems' RMS (close enough to the wet mix)
-    rms = float(np.sqrt(np.mean(np.square(music_audio[:, ::7] + drums_audio[:, ::7]))))
-
-    def chain(process, dry, *args):
-        wet = process(dry, SAMPLE_RATE, fx, *args)
-        return wet, _level(wet) - _level(dry)  # how much louder the chain made it
-
-    def drums_and_ambience():
-        wet, change = chain(effects.process_drums, drums_audio)
-        return wet, change, amb.ambience(wet.shape[1], SAMPLE_RATE, sound.get("ambience"), rms, seed)
-
-    # pedalboard and numpy release the GIL: the two halves run in parallel
-    with ThreadPoolExecutor(2) as pool:
-        music_f = pool.submit(chain, effects.process_music, music_audio, seed)
-        drums_wet, drums_change, ambience = pool.submit(drums_and_ambience).result()
-        music_wet, music_change = music_f.result()
-    # the chains compress and colour differently: keep the drums where the mix put them relative to the music
-    if np.isfinite(drums_change) and np.isfinite(music_change):
-        drums_wet *= np.float32(10 ** ((music_change - drums_change) / 20.0))
-    mix = music_wet + drums_wet + ambience
+    mix = np.zeros((2, int(round(seconds * SAMPLE_RATE))), np.float32)
+    if music.wet is not None:
+        mix += music.wet
+    if drums.wet is not None:
+        # the chains compress and colour differently: keep the drums where the mix put them next to the music
+        both = np.isfinite(drums.change) and np.isfinite(music.change)
+        mix += drums.wet * np.float32(10 ** ((music.change - drums.change) / 20.0) if both else 1.0)
+    # the ambience sits under the music: its level follows the dry buses' RMS (close enough to the wet mix;
+    # the buses are uncorrelated, so their mean squares add)
+    mix += bed * np.float32(np.sqrt(music.dry_mean_square + drums.dry_mean_square))
     bar_s = arrangement.seconds / max(plan.n_bars, 1)
     fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))
     mix = _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
-    timings["effects"] = time.perf_counter() - t
+    timings["mix"] = time.perf_counter() - t
 
     report(Stage.MASTERING)
     t = time.perf_counter()

@@ -66,7 +66,7 @@ class SharedGenerator:
         self._task: asyncio.Task | None = None
         self._loop = asyncio.get_running_loop()
         self.steps = 0
-        self.batch_sizes: list[int] = []  # rows in each step's Predict calls (for benchmarks)
+        self.batch_sizes: list[int] = []  # tracks in each step (for benchmarks; forced ones ask no model)
 
     @property
     def in_flight(self) -> int:
@@ -174,7 +174,8 @@ class SharedGenerator:
             still = []
             for e in self._active:
                 s = e.seq
-                e.step_seconds.append(seconds)
+                if seconds is not None:
+                    e.step_seconds.append(seconds)
                 if e.on_bar is not None:
                     bars = min(s.g.bars, s.plan.n_bars)
                     if bars > e.reported:

@@ -100,7 +100,9 @@ async def generate_continuation(
             raise GenerationError(
                 f"generation stopped after {opts.max_seconds:g} s of wall time ({gen.steps} steps done)"
             )
-        gen.step_seconds.append(await step(backend, ens, mk, rep, [s]))
+        seconds = await step(backend, ens, mk, rep, [s])
+        if seconds is not None:
+            gen.step_seconds.append(seconds)
         gen.steps += 1
         if on_bar is not None and s.g.bars > reported:
             reported = s.g.bars

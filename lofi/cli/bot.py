@@ -78,6 +78,9 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
             sync_commands=sync,
             client_factory=factory,
         )
+        from lofi.collector import freeze_startup_objects
+
+        freeze_startup_objects()  # the models (and discord.py, SQLAlchemy) are loaded: keep them out of gc
         try:
             # log_handler=None: logging is configured by `lofi` itself; discord.py never logs the token.
             bot.run(token, log_handler=None)

@@ -109,7 +109,7 @@ def test_track_files_progress_and_timings(track):
     plan, files, stages = track
     assert stages == ["arranging", "rendering", "mastering", "encoding"]
     assert files.mp3.stat().st_size > 10_000 and files.midi.exists() and files.cover.exists()
-    assert set(files.timings) == {"arrange", "render", "effects", "master", "encode", "cover"}
+    assert set(files.timings) == {"arrange", "stems", "mix", "master", "encode", "cover"}
     assert files.mood == "rainy" and files.seed == 11 and files.bpm == plan.bpm
     assert files.key.endswith("minor")
 
@@ -141,14 +141,14 @@ def test_cli_reports_a_bad_source(tmp_path, capsys):
 
 
 def test_balance_evens_out_instrument_levels():
-    from music.track import STEM_LUFS, balance
+    from music.buses import MUSIC_RATE, STEM_LUFS, balance
 
-    t = np.arange(SAMPLE_RATE * 3) / SAMPLE_RATE
+    t = np.arange(MUSIC_RATE * 3) / MUSIC_RATE
     tone = np.stack([np.sin(2 * np.pi * 330 * t)] * 2).astype(np.float32)
-    loud, quiet = (
-        balance({"keys": tone * 0.5}, None, 3.0),
-        balance({"melody": tone * 0.005}, {"melody": 2.0}, 3.0),
-    )
-    assert loudness(loud[0], SAMPLE_RATE) == pytest.approx(STEM_LUFS, abs=0.7)
-    assert loudness(quiet[0], SAMPLE_RATE) == pytest.approx(STEM_LUFS + 2.0, abs=0.7)
-    assert not loud[1].any()  # no drums
+    loud = balance({"keys": tone * 0.5}, None, MUSIC_RATE)
+    quiet = balance({"melody": tone * 0.005}, {"melody": 2.0}, MUSIC_RATE)
+    both = balance({"keys": tone * 0.5, "bass": tone * 0.01}, None, MUSIC_RATE)
+    assert loudness(loud, MUSIC_RATE) == pytest.approx(STEM_LUFS, abs=0.7)
+    assert loudness(quiet, MUSIC_RATE) == pytest.approx(STEM_LUFS + 2.0, abs=0.7)
+    # the same tone at -22 and -23 LUFS, in phase: 20 log10(1 + 10^(-1/20)) = 5.5 dB above the louder one
+    assert loudness(both, MUSIC_RATE) == pytest.approx(STEM_LUFS + 5.5, abs=0.7)

@@ -204,16 +204,59 @@ class Recording:
         return await self.backend.predict(name, version, tokens, cond, aux)
 
 
-async def test_models_see_the_state_features_training_computes(tiny_models):
+def _record_forced_steps(monkeypatch) -> list[int]:
+    """The step numbers at which a sequence took its only allowed token without asking the models."""
+    import serving.generate as generation
+
+    steps, original = [], generation._forced
+
+    def forced(mask, s):
+        steps.append(s.steps)
+        return original(mask, s)
+
+    monkeypatch.setattr(generation, "_forced", forced)
+    return steps
+
+
+async def test_models_see_the_state_features_training_computes(tiny_models, monkeypatch):
     from music.tokens import AUX_FEATURES, aux_rows
 
+    forced = _record_forced_steps(monkeypatch)
     rec = Recording(InProcessBackend(tiny_models))
     gen = await generate(rec, _plan(seconds=15))
     sent = np.concatenate(rec.aux)
     seq = [REP.vocab.id("BOS")] + gen.tokens[0][5:]
-    expected = aux_rows(REP, seq)[1 : len(sent) + 1]  # row i: the state before token i of [BOS] + body
+    # row i + 1: the state before body token i, sent at step i unless that token was forced
+    asked = [i + 1 for i in range(len(seq) - 1) if i not in set(forced)]
+    assert forced and len(asked) == len(sent)
+    expected = aux_rows(REP, seq)[asked]
     same = [i for i, f in enumerate(AUX_FEATURES) if f != "notes_left"]  # notes_left: planned vs counted
     np.testing.assert_array_equal(sent[:, same], expected[:, same])
+
+
+async def test_forced_tokens_ask_no_model(tiny_models, monkeypatch):
+    forced = _record_forced_steps(monkeypatch)
+    rec = Recording(InProcessBackend(tiny_models))
+    gen = await generate(rec, _plan(seconds=60, mood="chill", seed=5))  # returning bars are copied
+    assert len(forced) > gen.steps // 5
+    assert len(rec.aux) == gen.steps - len(forced)  # one call per step that had a choice
+
+
+@pytest.mark.parametrize("p_at_token", [0.0, 0.3])
+def test_a_forced_token_draws_what_sampling_would(p_at_token):
+    """Taking a forced token without the models leaves every later token as it was: the same token and the
+    same random draw as sampling it from any probabilities."""
+    from serving.generate import _forced, _Masks, _sample, _Sequence
+
+    plan, opts, mk = _plan(), SamplingOptions(), _Masks(REP)
+    sampled, forced = (_Sequence(REP, plan, 3, 0, opts) for _ in range(2))
+    p = np.random.default_rng(0).random(len(REP.vocab))
+    only = REP.vocab.id("BAR")
+    p[only] = p_at_token  # with no mass there, _sample falls back to uniform over the mask
+    mask = np.zeros(len(REP.vocab), bool)
+    mask[only] = True
+    assert _sample(p, mask, sampled, mk, opts) == _forced(mask, forced) == only
+    assert sampled.rng.random() == forced.rng.random()
 
 
 def _bars(tokens):
