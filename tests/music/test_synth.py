@@ -8,8 +8,8 @@ import pytest
 
 from music import synth
 from music.arrange import arrange
-from music.request import load_moods
 from music.buses import BUSES, render_stem
+from music.request import load_moods
 from tests.support.scores import example_score
 
 pytestmark = pytest.mark.skipif(not synth.available(), reason="pyfluidsynth or libfluidsynth is missing")
