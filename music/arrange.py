@@ -413,9 +413,7 @@ def arrange(
     outro = next(((lo, hi) for name, lo, hi in sections if name == "outro"), None)
 
     def fade(b: int) -> float:
-        if outro and b >= outro[0]:
-            return 1.0 - 0.45 * (b - outro[0] + 1) / (outro[1] - outro[0])
-        return 1.0
+        return _outro_fade(outro, b)
 
     # ---- keys
     center = int(inst.get("keys_center", 62))
@@ -531,34 +529,9 @@ def arrange(
                 )
             )
 
-    # ---- drums
-    lib = library or load_library()
-    styles = tuple(feel.get("styles", ("hiphop",)))
-    pats = lib.beats_for(styles, score.bpm, rng, k=2)
-    drum_bars = set()
-    for name, lo, hi in sections:
-        if name == "main":
-            drum_bars.update(range(lo, hi))
-        elif name == "outro":
-            drum_bars.update(range(lo, lo + (hi - lo) // 2))
-    for b in sorted(drum_bars):
-        sec_lo = max(lo for name, lo, hi in sections if lo <= b)
-        i = b - sec_lo
-        pat = pats[1] if (i % 4 == 3 and len(pats) > 1) else pats[0]
-        beats = bar_len[b] / MIDI_TPB
-        hits = shape_pattern(pat, feel, rng, beats)
-        ends_section = (b + 1 not in drum_bars) or section_of.get(b + 1) != section_of[b]
-        if (ends_section or i % 8 == 7) and b + 1 < n_bars:
-            fill = lib.fill_for(styles, score.bpm, rng)
-            if fill is not None:
-                fh = [h for h in shape_pattern(fill, feel, rng, beats, fill=True) if h[0] >= beats / 2]
-                hits = [h for h in hits if h[0] < beats / 2] + fh
-        for t, note, v in hits:
-            start = bar_start[b] + int(round(t * MIDI_TPB))
-            if start < 0:
-                continue
-            velocity = max(1, min(127, int(v * fade(b))))
-            notes.append(ArrangedNote("drums", note, start, MIDI_TPB // 8, velocity))
+    # ---- drums: from the bars and sections alone (`arrange_drums`), so they can be rendered before the score
+    drum_notes, pats = arrange_drums(bar_len, sections, score.bpm, feel, seed, lib=library)
+    notes.extend(drum_notes)
 
     programs = {
         "keys": int(inst.get("keys", 4)),
@@ -580,3 +553,63 @@ def arrange(
     )
     arr.meta["drum_patterns"] = [p.source for p in pats]
     return arr
+
+
+def arrange_drums(
+    bar_len: list[int],
+    sections: list[tuple[str, int, int]],
+    bpm: float,
+    feel: dict,
+    seed: int,
+    *,
+    lib: GrooveLibrary | None = None,
+) -> tuple[list[ArrangedNote], list]:
+    """(drum notes, the two grooves used) for bars of `bar_len` ticks in `sections` at `bpm`.
+
+    The drums depend on nothing the models write, only on the plan (bars, sections, tempo, the mood's drum
+    feel, the seed: they draw from their own random generator), so a track's drums can be rendered while
+    its score is still being composed (`music.track.prepare_drums`).
+    """
+    rng = random.Random(seed * 7919 + 23)
+    lib = lib or load_library()
+    n_bars = len(bar_len)
+    bar_start = [0]
+    for length in bar_len:
+        bar_start.append(bar_start[-1] + length)
+    section_of = {b: name for name, lo, hi in sections for b in range(lo, hi)}
+    outro = next(((lo, hi) for name, lo, hi in sections if name == "outro"), None)
+    styles = tuple(feel.get("styles", ("hiphop",)))
+    pats = lib.beats_for(styles, bpm, rng, k=2)
+    drum_bars = set()
+    for name, lo, hi in sections:
+        if name == "main":
+            drum_bars.update(range(lo, hi))
+        elif name == "outro":
+            drum_bars.update(range(lo, lo + (hi - lo) // 2))
+    notes = []
+    for b in sorted(drum_bars):
+        sec_lo = max(lo for name, lo, hi in sections if lo <= b)
+        i = b - sec_lo
+        pat = pats[1] if (i % 4 == 3 and len(pats) > 1) else pats[0]
+        beats = bar_len[b] / MIDI_TPB
+        hits = shape_pattern(pat, feel, rng, beats)
+        ends_section = (b + 1 not in drum_bars) or section_of.get(b + 1) != section_of[b]
+        if (ends_section or i % 8 == 7) and b + 1 < n_bars:
+            fill = lib.fill_for(styles, bpm, rng)
+            if fill is not None:
+                fh = [h for h in shape_pattern(fill, feel, rng, beats, fill=True) if h[0] >= beats / 2]
+                hits = [h for h in hits if h[0] < beats / 2] + fh
+        for t, note, v in hits:
+            start = bar_start[b] + int(round(t * MIDI_TPB))
+            if start < 0:
+                continue
+            velocity = max(1, min(127, int(v * _outro_fade(outro, b))))
+            notes.append(ArrangedNote("drums", note, start, MIDI_TPB // 8, velocity))
+    return notes, pats
+
+
+def _outro_fade(outro: tuple[int, int] | None, b: int) -> float:
+    """The level of bar `b`: 1, falling by up to 45 % over the outro."""
+    if outro and b >= outro[0]:
+        return 1.0 - 0.45 * (b - outro[0] + 1) / (outro[1] - outro[0])
+    return 1.0

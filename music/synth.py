@@ -62,12 +62,14 @@ class Synth:
         self._write = write
         self._sounds_off = fluidsynth._fl.fluid_synth_all_sounds_off  # voices stop at once, with no release
         self._sounds_off.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self._written = 0  # samples written since creation: FluidSynth renders in blocks of BLOCK from 0
 
     def _fill(self, out: np.ndarray, a: int, b: int) -> None:
         if b <= a:
             return
         left, right = out[0, a:b], out[1, a:b]  # contiguous rows: ctypes releases the GIL while it renders
         self._write(self._fs.synth, b - a, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
+        self._written += b - a
 
     def render(self, midi, seconds: float) -> np.ndarray:
         """`midi` (a `mido.MidiFile`) as float32 (2, samples), exactly `seconds` long (release tails kept)."""
@@ -79,6 +81,10 @@ class Synth:
             self._fill(scratch, 0, scratch.shape[1])
             if not scratch.any():
                 break
+        # A previous render of a length that is not a whole number of blocks leaves FluidSynth part-way
+        # into a block, and events then sound up to a block late. Finish that block first: a render starts
+        # on a block boundary, so the same MIDI gives the same samples whatever the synth rendered before.
+        self._fill(scratch, 0, -self._written % BLOCK)
         for ch in range(16):
             fs.program_select(ch, self.sfid, 128 if ch == 9 else 0, 0)
         n = int(round(seconds * self.sample_rate))

@@ -73,10 +73,18 @@ async def make_track(
     plan = plan_track(request, rep)
     timings["plan"] = time.perf_counter() - t0
 
+    from music.track import start_drums  # imported here: it pulls in the audio stack
+
+    # the drums follow from the plan alone: they are rendered on a spare core while the models compose
+    drums = start_drums(plan, soundfont=soundfont, groove_dir=groove_dir, cache_dir=cache_dir)
     report(Stage.COMPOSING, 0.0)
     t = time.perf_counter()
     shared = generator or shared_generator(client)
-    gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
+    try:
+        gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
+    except BaseException:
+        drums.cancel()
+        raise
     timings["generate"] = time.perf_counter() - t
     return await render_generation(
         gen,
@@ -91,6 +99,7 @@ async def make_track(
         soundfont=soundfont,
         groove_dir=groove_dir,
         cache_dir=cache_dir,
+        prepared=drums,
     )
 
 
@@ -108,9 +117,11 @@ async def render_generation(
     soundfont: Path = DEFAULT_SOUNDFONT,
     groove_dir: Path | None = None,
     cache_dir: Path | None = None,
+    prepared=None,
 ) -> TrackResult:
     """Decode the first sequence of `gen` and render it in `executor`: the second half of a track, shared by
-    `make_track` and the Extend pipeline. `timings` gets decode, render (and its stages) and total."""
+    `make_track` and the Extend pipeline. `timings` gets decode, render (and its stages) and total.
+    `prepared`: a future of the plan's drums (`music.track.start_drums`), used when they fit."""
     from music.track import render_track  # imported here: it pulls in the audio stack
 
     tokens = gen.tokens[0]
@@ -129,6 +140,7 @@ async def render_generation(
         progress=progress,
         groove_dir=groove_dir,
         cache_dir=cache_dir,
+        prepared=prepared,
     )
     files = await asyncio.get_running_loop().run_in_executor(executor, render)
     timings["render"] = time.perf_counter() - t

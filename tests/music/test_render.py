@@ -152,3 +152,46 @@ def test_balance_evens_out_instrument_levels():
     assert loudness(quiet, MUSIC_RATE) == pytest.approx(STEM_LUFS + 2.0, abs=0.7)
     # the same tone at -22 and -23 LUFS, in phase: 20 log10(1 + 10^(-1/20)) = 5.5 dB above the louder one
     assert loudness(both, MUSIC_RATE) == pytest.approx(STEM_LUFS + 5.5, abs=0.7)
+
+
+def _decoded(mp3) -> np.ndarray:
+    import subprocess
+
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(mp3), "-f", "s16le", "-"], capture_output=True, check=True
+    ).stdout
+    return np.frombuffer(out, "<i2").astype(np.float64)
+
+
+def _difference_db(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * np.log10(max(np.sum((a - b) ** 2), 1e-30) / np.sum(a**2))
+
+
+def test_drums_prepared_from_the_plan_make_the_same_track(soundfont, tmp_path):
+    """The drums rendered before the score exists (while the models compose) are the drums the track
+    would have had; drums prepared for another plan are not used. (Not bit for bit: FluidSynth's output
+    depends a little, about -70 dB, on what the same synthesizer rendered before.)"""
+    from concurrent.futures import Future
+
+    from music.track import fit_to_plan, prepare_drums
+
+    plan = plan_track(TrackRequest(length_s=12, mood="chill", seed=4))
+    score = example_score(plan.n_bars, plan.bpm, plan.mode)
+    arrangement = arrange(fit_to_plan(score, plan), plan.mood.sound, n_bars=plan.n_bars, seed=4)
+    other = plan_track(TrackRequest(length_s=12, mood="chill", seed=5))
+    assert prepare_drums(plan, soundfont=soundfont).fits(arrangement, 12.0)
+    assert not prepare_drums(other, soundfont=soundfont).fits(arrangement, 12.0)
+
+    def ready(p):
+        future = Future()
+        future.set_result(prepare_drums(p, soundfont=soundfont))
+        return future
+
+    render_track(
+        score, plan, tmp_path / "warm", soundfont=soundfont
+    )  # a synth's first render differs a little
+    plain = _decoded(render_track(score, plan, tmp_path / "plain", soundfont=soundfont).mp3)
+    prepared = render_track(score, plan, tmp_path / "prepared", soundfont=soundfont, prepared=ready(plan))
+    wrong = render_track(score, plan, tmp_path / "wrong", soundfont=soundfont, prepared=ready(other))
+    assert _difference_db(plain, _decoded(prepared.mp3)) < -50  # other drums: about 0 dB
+    assert _difference_db(plain, _decoded(wrong.mp3)) < -50
