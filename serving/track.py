@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,17 +74,22 @@ async def make_track(
     plan = plan_track(request, rep)
     timings["plan"] = time.perf_counter() - t0
 
-    from music.track import start_drums  # imported here: it pulls in the audio stack
+    drums = None
+    if executor is None or isinstance(executor, ThreadPoolExecutor):
+        from music.track import start_drums  # imported here: it pulls in the audio stack
 
-    # the drums follow from the plan alone: they are rendered on a spare core while the models compose
-    drums = start_drums(plan, soundfont=soundfont, groove_dir=groove_dir, cache_dir=cache_dir)
+        # The drums follow from the plan alone: they are rendered on a spare core while the models compose.
+        # Only when the track is rendered in this process: the radio renders in a low-priority process of
+        # its own, so that the bot's audio thread keeps its core.
+        drums = start_drums(plan, soundfont=soundfont, groove_dir=groove_dir, cache_dir=cache_dir)
     report(Stage.COMPOSING, 0.0)
     t = time.perf_counter()
     shared = generator or shared_generator(client)
     try:
         gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
     except BaseException:
-        drums.cancel()
+        if drums is not None:
+            drums.cancel()
         raise
     timings["generate"] = time.perf_counter() - t
     return await render_generation(
