@@ -43,7 +43,8 @@ _POOLS_LOCK = threading.Lock()
 
 
 def bus_pool(bus: str) -> ThreadPoolExecutor:
-    """The one thread that renders `bus` for every track of this process (its synthesizer stays loaded).
+    """The one thread that renders `bus` for every track of this process (its synthesizer stays loaded;
+    "effects" is a helper that runs half of the music chain, `music_wet`).
 
     One thread a bus: two tracks rendered at once queue on the same two threads, which is what two cores
     can run, and each thread holds one copy of the soundfont (150 MB for the General MIDI font).
@@ -113,6 +114,29 @@ def to_output_rate(audio: np.ndarray, rate: int, n: int) -> np.ndarray:
     return np.ascontiguousarray(audio[:, :n])
 
 
+def music_wet(dry: np.ndarray, rate: int, fx: dict, seed: int) -> np.ndarray:
+    """`effects.process_music`, with the chain run in two halves at once (this thread and the effects helper).
+
+    The chain is causal and forgets its input (`effects.settle_seconds`): the second half starts that long
+    before the middle, so by the middle it is in the state the whole run would be in, to 120 dB, and its
+    run-in is dropped. On 2 minutes the chain then takes about 60 % of its time.
+    """
+    wobbled = effects.tape_wobble(dry, rate, fx["wow_ms"], fx["flutter_ms"], seed)
+
+    def chain(audio: np.ndarray) -> np.ndarray:  # a fresh chain per part: pedalboard plugins keep state
+        return effects.run_chain(effects.music_chain(fx), audio, rate)
+
+    n, settle = wobbled.shape[1], int(effects.settle_seconds(fx["reverb_size"]) * rate)
+    mid = n // 2
+    if mid < 2 * settle:  # a short track: the run-in would cost more than the halves save
+        return chain(wobbled)
+    second = bus_pool("effects").submit(chain, wobbled[:, mid - settle :])
+    out = np.empty_like(wobbled)
+    out[:, :mid] = chain(wobbled[:, :mid])
+    out[:, mid:] = second.result()[:, settle:]
+    return out
+
+
 @dataclass
 class Bus:
     """One bus after its chain, at `SAMPLE_RATE`: the wet audio (None when the bus has no notes), how many LU
@@ -152,9 +176,7 @@ def render_bus(
     dry = balance(stems, sound.get("mix"), rate)
     del stems
     fx = effects.settings(sound.get("effects"))
-    wet = (
-        effects.process_music(dry, rate, fx, seed) if bus == "music" else effects.process_drums(dry, rate, fx)
-    )
+    wet = music_wet(dry, rate, fx, seed) if bus == "music" else effects.process_drums(dry, rate, fx)
     change = level(wet, rate) - level(dry, rate)
     n = int(round(seconds * SAMPLE_RATE))
     return Bus(to_output_rate(wet, rate, n), change, float(np.mean(np.square(dry[:, ::7]))), peak)

@@ -48,3 +48,20 @@ def test_music_bus_at_half_rate_has_the_full_rate_spectrum():
     assert _band_levels(half, SAMPLE_RATE, bands) == pytest.approx(
         _band_levels(full, SAMPLE_RATE, bands), abs=1.0
     )
+
+
+@pytest.mark.parametrize("room_size", [0.4, 0.85])
+def test_music_chain_in_two_halves_is_the_whole_chain(room_size):
+    """The second half starts `settle_seconds` early: by the middle, what earlier input left in the reverb and
+    compressor is 120 dB down, so the halves put together are the chain run in one piece."""
+    from music.buses import music_wet
+
+    fx = effects.settings({"reverb_size": room_size, "reverb_wet": 0.28})
+    rng = np.random.default_rng(5)
+    t = np.arange(40 * MUSIC_RATE) / MUSIC_RATE
+    gate = np.repeat(rng.random(80) < 0.5, t.size // 80 + 1)[: t.size]  # notes that stop and start
+    x = (np.sin(2 * np.pi * 196 * t) * gate * 0.3 + rng.standard_normal(t.size) * 0.01).astype(np.float32)
+    dry = np.stack([x, np.roll(x, 300)])
+    whole = effects.process_music(dry, MUSIC_RATE, fx, seed=2)
+    np.testing.assert_allclose(music_wet(dry, MUSIC_RATE, fx, seed=2), whole, atol=1e-5)
+    assert 2.0 < effects.settle_seconds(room_size) < 40 / 4  # the halves were really run apart
