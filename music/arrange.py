@@ -529,7 +529,7 @@ def arrange(
                 )
             )
 
-    # ---- drums: from the bars and sections alone (`arrange_drums`), so they can be rendered before the score
+    # ---- drums: from the bars and sections alone (`arrange_drums`)
     drum_notes, pats = arrange_drums(bar_len, sections, score.bpm, feel, seed, lib=library)
     notes.extend(drum_notes)
 
@@ -566,9 +566,8 @@ def arrange_drums(
 ) -> tuple[list[ArrangedNote], list]:
     """(drum notes, the two grooves used) for bars of `bar_len` ticks in `sections` at `bpm`.
 
-    The drums depend on nothing the models write, only on the plan (bars, sections, tempo, the mood's drum
-    feel, the seed: they draw from their own random generator), so a track's drums can be rendered while
-    its score is still being composed (`music.track.prepare_drums`).
+    The drums depend on nothing the models write, only on the bars, sections, tempo, the mood's drum feel and
+    the seed: they draw from a random generator of their own, so the other parts' choices do not move them.
     """
     rng = random.Random(seed * 7919 + 23)
     lib = lib or load_library()

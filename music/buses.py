@@ -1,9 +1,9 @@
 """The two buses of a track, rendered at once: the pitched parts (keys, bass, melody) and the drums.
 
 Each bus is synthesised part by part (FluidSynth), every part brought to a common loudness, summed, and sent
-through its own effects chain; the two buses run in parallel, on one thread each, and each thread keeps its
-synthesizer loaded. The ambience bed is made on the music thread after its bus, so the two threads carry
-about the same work (2026-12-01, 2 minutes: music ~0.4 s + ambience 0.1-0.4 s; drums ~0.65 s).
+through its own effects chain. The two buses run in parallel, on one thread each that keeps its synthesizer
+loaded, and each chain runs in two halves at once (`in_halves`, the second half on an effects helper thread);
+the ambience bed is made on the music thread after its bus, which has the less to do.
 
 The music bus runs at half the output rate (22.05 kHz) and is resampled to 44.1 kHz after its chain. Its
 chain ends in the LoFi low-pass (4.5 kHz by default), so it carries almost nothing above 11 kHz anyway:
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from music.render import SAMPLE_RATE, SILENCE_PEAK, check_soundfont, render_midi
 MUSIC_RATE = SAMPLE_RATE // 2
 BUSES = {"music": (("keys", "bass", "melody"), MUSIC_RATE), "drums": (("drums",), SAMPLE_RATE)}
 PARTS = ("keys", "bass", "melody", "drums")
-HELPED_PARTS = ("bass", "melody")  # music parts the drums thread renders (the keys take 3x their time)
 MIX_DEFAULTS = {"keys": 0.0, "bass": -1.0, "melody": 1.0, "drums": 0.0}  # LU relative to the reference level
 STEM_LUFS = -22.0  # each part is brought to about this loudness before the effects
 SYNTH_GAIN = 0.5
@@ -44,7 +43,7 @@ _POOLS_LOCK = threading.Lock()
 
 def bus_pool(bus: str) -> ThreadPoolExecutor:
     """The one thread that renders `bus` for every track of this process (its synthesizer stays loaded;
-    "effects" is a helper that runs half of the music chain, `music_wet`).
+    "effects" is a helper that runs half of an effects chain, `in_halves`).
 
     One thread a bus: two tracks rendered at once queue on the same two threads, which is what two cores
     can run, and each thread holds one copy of the soundfont (150 MB for the General MIDI font).
@@ -87,14 +86,20 @@ def level(audio: np.ndarray, rate: int) -> float:
 
 def balance(stems: dict[str, np.ndarray], mix: dict | None, rate: int) -> np.ndarray:
     """The parts in `stems` (all at `rate`) summed, each first brought to `STEM_LUFS` plus the mood's `[mix]`
-    offset, measured on the rendered audio (GM instruments differ by 15 dB and more in level)."""
+    offset, measured on the rendered audio (GM instruments differ by 15 dB and more in level). The stems are
+    scaled in place (they are not needed after: no 40 MB temporaries)."""
     offsets = {**MIX_DEFAULTS, **{k: float(v) for k, v in (mix or {}).items() if k in MIX_DEFAULTS}}
-    out = np.zeros_like(next(iter(stems.values())))
+    out = None
     for part, audio in stems.items():
         loud = level(audio, rate)  # a decimated estimate is plenty for a gain
-        if np.isfinite(loud):
-            out += audio * np.float32(10 ** ((STEM_LUFS + offsets[part] - loud) / 20.0))
-    return out
+        if not np.isfinite(loud):
+            continue
+        audio *= np.float32(10 ** ((STEM_LUFS + offsets[part] - loud) / 20.0))
+        if out is None:
+            out = audio
+        else:
+            out += audio
+    return out if out is not None else np.zeros_like(next(iter(stems.values())))
 
 
 # The music bus carries next to nothing above 5.5 kHz (its low-pass), so the images of a 2x upsampling start
@@ -114,27 +119,39 @@ def to_output_rate(audio: np.ndarray, rate: int, n: int) -> np.ndarray:
     return np.ascontiguousarray(audio[:, :n])
 
 
-def music_wet(dry: np.ndarray, rate: int, fx: dict, seed: int) -> np.ndarray:
-    """`effects.process_music`, with the chain run in two halves at once (this thread and the effects helper).
+def in_halves(chain, audio: np.ndarray, rate: int, settle_s: float) -> np.ndarray:
+    """`chain()(audio)` (a fresh chain per part: pedalboard plugins keep state) run in two halves at once, on
+    this thread and the effects helper.
 
-    The chain is causal and forgets its input (`effects.settle_seconds`): the second half starts that long
-    before the middle, so by the middle it is in the state the whole run would be in, to 120 dB, and its
-    run-in is dropped. On 2 minutes the chain then takes about 60 % of its time.
+    An effects chain is causal and forgets its input within `settle_s` (`effects.settle_seconds`): the second
+    half starts that long before the middle, so by the middle it is in the state the whole run would be in,
+    to 120 dB, and its run-in is dropped. The result equals the chain run in one piece (to 1e-7, tested); on
+    2 minutes it takes about 60 % of the time.
     """
-    wobbled = effects.tape_wobble(dry, rate, fx["wow_ms"], fx["flutter_ms"], seed)
-
-    def chain(audio: np.ndarray) -> np.ndarray:  # a fresh chain per part: pedalboard plugins keep state
-        return effects.run_chain(effects.music_chain(fx), audio, rate)
-
-    n, settle = wobbled.shape[1], int(effects.settle_seconds(fx["reverb_size"]) * rate)
+    n, settle = audio.shape[1], int(settle_s * rate)
     mid = n // 2
     if mid < 2 * settle:  # a short track: the run-in would cost more than the halves save
-        return chain(wobbled)
-    second = bus_pool("effects").submit(chain, wobbled[:, mid - settle :])
-    out = np.empty_like(wobbled)
-    out[:, :mid] = chain(wobbled[:, :mid])
+        return chain()(audio)
+    second = bus_pool("effects").submit(lambda: chain()(audio[:, mid - settle :]))
+    out = np.empty_like(audio)
+    out[:, :mid] = chain()(audio[:, :mid])
     out[:, mid:] = second.result()[:, settle:]
     return out
+
+
+def music_wet(dry: np.ndarray, rate: int, fx: dict, seed: int) -> np.ndarray:
+    """`effects.process_music`, its chain run in two halves at once (`in_halves`)."""
+    wobbled = effects.tape_wobble(dry, rate, fx["wow_ms"], fx["flutter_ms"], seed)
+    return in_halves(
+        lambda: effects.music_processor(fx, rate), wobbled, rate, effects.settle_seconds(fx["reverb_size"])
+    )
+
+
+def drums_wet(dry: np.ndarray, rate: int, fx: dict) -> np.ndarray:
+    """`effects.process_drums`, its chain run in two halves at once (`in_halves`)."""
+    return in_halves(
+        lambda: effects.drum_processor(fx, rate), dry, rate, effects.settle_seconds(effects.DRUM_ROOM)
+    )
 
 
 @dataclass
@@ -157,26 +174,18 @@ def render_bus(
     sound: dict,
     seed: int,
     in_process: bool,
-    rendered: dict[str, Future] | None = None,
 ) -> Bus:
-    """Synthesise, balance and process one bus (`BUSES`) of `arrangement`, `seconds` long; `rendered`: parts
-    being rendered elsewhere (futures of their stems), waited for instead of rendered here."""
+    """Synthesise, balance and process one bus (`BUSES`) of `arrangement`, `seconds` long."""
     names, rate = BUSES[bus]
     parts = [p for p in names if any(n.part == p for n in arrangement.notes)]
     if not parts:
         return Bus(None)
-    rendered = rendered or {}
-    stems = {
-        p: render_stem(arrangement, p, soundfont, seconds, rate, in_process)
-        for p in parts
-        if p not in rendered
-    }
-    stems.update({p: f.result() for p, f in rendered.items() if p in parts})
+    stems = {p: render_stem(arrangement, p, soundfont, seconds, rate, in_process) for p in parts}
     peak = max(float(np.max(np.abs(a))) for a in stems.values())
     dry = balance(stems, sound.get("mix"), rate)
     del stems
     fx = effects.settings(sound.get("effects"))
-    wet = music_wet(dry, rate, fx, seed) if bus == "music" else effects.process_drums(dry, rate, fx)
+    wet = music_wet(dry, rate, fx, seed) if bus == "music" else drums_wet(dry, rate, fx)
     change = level(wet, rate) - level(dry, rate)
     n = int(round(seconds * SAMPLE_RATE))
     return Bus(to_output_rate(wet, rate, n), change, float(np.mean(np.square(dry[:, ::7]))), peak)
@@ -190,43 +199,24 @@ def render_buses(
     seed: int,
     *,
     in_process: bool | None = None,
-    drums: Bus | None = None,
-    bed: np.ndarray | None = None,
 ) -> tuple[Bus, Bus, np.ndarray]:
     """(music, drums, ambience bed at reference level 1) for one track, the two buses in parallel.
 
     The bed is `music.ambience.ambience` with a reference RMS of 1: its level is linear in that RMS, so the
-    caller scales it once both dry buses are known. `drums` and `bed`, when given, were made beforehand
-    (`music.track.prepare_drums`) and are not made again. RenderError when there are no notes or all is silent.
+    caller scales it once both dry buses are known. RenderError when there are no notes or all is silent.
     """
     if not any(n.part in PARTS for n in arrangement.notes):
         raise RenderError("the arrangement has no notes to render")
     check_soundfont(soundfont)
     if in_process is None:
         in_process = synth.available()
-    # the keys are most of the music bus's synthesis: its bass and melody are rendered on the drums thread
-    # meanwhile (before the drums bus, which the music bus need not wait for)
-    helped = {
-        p: bus_pool("drums").submit(render_stem, arrangement, p, soundfont, seconds, MUSIC_RATE, in_process)
-        for p in HELPED_PARTS
-        if any(n.part == p for n in arrangement.notes)
-    }
     jobs = {
-        "music": bus_pool("music").submit(
-            render_bus, arrangement, "music", soundfont, seconds, sound, seed, in_process, helped
-        )
+        bus: bus_pool(bus).submit(render_bus, arrangement, bus, soundfont, seconds, sound, seed, in_process)
+        for bus in BUSES
     }
-    if drums is None:
-        jobs["drums"] = bus_pool("drums").submit(
-            render_bus, arrangement, "drums", soundfont, seconds, sound, seed, in_process
-        )
     n = int(round(seconds * SAMPLE_RATE))
-    if bed is None:
-        bed = (
-            bus_pool("music").submit(amb.ambience, n, SAMPLE_RATE, sound.get("ambience"), 1.0, seed).result()
-        )
-    music = jobs["music"].result()
-    drums = drums if drums is not None else jobs["drums"].result()
+    bed = bus_pool("music").submit(amb.ambience, n, SAMPLE_RATE, sound.get("ambience"), 1.0, seed)
+    music, drums = jobs["music"].result(), jobs["drums"].result()
     if max(music.peak, drums.peak) < SILENCE_PEAK:
         raise RenderError(f"the track rendered silent with {soundfont} (broken soundfont?)")
-    return music, drums, bed
+    return music, drums, bed.result()

@@ -36,6 +36,9 @@ def settings(effects: dict | None) -> dict:
     return out
 
 
+DRUM_ROOM = 0.3  # the drums' reverb: a small room
+
+
 def saturate(audio: np.ndarray, drive_db: float) -> np.ndarray:
     """Soft tanh saturation at `drive_db` of drive, then the drive taken off again: tanh(g x) / g.
 
@@ -98,7 +101,9 @@ def drum_chain(fx: dict) -> tuple[Pedalboard, float, Pedalboard]:
     after = Pedalboard(
         [
             LowpassFilter(cutoff_frequency_hz=fx["drum_lowpass_hz"]),
-            Reverb(room_size=0.3, wet_level=fx["reverb_wet"] * 0.4, dry_level=1.0, damping=0.7, width=0.7),
+            Reverb(
+                room_size=DRUM_ROOM, wet_level=fx["reverb_wet"] * 0.4, dry_level=1.0, damping=0.7, width=0.7
+            ),
         ]
     )
     return before, fx["drive_db"] + 2.0, after
@@ -108,6 +113,18 @@ def run_chain(chain: tuple[Pedalboard, float, Pedalboard], audio: np.ndarray, sa
     """`audio` through (pedals before, saturation drive in dB, pedals after)."""
     before, drive_db, after = chain
     return after(saturate(before(audio, sample_rate), drive_db), sample_rate)
+
+
+def music_processor(fx: dict, sample_rate: int):
+    """A function that runs audio through a fresh music chain (its plugins keep state across calls)."""
+    chain = music_chain(fx)
+    return lambda audio: run_chain(chain, audio, sample_rate)
+
+
+def drum_processor(fx: dict, sample_rate: int):
+    """A function that runs audio through a fresh drum chain."""
+    chain = drum_chain(fx)
+    return lambda audio: run_chain(chain, audio, sample_rate)
 
 
 def tape_wobble(

@@ -7,22 +7,21 @@ import logging
 import random
 import re
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from music import ambience as amb
 from music import buses, synth
-from music.arrange import MIDI_TPB, SCALE, Arrangement, arrange, arrange_drums, mido_key, plan_sections
+from music.arrange import MIDI_TPB, arrange, mido_key
 from music.drums import load_library
 from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
 from music.master import master
 from music.progress import Progress, Stage
 from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE
 from music.request import TrackPlan
-from music.score import Score, bar_ticks
+from music.score import Score
 
 log = logging.getLogger(__name__)
 
@@ -110,75 +109,6 @@ def warm_up(
         buses.warm_up(soundfont)
 
 
-@dataclass
-class PreparedDrums:
-    """A track's drum bus and ambience bed (at reference level 1), rendered from its plan alone."""
-
-    notes: list  # the drum notes they were rendered from
-    bpm: float
-    seconds: float
-    bus: buses.Bus
-    bed: np.ndarray
-
-    def fits(self, arrangement: Arrangement, seconds: float) -> bool:
-        """Whether `arrangement` has exactly these drums (same notes, tempo and length)."""
-        drums = [n for n in arrangement.notes if n.part == "drums"]
-        return drums == self.notes and arrangement.bpm == self.bpm and seconds == self.seconds
-
-
-def prepare_drums(
-    plan: TrackPlan,
-    *,
-    soundfont: Path = DEFAULT_SOUNDFONT,
-    groove_dir: Path | None = None,
-    cache_dir: Path | None = None,
-) -> PreparedDrums:
-    """Arrange and render a track's drums and make its ambience bed from the plan, before the score exists.
-
-    The drums depend only on the plan (`music.arrange.arrange_drums`), so this runs while the models compose,
-    on a core they leave idle (about 0.6 of the second core here); `render_track` uses the result when its
-    arrangement has the same drums, which it has whenever the score keeps the plan's time signature.
-    """
-    sound = plan.mood.sound or {}
-    bar_len = [bar_ticks(*plan.time_signature) * SCALE] * plan.n_bars
-    sections = plan_sections(plan.n_bars)
-    notes, _ = arrange_drums(
-        bar_len, sections, plan.bpm, dict(sound.get("drums", {})), plan.request.seed,
-        lib=load_library(groove_dir, cache_dir),
-    )  # fmt: skip
-    drums_only = Arrangement(
-        notes, {"drums": 0}, plan.bpm, plan.tonic, plan.mode, bar_len, [(0, *plan.time_signature)], sections
-    )
-    seconds = plan.length_s if plan.length_s > 0 else drums_only.seconds
-    in_process = synth.available()
-    bus = buses.render_bus(
-        drums_only, "drums", Path(soundfont), seconds, sound, plan.request.seed, in_process
-    )
-    n = int(round(seconds * SAMPLE_RATE))
-    bed = amb.ambience(n, SAMPLE_RATE, sound.get("ambience"), 1.0, plan.request.seed)
-    return PreparedDrums(notes, plan.bpm, seconds, bus, bed)
-
-
-def start_drums(plan: TrackPlan, **options) -> Future:
-    """`prepare_drums(plan, **options)` started on the drums bus thread (a future of `PreparedDrums`)."""
-    return buses.bus_pool("drums").submit(prepare_drums, plan, **options)
-
-
-def _prepared(future: Future | None, arrangement: Arrangement, seconds: float) -> PreparedDrums | None:
-    """The prepared drums if they fit `arrangement`; None (render them now) if absent, failed or different."""
-    if future is None:
-        return None
-    try:
-        prepared = future.result()
-    except Exception as exc:  # the render itself reports a real problem (soundfont, FluidSynth)
-        log.debug("drums prepared from the plan failed (%s); rendering them with the track", exc)
-        return None
-    if not prepared.fits(arrangement, seconds):
-        log.debug("the arrangement's drums differ from the plan's; rendering them with the track")
-        return None
-    return prepared
-
-
 def render_track(
     score: Score,
     plan: TrackPlan,
@@ -189,7 +119,6 @@ def render_track(
     progress: Progress | None = None,
     groove_dir: Path | None = None,
     cache_dir: Path | None = None,
-    prepared: Future | None = None,
 ) -> TrackFiles:
     """Arrange, render, mix, master and encode one track; blocking and CPU-bound (run it in a worker).
 
@@ -202,7 +131,6 @@ def render_track(
         progress: called with Stage.ARRANGING, RENDERING, MASTERING and ENCODING as each starts.
         groove_dir: the drum groove corpus (default: the bundled one).
         cache_dir: where the extracted groove library is cached (default: not cached on disk).
-        prepared: a future of this plan's `PreparedDrums` (`start_drums`), used when they fit.
     Returns:
         The files and facts of the track.
     Raises:
@@ -233,11 +161,7 @@ def render_track(
 
     report(Stage.RENDERING)
     t = time.perf_counter()
-    ready = _prepared(prepared, arrangement, seconds)
-    music, drums, bed = buses.render_buses(
-        arrangement, Path(soundfont), seconds, sound, seed,
-        drums=ready.bus if ready else None, bed=ready.bed if ready else None,
-    )  # fmt: skip
+    music, drums, bed = buses.render_buses(arrangement, Path(soundfont), seconds, sound, seed)
     timings["stems"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,23 +73,10 @@ async def make_track(
     plan = plan_track(request, rep)
     timings["plan"] = time.perf_counter() - t0
 
-    drums = None
-    if executor is None or isinstance(executor, ThreadPoolExecutor):
-        from music.track import start_drums  # imported here: it pulls in the audio stack
-
-        # The drums follow from the plan alone: they are rendered on a spare core while the models compose.
-        # Only when the track is rendered in this process: the radio renders in a low-priority process of
-        # its own, so that the bot's audio thread keeps its core.
-        drums = start_drums(plan, soundfont=soundfont, groove_dir=groove_dir, cache_dir=cache_dir)
     report(Stage.COMPOSING, 0.0)
     t = time.perf_counter()
     shared = generator or shared_generator(client)
-    try:
-        gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
-    except BaseException:
-        if drums is not None:
-            drums.cancel()
-        raise
+    gen = await shared.generate(plan, options=options, on_bar=lambda f: report(Stage.COMPOSING, f))
     timings["generate"] = time.perf_counter() - t
     return await render_generation(
         gen,
@@ -105,7 +91,6 @@ async def make_track(
         soundfont=soundfont,
         groove_dir=groove_dir,
         cache_dir=cache_dir,
-        prepared=drums,
     )
 
 
@@ -123,11 +108,9 @@ async def render_generation(
     soundfont: Path = DEFAULT_SOUNDFONT,
     groove_dir: Path | None = None,
     cache_dir: Path | None = None,
-    prepared=None,
 ) -> TrackResult:
     """Decode the first sequence of `gen` and render it in `executor`: the second half of a track, shared by
-    `make_track` and the Extend pipeline. `timings` gets decode, render (and its stages) and total.
-    `prepared`: a future of the plan's drums (`music.track.start_drums`), used when they fit."""
+    `make_track` and the Extend pipeline. `timings` gets decode, render (and its stages) and total."""
     from music.track import render_track  # imported here: it pulls in the audio stack
 
     tokens = gen.tokens[0]
@@ -146,7 +129,6 @@ async def render_generation(
         progress=progress,
         groove_dir=groove_dir,
         cache_dir=cache_dir,
-        prepared=prepared,
     )
     files = await asyncio.get_running_loop().run_in_executor(executor, render)
     timings["render"] = time.perf_counter() - t

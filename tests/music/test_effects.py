@@ -65,3 +65,18 @@ def test_music_chain_in_two_halves_is_the_whole_chain(room_size):
     whole = effects.process_music(dry, MUSIC_RATE, fx, seed=2)
     np.testing.assert_allclose(music_wet(dry, MUSIC_RATE, fx, seed=2), whole, atol=1e-5)
     assert 2.0 < effects.settle_seconds(room_size) < 40 / 4  # the halves were really run apart
+
+
+def test_drum_chain_in_two_halves_is_the_whole_chain():
+    from music.buses import drums_wet
+
+    fx = effects.settings(None)
+    rng = np.random.default_rng(6)
+    x = np.zeros((2, 20 * SAMPLE_RATE), np.float32)
+    for start in rng.integers(0, x.shape[1] - 4000, 200):  # decaying noise bursts: hits
+        x[:, start : start + 4000] += rng.standard_normal(4000).astype(np.float32) * np.exp(
+            -np.arange(4000) / 600
+        )
+    whole = effects.process_drums(x, SAMPLE_RATE, fx)
+    np.testing.assert_allclose(drums_wet(x, SAMPLE_RATE, fx), whole, atol=1e-5)
+    assert effects.settle_seconds(effects.DRUM_ROOM) < 20 / 4
