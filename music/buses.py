@@ -16,7 +16,6 @@ instead of 0.48-0.63 s. The drums keep the full rate: cymbals and hats live abov
 from __future__ import annotations
 
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from music import ambience as amb
 from music import effects, synth
 from music.errors import RenderError
 from music.master import loudness
+from music.pools import named_pool
 from music.render import SAMPLE_RATE, SILENCE_PEAK, check_soundfont, render_midi
 
 MUSIC_RATE = SAMPLE_RATE // 2
@@ -37,9 +37,6 @@ MIX_DEFAULTS = {"keys": 0.0, "bass": -1.0, "melody": 1.0, "drums": 0.0}  # LU re
 STEM_LUFS = -22.0  # each part is brought to about this loudness before the effects
 SYNTH_GAIN = 0.5
 
-_POOLS: dict[str, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
 
 def bus_pool(bus: str) -> ThreadPoolExecutor:
     """The one thread that renders `bus` for every track of this process (its synthesizer stays loaded;
@@ -48,10 +45,7 @@ def bus_pool(bus: str) -> ThreadPoolExecutor:
     One thread a bus: two tracks rendered at once queue on the same two threads, which is what two cores
     can run, and each thread holds one copy of the soundfont (150 MB for the General MIDI font).
     """
-    with _POOLS_LOCK:
-        if bus not in _POOLS:
-            _POOLS[bus] = ThreadPoolExecutor(1, thread_name_prefix=f"lofi-{bus}")
-        return _POOLS[bus]
+    return named_pool(bus)
 
 
 def warm_up(soundfont: Path) -> None:

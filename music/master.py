@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from pedalboard import BrickwallLimiter
 from scipy import signal
 
 from music.childenv import child_env
+from music.pools import named_pool
 
 TARGET_LUFS = -14.0
 CEILING_DBTP = -1.0
@@ -31,17 +30,6 @@ def _k_weighting(sample_rate: int) -> np.ndarray:
 
 
 PARALLEL_SAMPLES = 10 * 44100  # from about 10 s on, the channels are measured in parallel
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _channel_pool() -> ThreadPoolExecutor:
-    """Two threads for measuring the channels of one signal at once (their tasks never wait on the pool)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(2, thread_name_prefix="lofi-loudness")
-        return _POOL
 
 
 def loudness(audio: np.ndarray, sample_rate: int) -> float:
@@ -62,7 +50,8 @@ def loudness(audio: np.ndarray, sample_rate: int) -> float:
         return np.square(x, dtype=np.float32).reshape(n_hops, hop).sum(axis=1, dtype=np.float64)
 
     if audio.shape[0] > 1 and audio.shape[1] >= PARALLEL_SAMPLES:  # sosfilt and numpy release the GIL
-        hops = np.stack(list(_channel_pool().map(hop_energy, audio)))
+        # two threads of their own: their tasks never wait on the pool
+        hops = np.stack(list(named_pool("loudness", 2).map(hop_energy, audio)))
     else:
         hops = np.stack([hop_energy(ch) for ch in audio])
     # mean square per 400 ms block (4 hops, 75 % overlap)
