@@ -161,6 +161,14 @@ async def _still(client, versions, polls=0.5):
     assert await client.model_status() == {m: versions for m in MEMBERS}
 
 
+async def _logged(caplog, text: str, timeout_s: float = 60.0) -> None:
+    """Wait until a log record contains `text` (the poll thread gets to it in its own time on a busy machine)."""
+    deadline = time.monotonic() + timeout_s
+    while not any(text in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, f"nothing logged {text!r} within {timeout_s:.0f} s"
+        await asyncio.sleep(0.05)
+
+
 async def test_corrupt_newest_versions_never_take_the_served_version_down(tmp_path, tiny_models, caplog):
     models = tmp_path / "m"
     shutil.copytree(tiny_models, models)
@@ -175,8 +183,9 @@ async def test_corrupt_newest_versions_never_take_the_served_version_down(tmp_pa
                 "lofi_member_0", 1, np.zeros((1, window), np.int32), np.zeros((1, 4), np.int32),
                 np.zeros((1, 6), np.int32),
             )  # fmt: skip
-            # a retrain publishing a broken export while serving: still version 1
+            # a retrain publishing a broken export while serving: still version 1, once the poll has tried it
             _corrupt_version(models, 4, "garbage")
+            await _logged(caplog, "failed to load lofi_member_0 version 4")
             await _still(client, {1: "AVAILABLE"})
             # retried on every poll: once version 4 is whole, it loads and joins version 1
             for m in MEMBERS:
