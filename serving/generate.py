@@ -4,7 +4,8 @@ Each track is generated with one pinned version of every member from start to en
 mid-way is picked up by the next track), after checking over the wire that each pinned version was trained
 on the vocabulary this code decodes with. The grammar mask makes every sequence decode; length control
 gives exactly `plan.n_bars` bars and ends the last one on a tonic chord. Same seed, parameters and model
-versions give the same tokens bit for bit (per-sequence numpy Generators, float64 sampling).
+versions give the same tokens bit for bit (per-sequence numpy Generators, float64 sampling). A step whose
+mask leaves one token (a third or more of a track's steps) takes it without asking the members.
 """
 
 from __future__ import annotations
