@@ -115,18 +115,6 @@ def run_chain(chain: tuple[Pedalboard, float, Pedalboard], audio: np.ndarray, sa
     return after(saturate(before(audio, sample_rate), drive_db), sample_rate)
 
 
-def music_processor(fx: dict, sample_rate: int):
-    """A function that runs audio through a fresh music chain (its plugins keep state across calls)."""
-    chain = music_chain(fx)
-    return lambda audio: run_chain(chain, audio, sample_rate)
-
-
-def drum_processor(fx: dict, sample_rate: int):
-    """A function that runs audio through a fresh drum chain."""
-    chain = drum_chain(fx)
-    return lambda audio: run_chain(chain, audio, sample_rate)
-
-
 def tape_wobble(
     audio: np.ndarray, sample_rate: int, wow_ms: float, flutter_ms: float, seed: int = 0
 ) -> np.ndarray:
@@ -179,14 +167,3 @@ def settle_seconds(room_size: float, depth_db: float = 120.0) -> float:
     feedback = min(room_size * 0.28 + 0.7, 0.999)
     db_per_second = -20.0 * np.log10(feedback) / _LONGEST_COMB_S
     return float(depth_db / db_per_second)
-
-
-def process_music(audio: np.ndarray, sample_rate: int, fx: dict, seed: int = 0) -> np.ndarray:
-    """The music stem through the tape wobble and the music chain."""
-    wobbled = tape_wobble(audio, sample_rate, fx["wow_ms"], fx["flutter_ms"], seed)
-    return run_chain(music_chain(fx), wobbled, sample_rate)
-
-
-def process_drums(audio: np.ndarray, sample_rate: int, fx: dict) -> np.ndarray:
-    """The drum stem through the drum chain."""
-    return run_chain(drum_chain(fx), audio, sample_rate)

@@ -8,7 +8,7 @@ from pedalboard import Distortion, Gain, Pedalboard
 from scipy import signal
 
 from music import effects
-from music.buses import MUSIC_RATE, to_output_rate
+from music.buses import MUSIC_RATE, drums_wet, music_wet, to_output_rate
 from music.render import SAMPLE_RATE
 
 
@@ -40,8 +40,8 @@ def test_music_bus_at_half_rate_has_the_full_rate_spectrum():
         return np.stack([x, x]).astype(np.float32) * np.float32(0.05)
 
     fx = effects.settings(None)
-    full = effects.process_music(tones(SAMPLE_RATE), SAMPLE_RATE, fx, seed=1)
-    half = effects.process_music(tones(MUSIC_RATE), MUSIC_RATE, fx, seed=1)
+    full = music_wet(tones(SAMPLE_RATE), SAMPLE_RATE, fx, seed=1)
+    half = music_wet(tones(MUSIC_RATE), MUSIC_RATE, fx, seed=1)
     half = to_output_rate(half, MUSIC_RATE, full.shape[1])
     assert half.shape == full.shape
     bands = [(50, 500), (500, 2000), (2000, 5000)]
@@ -54,22 +54,19 @@ def test_music_bus_at_half_rate_has_the_full_rate_spectrum():
 def test_music_chain_in_two_halves_is_the_whole_chain(room_size):
     """The second half starts `settle_seconds` early: by the middle, what earlier input left in the reverb and
     compressor is 120 dB down, so the halves put together are the chain run in one piece."""
-    from music.buses import music_wet
-
     fx = effects.settings({"reverb_size": room_size, "reverb_wet": 0.28})
     rng = np.random.default_rng(5)
     t = np.arange(40 * MUSIC_RATE) / MUSIC_RATE
     gate = np.repeat(rng.random(80) < 0.5, t.size // 80 + 1)[: t.size]  # notes that stop and start
     x = (np.sin(2 * np.pi * 196 * t) * gate * 0.3 + rng.standard_normal(t.size) * 0.01).astype(np.float32)
     dry = np.stack([x, np.roll(x, 300)])
-    whole = effects.process_music(dry, MUSIC_RATE, fx, seed=2)
+    wobbled = effects.tape_wobble(dry, MUSIC_RATE, fx["wow_ms"], fx["flutter_ms"], 2)
+    whole = effects.run_chain(effects.music_chain(fx), wobbled, MUSIC_RATE)  # in one piece
     np.testing.assert_allclose(music_wet(dry, MUSIC_RATE, fx, seed=2), whole, atol=1e-5)
     assert 2.0 < effects.settle_seconds(room_size) < 40 / 4  # the halves were really run apart
 
 
 def test_drum_chain_in_two_halves_is_the_whole_chain():
-    from music.buses import drums_wet
-
     fx = effects.settings(None)
     rng = np.random.default_rng(6)
     x = np.zeros((2, 20 * SAMPLE_RATE), np.float32)
@@ -77,6 +74,6 @@ def test_drum_chain_in_two_halves_is_the_whole_chain():
         x[:, start : start + 4000] += rng.standard_normal(4000).astype(np.float32) * np.exp(
             -np.arange(4000) / 600
         )
-    whole = effects.process_drums(x, SAMPLE_RATE, fx)
+    whole = effects.run_chain(effects.drum_chain(fx), x, SAMPLE_RATE)  # in one piece
     np.testing.assert_allclose(drums_wet(x, SAMPLE_RATE, fx), whole, atol=1e-5)
     assert effects.settle_seconds(effects.DRUM_ROOM) < 20 / 4

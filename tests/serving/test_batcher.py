@@ -43,7 +43,7 @@ async def test_batched_tracks_equal_the_one_by_one_tracks_same_seeds(tiny_models
     together = [(await t).tokens[0] for t in [*first, late]]
 
     assert together == alone
-    assert max(shared.batch_sizes) == 4  # all four in one Predict call per member at some step
+    assert max(shared.batch_sizes) == 4  # all four in one step at some point
     assert len(backend.rows) < calls_alone  # fewer calls than one track after another
     # three in flight are sent as four rows (a copy of the first): every call has a size the warm-up compiled
     assert 3 in shared.batch_sizes and set(backend.rows) <= set(contract.BATCH_SIZES)
