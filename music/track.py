@@ -165,16 +165,16 @@ def render_track(
     timings["stems"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    mix = np.zeros((2, int(round(seconds * SAMPLE_RATE))), np.float32)
+    # the ambience sits under the music: its level follows the dry buses' RMS (close enough to the wet mix;
+    # the buses are uncorrelated, so their mean squares add). The bed is ours: the mix is built in it.
+    mix = bed
+    mix *= np.float32(np.sqrt(music.dry_mean_square + drums.dry_mean_square))
     if music.wet is not None:
         mix += music.wet
     if drums.wet is not None:
         # the chains compress and colour differently: keep the drums where the mix put them next to the music
         both = np.isfinite(drums.change) and np.isfinite(music.change)
         mix += drums.wet * np.float32(10 ** ((music.change - drums.change) / 20.0) if both else 1.0)
-    # the ambience sits under the music: its level follows the dry buses' RMS (close enough to the wet mix;
-    # the buses are uncorrelated, so their mean squares add)
-    mix += bed * np.float32(np.sqrt(music.dry_mean_square + drums.dry_mean_square))
     bar_s = arrangement.seconds / max(plan.n_bars, 1)
     fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))
     mix = _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
