@@ -30,6 +30,3 @@ class VocabularyMismatch(ServingError):
 class ContractError(ServingError):
     """A model does not follow `serving.contract` (missing signature, bad window, malformed manifest)."""
 
-
-class GenerationError(ServingError):
-    """Generation could not produce a valid sequence (e.g. every token masked out)."""

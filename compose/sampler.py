@@ -1,21 +1,15 @@
-"""Autoregressive ensemble generation: every step asks all members at once, combines, masks and samples.
+"""Sampling one sequence: its state (grammar, history, random generator), the masks that keep it decodable
+and on plan (grammar, length control, the form, the ending), and the draw itself.
 
-Each track is generated with one pinned version of every member from start to end (a retrain that lands
-mid-way is picked up by the next track), after checking over the wire that each pinned version was trained
-on the vocabulary this code decodes with. The grammar mask makes every sequence decode; length control
-gives exactly `plan.n_bars` bars and ends the last one on a tonic chord. Same seed, parameters and model
-versions give the same tokens bit for bit (per-sequence numpy Generators, float64 sampling). A step whose
-mask leaves one token (a third or more of a track's steps) takes it without asking the members.
+Same seed, parameters and model probabilities give the same tokens bit for bit (a numpy Generator per
+sequence, float64 sampling). A step whose mask leaves one token takes it without the models but still draws
+the random number the sampler would have drawn, so later tokens do not depend on which steps asked.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,10 +29,6 @@ from music.tokens import (
     with_chord_at_start,
 )
 from serving import contract
-from serving.backend import Backend
-from serving.errors import ContractError, GenerationError, ModelNotFound, VocabularyMismatch
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,78 +59,7 @@ class SamplingOptions:
     max_seconds: float = 600.0
 
 
-@dataclass
-class Generation:
-    """The result of one batched generation."""
-
-    tokens: list[list[int]]  # per sequence: header + body + EOS, decodable by Representation.decode
-    versions: dict[str, int]  # member name -> pinned version
-    manifests: dict[str, contract.Manifest]
-    steps: int = 0
-    seconds: float = 0.0
-    step_seconds: list[float] = field(default_factory=list)  # time of each ensemble call (all members; steps
-    # where every token was forced make none)
-
-
-class _Ensemble:
-    """Pinned member versions, their windows and the combine rule."""
-
-    def __init__(self, versions: dict[str, int], manifests: dict[str, contract.Manifest]):
-        self.names = list(versions)
-        self.versions = versions
-        self.manifests = manifests
-        self.windows = {n: manifests[n].window for n in self.names}
-        combine = manifests[self.names[0]].combine or {}
-        self.method = combine.get("method", "mean")
-        weights = combine.get("weights")
-        if weights is None:
-            weights = [1.0] * len(self.names)
-        if len(weights) != len(self.names) or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ContractError(f"combine weights {weights} do not fit {len(self.names)} members")
-        w = np.asarray(weights, np.float64)
-        self.weights = w / w.sum()
-
-    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
-        """Weighted mean of probabilities, or weighted geometric mean renormalised (float64)."""
-        if self.method == "geometric":
-            logp = sum(
-                w * np.log(np.maximum(p.astype(np.float64), 1e-30))
-                for w, p in zip(self.weights, probs, strict=True)
-            )
-            out = np.exp(logp - logp.max(axis=1, keepdims=True))
-        else:
-            out = sum(w * p.astype(np.float64) for w, p in zip(self.weights, probs, strict=True))
-        return out / out.sum(axis=1, keepdims=True)
-
-
-async def pin_ensemble(backend: Backend, rep: Representation, members: list[str] | None = None) -> _Ensemble:
-    """Pin the newest version of every member and check each one's manifest (vocabulary, window)."""
-    if members is None:
-        members = await backend.members()
-    versions = await backend.latest_versions(members)
-    manifests = await asyncio.gather(*(backend.manifest(n, versions[n]) for n in members))
-    expected = contract.vocab_sha256(rep.vocab.tokens)
-    for name, m in zip(members, manifests, strict=True):
-        if m.vocab_sha256 != expected or len(m.vocab) != len(rep.vocab) or m.representation != rep.version:
-            raise VocabularyMismatch(
-                f"{name} version {versions[name]} was trained on vocabulary {m.vocab_sha256[:12]} "
-                f"({m.representation}, {len(m.vocab)} tokens) but this code decodes with {expected[:12]} "
-                f"({rep.version}, {len(rep.vocab)} tokens); retrain or deploy matching code"
-            )
-        if m.window <= 0:
-            raise ContractError(f"{name} version {versions[name]}: window {m.window} is not positive")
-    if hasattr(backend, "window"):  # over gRPC: the signature's static window must agree with the manifest
-        windows = await asyncio.gather(*(backend.window(n, versions[n]) for n in members))
-        for name, m, w in zip(members, manifests, windows, strict=True):
-            if w != m.window:
-                raise ContractError(
-                    f"{name} version {versions[name]}: manifest window {m.window} but "
-                    f"the signature takes {w} tokens"
-                )
-    return _Ensemble(versions, dict(zip(members, manifests, strict=True)))
-
-
-class _Sequence:
+class SequenceState:
     """One sequence being generated: grammar state, token history, its own random generator."""
 
     def __init__(self, rep: Representation, plan: TrackPlan, seed: int, row: int, opts: SamplingOptions):
@@ -178,7 +97,7 @@ class _Sequence:
         """The form's plan of `bar`, if the sequence follows a form."""
         return self.form[bar] if 0 <= bar < len(self.form) else None
 
-    def start_bar(self, mk: _Masks) -> None:
+    def start_bar(self, mk: TokenMasks) -> None:
         """A BAR was written: remember the bar that ended, and set up what the new bar brings back."""
         if self.bars:
             events = chord_events(self.rep, self.bars[-1])
@@ -201,7 +120,7 @@ class _Sequence:
             self.chords = chord_events(self.rep, tokens)
 
 
-class _Masks:
+class TokenMasks:
     """Token ids and masks the sampler needs, computed once per vocabulary."""
 
     def __init__(self, rep: Representation):
@@ -240,7 +159,7 @@ def _only(n: int, *ids: int) -> np.ndarray:
     return m
 
 
-def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
+def constrain(s: SequenceState, mk: TokenMasks, opts: SamplingOptions) -> np.ndarray:
     """The grammar mask plus length control, the form and the ending, for sequence `s`'s next token."""
     g = s.g
     mask = g.allowed().copy()
@@ -280,7 +199,7 @@ def _constrain(s: _Sequence, mk: _Masks, opts: SamplingOptions) -> np.ndarray:
 
 
 def _follow_form(
-    s: _Sequence, plan: BarPlan, mk: _Masks, mask: np.ndarray, last_bar: bool
+    s: SequenceState, plan: BarPlan, mk: TokenMasks, mask: np.ndarray, last_bar: bool
 ) -> np.ndarray | None:
     """Apply the bar's plan to `mask` in place; returns a one-token mask when the form dictates the token."""
     g, n = s.g, mask.size
@@ -338,7 +257,7 @@ def _follow_form(
     return None
 
 
-def _sample(p: np.ndarray, mask: np.ndarray, s: _Sequence, mk: _Masks, opts: SamplingOptions) -> int:
+def sample(p: np.ndarray, mask: np.ndarray, s: SequenceState, mk: TokenMasks, opts: SamplingOptions) -> int:
     """Draw one token id from `p` (float64) under `mask` with repetition control, temperature, top-k, top-p."""
     p = np.where(mask, p, 0.0)
     if opts.repetition_penalty != 1.0 and s.pitches:
@@ -369,7 +288,7 @@ def _sample(p: np.ndarray, mask: np.ndarray, s: _Sequence, mk: _Masks, opts: Sam
     return int(ids[min(i, ids.size - 1)])
 
 
-def _push(s: _Sequence, tok: int, mk: _Masks) -> None:
+def push(s: SequenceState, tok: int, mk: TokenMasks) -> None:
     s.g.push(tok)
     s.aux.push(tok)
     s.body.append(tok)
@@ -392,7 +311,7 @@ def _push(s: _Sequence, tok: int, mk: _Masks) -> None:
         s.done = True
 
 
-def _windows(seqs: list[_Sequence], width: int) -> np.ndarray:
+def windows(seqs: list[SequenceState], width: int) -> np.ndarray:
     out = np.zeros((len(seqs), width), np.int32)  # left-padded with PAD = 0
     for i, s in enumerate(seqs):
         tail = s.window[-width:]
@@ -400,145 +319,12 @@ def _windows(seqs: list[_Sequence], width: int) -> np.ndarray:
     return out
 
 
-async def generate_batch(
-    backend: Backend,
-    plans: list[TrackPlan],
-    seeds: list[int],
-    *,
-    options: SamplingOptions | None = None,
-    members: list[str] | None = None,
-    rep: Representation | None = None,
-    on_bar: Callable[[float], object] | None = None,
-) -> Generation:
-    """Generate one sequence per (plan, seed), all in one batch per step (best-of-N or concurrent users).
-
-    `on_bar(fraction)` is called each time the slowest sequence starts a new bar (for progress reports).
-    """
-    if len(plans) != len(seeds) or not plans:
-        raise ValueError("give one seed per plan, and at least one plan")
-    opts = options or SamplingOptions()
-    rep = rep or Representation()
-    try:
-        return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
-    except ModelNotFound as exc:
-        # A pinned version was unloaded mid-track (a server keeping only latest(1)): start the track again on
-        # the new versions, so it is still made by one version of each member from start to end.
-        log.warning(
-            "a pinned model version went away during generation (%s); restarting on the new versions. "
-            "Keep two versions loaded (latest { num_versions: 2 }) to avoid this.",
-            exc,
-        )
-        return await _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar)
-
-
-def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
+def pad_rows(x: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([x, np.repeat(x[:1], n, axis=0)])
 
 
-def _forced(mask: np.ndarray, s: _Sequence) -> int:
-    """The one token `mask` allows, drawing the random number `_sample` would have drawn, so a sequence's
+def forced(mask: np.ndarray, s: SequenceState) -> int:
+    """The one token `mask` allows, drawing the random number `sample` would have drawn, so a sequence's
     later tokens are the same whether or not the models were asked here."""
     s.rng.random()
     return int(np.flatnonzero(mask)[0])
-
-
-async def step(
-    backend: Backend, ens: _Ensemble, mk: _Masks, rep: Representation, active: list[_Sequence]
-) -> float | None:
-    """One step of every sequence in `active`: one call per member for those with a choice, combine, mask,
-    sample.
-
-    A sequence whose mask leaves one token (a returning bar being copied, a forced BAR or tonic: 30-46 % of
-    the steps of a 2-minute track) takes it without asking the models. Returns the seconds the ensemble call
-    took (all members in parallel), or None when no sequence needed it.
-    """
-    masks = []
-    for s in active:  # the models' inputs (window, cond, aux) do not depend on the mask: it can come first
-        mask = _constrain(s, mk, s.opts)
-        if not mask.any():
-            raise GenerationError(f"every token is masked out after {s.g._describe()}")
-        masks.append(mask)
-    asked = [i for i, m in enumerate(masks) if np.count_nonzero(m) > 1]
-    seconds, combined = None, {}
-    if asked:
-        seqs = [active[i] for i in asked]
-        cond = np.stack([s.cond for s in seqs])
-        aux = np.asarray([s.aux.row() for s in seqs], np.int32)
-        by_width = {w: _windows(seqs, w) for w in set(ens.windows.values())}
-        rows = contract.padded_batch(len(seqs))
-        if rows > len(seqs):  # copies of the first row: every row is computed alone, so they change nothing
-            pad = rows - len(seqs)
-            cond, aux = _pad_rows(cond, pad), _pad_rows(aux, pad)
-            by_width = {w: _pad_rows(x, pad) for w, x in by_width.items()}
-        ts = time.perf_counter()
-        probs = await asyncio.gather(
-            *(
-                backend.predict(name, ens.versions[name], by_width[ens.windows[name]], cond, aux)
-                for name in ens.names
-            )
-        )
-        seconds = time.perf_counter() - ts
-        for p in probs:
-            if p.shape != (rows, len(rep.vocab)):
-                raise ContractError(
-                    f"a member returned probabilities of shape {p.shape}, expected {(rows, len(rep.vocab))}"
-                )
-        combined = dict(zip(asked, ens.combine([p[: len(seqs)] for p in probs]), strict=True))
-    for i, (s, mask) in enumerate(zip(active, masks, strict=True)):
-        tok = _sample(combined[i], mask, s, mk, s.opts) if i in combined else _forced(mask, s)
-        _push(s, tok, mk)
-        s.steps += 1
-    return seconds
-
-
-async def _generate_pinned(backend, plans, seeds, opts, members, rep, on_bar) -> Generation:
-    t0 = time.perf_counter()
-    ens = await pin_ensemble(backend, rep, members)
-    mk = _Masks(rep)
-    seqs = [
-        _Sequence(rep, p, seed, row, opts) for row, (p, seed) in enumerate(zip(plans, seeds, strict=True))
-    ]
-    limit = max(p.n_bars for p in plans) * (opts.max_bar_tokens + 64) + 64
-    gen = Generation([], dict(ens.versions), ens.manifests)
-    total_bars = sum(p.n_bars for p in plans)
-    reported = 0
-    while True:
-        active = [s for s in seqs if not s.done]
-        if not active:
-            break
-        if gen.steps >= limit:
-            raise GenerationError(f"no EOS after {gen.steps} steps")
-        if time.perf_counter() - t0 > opts.max_seconds:
-            raise GenerationError(
-                f"generation stopped after {opts.max_seconds:g} s of wall time ({gen.steps} steps done)"
-            )
-        seconds = await step(backend, ens, mk, rep, active)
-        if seconds is not None:
-            gen.step_seconds.append(seconds)
-        gen.steps += 1
-        if on_bar is not None:
-            bars = sum(min(s.g.bars, s.plan.n_bars) for s in seqs)
-            if bars > reported:
-                reported = bars
-                on_bar(bars / total_bars)
-    gen.tokens = [s.header + s.body for s in seqs]
-    gen.seconds = time.perf_counter() - t0
-    return gen
-
-
-async def generate(
-    backend: Backend,
-    plan: TrackPlan,
-    *,
-    n: int = 1,
-    seed: int | None = None,
-    options: SamplingOptions | None = None,
-    members: list[str] | None = None,
-    rep: Representation | None = None,
-    on_bar: Callable[[float], object] | None = None,
-) -> Generation:
-    """Generate `n` sequences for one plan (seed defaults to the request's), in one batch."""
-    seed = plan.request.seed if seed is None else seed
-    return await generate_batch(
-        backend, [plan] * n, [seed] * n, options=options, members=members, rep=rep, on_bar=on_bar
-    )
