@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from serving import contract
 from training.dataset import Piece, as_pieces, split_pieces
 from training.errors import NoDataError, ServedModelError
 
@@ -34,6 +36,14 @@ class RetrainResult:
     details: dict = field(default_factory=dict)
 
 
+class Served(NamedTuple):
+    """The served ensemble as `served_members` finds it: (None, [], None) when nothing is served."""
+
+    version: int | None
+    members: list  # training.evaluate.Member, one per served model
+    manifest: contract.Manifest | None  # member 0's: the split seed, the vocabulary, the combination rule
+
+
 def load_pieces(
     data_paths: Sequence[Path | str], cache_dir: Path | None = None, progress: bool = False
 ) -> list[Piece]:
@@ -52,20 +62,20 @@ def load_pieces(
     return as_pieces(result.pieces)
 
 
-def served_members(models_dir: Path):
-    """(version, [Member], manifest of member 0) of the served ensemble, or (None, [], None)."""
+def served_members(models_dir: Path) -> Served:
+    """The served ensemble's newest version, its members and member 0's manifest; all None/empty if none."""
     from training.evaluate import Member, savedmodel_predictor
     from training.export import latest_version, member_dirs
 
     version = latest_version(models_dir) if Path(models_dir).is_dir() else None
     if version is None:
-        return None, [], None
+        return Served(None, [], None)
     members, first = [], None
     for d in member_dirs(models_dir, version):
         predict, manifest = savedmodel_predictor(d)
         members.append(Member(predict, manifest.window))
         first = first or manifest
-    return version, members, first
+    return Served(version, members, first)
 
 
 def retrain(
@@ -103,120 +113,172 @@ def retrain(
     Returns:
         Whether the new version was published, why, the metrics of both and the new version number.
     """
-    from music.tokens import Representation
-    from training.evaluate import Member, full_report, keras_predictor
-    from training.export import export_ensemble
     from training.train import get_preset, train_ensemble
 
     t0 = time.perf_counter()
     notify = progress or (lambda info: None)
     models_dir = Path(models_dir)
     p = get_preset(preset)
+    corpus = _corpus(data_paths, pieces, exclude, cache_dir)
+    extra = as_pieces(extra_pieces or [])
+    served = _load_served(models_dir, only_if_better)
+    split_seed = int(served.manifest.config.get("split_seed", seed)) if served.manifest else seed
+    splits = _splits(corpus, split_seed)
+    old_metrics, old_problem = _evaluate_served(served, splits, p, split_seed, only_if_better, notify)
+    notify({"event": "train_start", "preset": p.name})
+    ens = train_ensemble(corpus, p, members, seed, epochs, progress, extra_train=extra, split_seed=split_seed)
+    notify({"event": "evaluate_new"})
+    new_metrics = _evaluate_new(ens, p, split_seed)
+    promote, reason = _verdict(served.version, only_if_better, old_problem, old_metrics, new_metrics)
+    version = _publish(ens, p, split_seed, new_metrics, models_dir, config_base) if promote else None
+    log.info("%s: %s", "published" if promote else "kept the served version", reason)
+    result = RetrainResult(
+        promote, reason, old_metrics, new_metrics, version, time.perf_counter() - t0, served.version
+    )
+    notify({"event": "done", "promoted": promote, "reason": reason, "version": version})
+    return result
+
+
+def _corpus(
+    data_paths: Sequence[Path | str],
+    pieces: Sequence | None,
+    exclude: Sequence[str] | None,
+    cache_dir: Path | None,
+) -> list[Piece]:
+    """The pieces to split and train on: `pieces` if given, else those read from `data_paths`, less `exclude`."""
     corpus = as_pieces(pieces) if pieces is not None else load_pieces(data_paths, cache_dir)
     if exclude:
         drop = set(exclude)
         corpus = [x for x in corpus if x.name not in drop]
-    extra = as_pieces(extra_pieces or [])
-    vocab_size = len(Representation().vocab)
+    return corpus
 
+
+def _load_served(models_dir: Path, only_if_better: bool) -> Served:
+    """The served ensemble; one that cannot be loaded counts as none unless the new one must beat it."""
     try:
-        old_version, old_members, old_manifest = served_members(models_dir)
+        return served_members(models_dir)
     except Exception as exc:  # a broken served version must not block training a working one
         log.exception("could not load the served models in %s", models_dir)
-        old_version, old_members, old_manifest = None, [], None
         if only_if_better:
             raise ServedModelError(f"the served models in {models_dir} cannot be loaded ({exc})") from exc
-    split_seed = int(old_manifest.config.get("split_seed", seed)) if old_manifest else seed
+        return Served(None, [], None)
+
+
+def _splits(corpus: list[Piece], split_seed: int) -> dict[str, list[Piece]]:
+    """The train/val/test split by `split_seed`; NoDataError if it leaves nothing to compare on."""
     splits = split_pieces(corpus, split_seed)
     if not splits["test"]:
         raise NoDataError(f"no test pieces among {len(corpus)} pieces")
+    return splits
 
-    old_metrics, old_problem = None, None
-    if old_members and only_if_better:
-        if old_manifest.vocab != Representation().vocab.tokens:
-            old_problem = f"served version {old_version} uses another vocabulary"
-        else:
-            notify({"event": "evaluate_old", "version": old_version})
-            try:
-                old_metrics = full_report(
-                    old_members,
-                    splits,
-                    vocab_size,
-                    rule=old_manifest.combine,
-                    max_examples=p.eval_examples,
-                    seed=split_seed,
-                    with_baselines=False,
-                )
-                log.info("served version %d: test NLL %.4f", old_version, old_metrics["ensemble"]["nll"])
-            except Exception as exc:  # a served model we cannot run must not block a working new one
-                log.exception("could not evaluate served version %d", old_version)
-                old_problem = f"served version {old_version} could not be evaluated ({exc})"
 
-    notify({"event": "train_start", "preset": p.name})
-    ens = train_ensemble(
-        corpus,
-        p,
-        members=members,
-        seed=seed,
-        epochs=epochs,
-        progress=progress,
-        extra_train=extra,
-        split_seed=split_seed,
-    )
-    notify({"event": "evaluate_new"})
+def _evaluate_served(
+    served: Served,
+    splits: dict[str, list[Piece]],
+    preset,
+    split_seed: int,
+    only_if_better: bool,
+    notify: Callable[[dict], None],
+) -> tuple[dict | None, str | None]:
+    """(metrics, None) of the served ensemble on the test split, or (None, why it could not be measured).
+
+    Nothing is measured when nothing is served or no comparison is wanted. The served version keeps its
+    own combination rule: it is judged as it serves.
+    """
+    from music.tokens import Representation
+    from training.evaluate import full_report
+
+    if not (served.members and only_if_better):
+        return None, None
+    rep = Representation()
+    if served.manifest.vocab != rep.vocab.tokens:
+        return None, f"served version {served.version} uses another vocabulary"
+    notify({"event": "evaluate_old", "version": served.version})
+    try:
+        metrics = full_report(
+            served.members,
+            splits,
+            len(rep.vocab),
+            rule=served.manifest.combine,
+            max_examples=preset.eval_examples,
+            seed=split_seed,
+            with_baselines=False,
+        )
+    except Exception as exc:  # a served model we cannot run must not block a working new one
+        log.exception("could not evaluate served version %d", served.version)
+        return None, f"served version {served.version} could not be evaluated ({exc})"
+    log.info("served version %d: test NLL %.4f", served.version, metrics["ensemble"]["nll"])
+    return metrics, None
+
+
+def _evaluate_new(ens, preset, split_seed: int) -> dict:
+    """The new ensemble's report (rule chosen on validation, baselines included) on the same test split."""
+    from music.tokens import Representation
+    from training.evaluate import Member, full_report, keras_predictor
+
     new_members = [Member(keras_predictor(m.model), m.config.window) for m in ens.members]
-    new_metrics = full_report(
+    metrics = full_report(
         new_members,
         ens.splits,
-        vocab_size,
-        max_examples=p.eval_examples,
+        len(Representation().vocab),
+        max_examples=preset.eval_examples,
         seed=split_seed,
-        val_examples=p.val_examples,
+        val_examples=preset.val_examples,
     )
-    new_metrics["train_seconds"] = round(ens.seconds, 1)
-    new_metrics["pieces"] = {k: len(v) for k, v in ens.splits.items()}
+    metrics["train_seconds"] = round(ens.seconds, 1)
+    metrics["pieces"] = {k: len(v) for k, v in ens.splits.items()}
+    return metrics
 
+
+def _verdict(
+    old_version: int | None,
+    only_if_better: bool,
+    old_problem: str | None,
+    old_metrics: dict | None,
+    new_metrics: dict,
+) -> tuple[bool, str]:
+    """(publish?, why): the new version is published unless the served one measured strictly better."""
     if old_version is None:
-        promote, reason = True, "no served model: the first training is always published"
-    elif not only_if_better:
-        promote, reason = True, "published without comparison (only_if_better=False)"
-    elif old_problem or old_metrics is None:
-        promote, reason = True, f"{old_problem}: the new version replaces it"
-    else:
-        old_nll, new_nll = old_metrics["ensemble"]["nll"], new_metrics["ensemble"]["nll"]
-        promote = new_nll <= old_nll
-        reason = (
-            f"new ensemble test NLL {new_nll:.4f} {'<=' if promote else '>'} served version "
-            f"{old_version}'s {old_nll:.4f} on the same {new_metrics['tokens']} held-out tokens"
-        )
-    version = None
-    if promote:
-        configs = [
-            {
-                "preset": p.name,
-                "seed": m.seed,
-                "split_seed": split_seed,
-                "member_config": m.config.to_dict(),
-                "best_val_loss": round(m.best_val_loss, 5),
-                "epochs_run": len(m.history),
-                "train_seconds": round(m.seconds, 1),
-            }
-            for m in ens.members
-        ]
-        version = export_ensemble(
-            [m.model for m in ens.members],
-            models_dir,
-            combine=new_metrics["combine"],
-            configs=configs,
-            metrics=_compact(new_metrics),
-            config_base=config_base,
-        )
-    log.info("%s: %s", "published" if promote else "kept the served version", reason)
-    result = RetrainResult(
-        promote, reason, old_metrics, new_metrics, version, time.perf_counter() - t0, old_version
+        return True, "no served model: the first training is always published"
+    if not only_if_better:
+        return True, "published without comparison (only_if_better=False)"
+    if old_problem or old_metrics is None:
+        return True, f"{old_problem}: the new version replaces it"
+    old_nll, new_nll = old_metrics["ensemble"]["nll"], new_metrics["ensemble"]["nll"]
+    promote = new_nll <= old_nll
+    reason = (
+        f"new ensemble test NLL {new_nll:.4f} {'<=' if promote else '>'} served version "
+        f"{old_version}'s {old_nll:.4f} on the same {new_metrics['tokens']} held-out tokens"
     )
-    notify({"event": "done", "promoted": promote, "reason": reason, "version": version})
-    return result
+    return promote, reason
+
+
+def _publish(
+    ens, preset, split_seed: int, new_metrics: dict, models_dir: Path, config_base: str | None
+) -> int:
+    """Export the new ensemble as the next version (atomically); its version number."""
+    from training.export import export_ensemble
+
+    configs = [
+        {
+            "preset": preset.name,
+            "seed": m.seed,
+            "split_seed": split_seed,
+            "member_config": m.config.to_dict(),
+            "best_val_loss": round(m.best_val_loss, 5),
+            "epochs_run": len(m.history),
+            "train_seconds": round(m.seconds, 1),
+        }
+        for m in ens.members
+    ]
+    return export_ensemble(
+        [m.model for m in ens.members],
+        models_dir,
+        combine=new_metrics["combine"],
+        configs=configs,
+        metrics=_compact(new_metrics),
+        config_base=config_base,
+    )
 
 
 def _compact(report: dict) -> dict:
