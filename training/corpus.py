@@ -137,63 +137,20 @@ def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Ite
         skipped.append((label, f"not a readable zip archive ({exc})"))
         return
     with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ENTRIES:
-            skipped.append((label, f"archive has more than {MAX_ENTRIES} entries"))
+        safe = _safe_members(zf, label, skipped)
+        if safe is None:
             return
-        total = 0
-        safe: dict[PurePosixPath, zipfile.ZipInfo] = {}
-        for info in infos:
-            if info.is_dir():
-                continue
-            where = f"{label}:{info.filename}"
-            rel = safe_member_name(info.filename)
-            if rel is None:
-                if _is_music(info.filename) or ".." in info.filename or info.filename.startswith("/"):
-                    skipped.append((where, "unsafe path in archive (absolute or escapes the folder)"))
-                continue
-            if not (_is_music(rel.name) or rel.name in SIDECARS):
-                continue
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                skipped.append((where, "symbolic link in archive"))
-                continue
-            if info.flag_bits & 0x1:
-                skipped.append((where, "encrypted archive member"))
-                continue
-            if info.file_size > MAX_ENTRY_BYTES:
-                skipped.append((where, f"member larger than {MAX_ENTRY_BYTES // 2**20} MiB uncompressed"))
-                continue
-            if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                skipped.append((where, f"compression ratio above {MAX_RATIO} (possible zip bomb)"))
-                continue
-            total += info.file_size
-            if total > MAX_TOTAL_BYTES:
-                skipped.append(
-                    (label, f"archive holds more than {MAX_TOTAL_BYTES // 2**30} GiB uncompressed")
-                )
-                return
-            safe[rel] = info
-
-        def read(info: zipfile.ZipInfo) -> bytes:
-            # Bounded read: a forged header cannot make us inflate more than the limit.
-            with zf.open(info) as fh:
-                data = fh.read(MAX_ENTRY_BYTES + 1)
-            if len(data) > MAX_ENTRY_BYTES:
-                raise CorpusFileError("member larger than its header says")
-            return data
-
         for rel, info in sorted(safe.items()):
             if not _is_music(rel.name):
                 continue
             where = f"{label}:{rel}"
             try:
-                data = read(info)
+                data = _read_member(zf, info)
                 sidecars = {}
                 for side in SIDECARS:
                     sinfo = safe.get(rel.parent / side)
                     if sinfo is not None:
-                        sidecars[side] = read(sinfo)
+                        sidecars[side] = _read_member(zf, sinfo)
             except (
                 zipfile.BadZipFile,
                 OSError,
@@ -212,6 +169,63 @@ def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Ite
                 continue
             name = f"{label}/{rel}" if label else str(rel)
             yield SourceFile(name, _source_of(rel, ""), data, sidecars)
+
+
+def _safe_members(
+    zf: zipfile.ZipFile, label: str, skipped: list[tuple[str, str]]
+) -> dict[PurePosixPath, zipfile.ZipInfo] | None:
+    """The music and side-car members that are safe to read, by path, judged from the central directory
+    alone (nothing is inflated yet); None when the archive as a whole is too big to read at all."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        skipped.append((label, f"archive has more than {MAX_ENTRIES} entries"))
+        return None
+    total = 0
+    safe: dict[PurePosixPath, zipfile.ZipInfo] = {}
+    for info in infos:
+        if info.is_dir():
+            continue
+        where = f"{label}:{info.filename}"
+        rel = safe_member_name(info.filename)
+        if rel is None:
+            if _is_music(info.filename) or ".." in info.filename or info.filename.startswith("/"):
+                skipped.append((where, "unsafe path in archive (absolute or escapes the folder)"))
+            continue
+        if not (_is_music(rel.name) or rel.name in SIDECARS):
+            continue
+        problem = _member_problem(info)
+        if problem is not None:
+            skipped.append((where, problem))
+            continue
+        total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            skipped.append((label, f"archive holds more than {MAX_TOTAL_BYTES // 2**30} GiB uncompressed"))
+            return None
+        safe[rel] = info
+    return safe
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a member must not be read (a link, encrypted, too large, a likely zip bomb), or None."""
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link in archive"
+    if info.flag_bits & 0x1:
+        return "encrypted archive member"
+    if info.file_size > MAX_ENTRY_BYTES:
+        return f"member larger than {MAX_ENTRY_BYTES // 2**20} MiB uncompressed"
+    if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        return f"compression ratio above {MAX_RATIO} (possible zip bomb)"
+    return None
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """The member's bytes; CorpusFileError if it inflates past the limit whatever its header says."""
+    # Bounded read: a forged header cannot make us inflate more than the limit.
+    with zf.open(info) as fh:
+        data = fh.read(MAX_ENTRY_BYTES + 1)
+    if len(data) > MAX_ENTRY_BYTES:
+        raise CorpusFileError("member larger than its header says")
+    return data
 
 
 def iter_folder(root: Path, skipped: list[tuple[str, str]]) -> Iterator[SourceFile]:
@@ -288,11 +302,6 @@ def iter_sources(paths: list[Path | str], skipped: list[tuple[str, str]]) -> Ite
                 f.name = f"{base}#{i}"
             names.add(f.name)
             yield f
-
-
-def discover(paths: list[Path | str], skipped: list[tuple[str, str]]) -> list[SourceFile]:
-    """Every music file in `paths`, all in memory (small corpora and tests; `load_corpus` streams)."""
-    return list(iter_sources(paths, skipped))
 
 
 # -------------------------------------------------------------------------------------------- parsing
@@ -592,57 +601,94 @@ def load_corpus(
     t0 = time.perf_counter()
     skipped: list[tuple[str, str]] = []
     cache = TokenCache(cache_dir if cache_dir is not None else default_cache_dir())
-    entries: dict[str, dict] = {}
-    keys: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    order: list[str] = []
-    parsed = from_cache = 0
     bar = tqdm(desc="parsing corpus", unit="file", file=sys.stderr, disable=not progress, leave=False)
-
-    def done(name: str, entry: dict) -> None:
-        entries[name] = entry
-        if not entry.get("transient"):  # a timeout or a dead worker may be the machine's fault: retry later
-            cache.put(keys[name], entry)
-        bar.update()
-
+    entries = _Entries(cache, bar)
     pool = (
         ParserPool(workers, parse_timeout_s, parse_memory_bytes, max_in_flight_bytes) if workers > 0 else None
     )
     try:
-        for f in iter_sources(paths, skipped):
-            order.append(f.name)
-            sources[f.name] = f.source
-            keys[f.name] = key = f.key
-            hit = cache.get(key)
-            if hit is not None:
-                entries[f.name] = hit
-                from_cache += bool(hit.get("ok"))
-                continue
-            parsed += 1
-            if pool is None:
-                done(f.name, _work((f.name, f.data, f.sidecars)))
-                continue
-            size = len(f.data) + sum(len(v) for v in f.sidecars.values())
-            while not pool.can_take(size):
-                for name, entry in pool.results():
-                    done(name, entry)
-            pool.submit(f.name, f.data, f.sidecars)
-            del f  # only the workers hold the bytes now
-        while pool is not None and pool.busy:
-            for name, entry in pool.results():
-                done(name, entry)
+        _tokenize(iter_sources(paths, skipped), entries, pool)
     finally:
         if pool is not None:
             pool.close()
         bar.close()
+    return CorpusResult(
+        _pieces(entries, skipped),
+        skipped,
+        len(entries.order),
+        time.perf_counter() - t0,
+        entries.from_cache,
+        parsed=entries.parsed,
+        peak_in_flight_bytes=pool.peak_in_flight if pool is not None else 0,
+    )
+
+
+class _Entries:
+    """The cache entry of every file found, in the order found; new entries are cached as they come."""
+
+    def __init__(self, cache: TokenCache, bar):
+        self.cache, self.bar = cache, bar
+        self.order: list[str] = []
+        self.sources: dict[str, str] = {}
+        self.keys: dict[str, str] = {}
+        self.by_name: dict[str, dict] = {}
+        self.parsed = 0  # files sent to a parser this run
+        self.from_cache = 0  # pieces (successful entries) served from the cache
+
+    def cached(self, f: SourceFile) -> bool:
+        """Note `f`; True if the cache already holds its entry (so it needs no parsing)."""
+        self.order.append(f.name)
+        self.sources[f.name] = f.source
+        self.keys[f.name] = key = f.key
+        hit = self.cache.get(key)
+        if hit is None:
+            self.parsed += 1
+            return False
+        self.by_name[f.name] = hit
+        self.from_cache += bool(hit.get("ok"))
+        return True
+
+    def add(self, name: str, entry: dict) -> None:
+        """Keep the entry a parser made for `name`, and cache it unless the failure may be the machine's."""
+        self.by_name[name] = entry
+        if not entry.get("transient"):  # a timeout or a dead worker may be the machine's fault: retry later
+            self.cache.put(self.keys[name], entry)
+        self.bar.update()
+
+
+def _tokenize(sources: Iterator[SourceFile], entries: _Entries, pool: ParserPool | None) -> None:
+    """Give every source not in the cache to a parser (the pool, or this process without one)."""
+    for f in sources:
+        if entries.cached(f):
+            continue
+        if pool is None:
+            entries.add(f.name, _work((f.name, f.data, f.sidecars)))
+            continue
+        size = len(f.data) + sum(len(v) for v in f.sidecars.values())
+        while not pool.can_take(size):
+            _collect(pool, entries)
+        pool.submit(f.name, f.data, f.sidecars)
+        del f  # only the workers hold the bytes now, not this frame while the next file is read
+    while pool is not None and pool.busy:
+        _collect(pool, entries)
+
+
+def _collect(pool: ParserPool, entries: _Entries) -> None:
+    """Wait for at least one parser to finish (or time out) and keep what it made."""
+    for name, entry in pool.results():
+        entries.add(name, entry)
+
+
+def _pieces(entries: _Entries, skipped: list[tuple[str, str]]) -> list[EncodedPiece]:
+    """The successful entries as pieces sorted by name; every failed one goes to `skipped` with its reason."""
     pieces = []
-    for name in order:
-        e = entries[name]
+    for name in entries.order:
+        e = entries.by_name[name]
         if e.get("ok"):
             pieces.append(
                 EncodedPiece(
                     name,
-                    sources[name],
+                    entries.sources[name],
                     list(e["ids"]),
                     int(e["tonic"]),
                     float(e["bpm"]),
@@ -654,12 +700,4 @@ def load_corpus(
         else:
             skipped.append((name, e.get("reason", "unknown")))
     pieces.sort(key=lambda p: p.name)
-    return CorpusResult(
-        pieces,
-        skipped,
-        len(order),
-        time.perf_counter() - t0,
-        from_cache,
-        parsed=parsed,
-        peak_in_flight_bytes=pool.peak_in_flight if pool is not None else 0,
-    )
+    return pieces
