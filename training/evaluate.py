@@ -16,7 +16,7 @@ import numpy as np
 
 from music.tokens import TOKEN_CLASSES
 from serving import contract
-from training.dataset import Examples, Piece, split_of
+from training.dataset import Examples, Piece
 from training.ngram import KneserNey, Unigram, sequence_nll, token_nlls
 
 Predictor = Callable[[dict[str, np.ndarray]], np.ndarray]  # {tokens, cond, aux} -> probs [n, vocab]
@@ -63,16 +63,6 @@ def savedmodel_predictor(path) -> tuple[Predictor, contract.Manifest]:
 
     predict.loaded = loaded  # keep the SavedModel alive
     return predict, manifest
-
-
-def held_out(
-    pieces: Sequence[Piece],
-    seed: int,
-    split: str = "test",
-    max_examples: int | None = None,
-) -> list[Piece]:
-    """The pieces of `split`; with `max_examples`, a fixed subset of whole pieces (by name hash)."""
-    return _subset([p for p in pieces if split_of(p.name, seed) == split], max_examples, seed)
 
 
 def hash_key(name: str, seed: int) -> str:
