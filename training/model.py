@@ -18,25 +18,26 @@ from keras import layers, ops
 
 from music.tokens import PITCH_MAX, PITCH_MIN, Representation, aux_sizes
 from serving import contract
+from training.hyperparams import DEFAULTS
 
 
 @dataclass(frozen=True)
 class MemberConfig:
-    """The architecture of one member (validated)."""
+    """The architecture of one member (validated); defaults from `training.hyperparams`."""
 
     vocab_size: int
-    window: int = 64
-    embed: int = 64
-    conv_filters: int = 64
-    conv_kernel: int = 3
-    conv_stride: int = 1
-    lstm_units: int = 64
-    attn_units: int = 32
-    dense: int = 128
-    dropout: float = 0.1
-    learning_rate: float = 2e-3
-    aux_embed: int = 16
-    max_interval: int = 24
+    window: int = DEFAULTS.window
+    embed: int = DEFAULTS.embed
+    conv_filters: int = DEFAULTS.conv_filters
+    conv_kernel: int = DEFAULTS.conv_kernel
+    conv_stride: int = DEFAULTS.conv_stride
+    lstm_units: int = DEFAULTS.lstm_units
+    attn_units: int = DEFAULTS.attn_units
+    dense: int = DEFAULTS.dense
+    dropout: float = DEFAULTS.dropout
+    learning_rate: float = DEFAULTS.learning_rate
+    aux_embed: int = DEFAULTS.aux_embed
+    max_interval: int = DEFAULTS.max_interval
 
     def __post_init__(self):
         for name in (

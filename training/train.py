@@ -17,6 +17,7 @@ import numpy as np
 
 from training.dataset import Examples, Piece, bootstrap, split_pieces
 from training.errors import NoDataError, PresetError
+from training.hyperparams import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +26,20 @@ Progress = Callable[[dict], None]
 
 @dataclass(frozen=True)
 class Preset:
-    """A named, validated training configuration."""
+    """A named, validated training configuration (member defaults from `training.hyperparams`)."""
 
     name: str
     members: int = 3
     windows: tuple[int, ...] = (32, 48, 64)
     width_scales: tuple[float, ...] = (1.0, 0.75, 1.25)
-    embed: int = 64
-    conv_filters: int = 64
-    conv_stride: int = 1
-    lstm_units: int = 64
-    attn_units: int = 32
-    dense: int = 128
-    dropout: float = 0.1
-    learning_rate: float = 2e-3
+    embed: int = DEFAULTS.embed  # widths before this member's width scale
+    conv_filters: int = DEFAULTS.conv_filters
+    conv_stride: int = DEFAULTS.conv_stride
+    lstm_units: int = DEFAULTS.lstm_units
+    attn_units: int = DEFAULTS.attn_units
+    dense: int = DEFAULTS.dense
+    dropout: float = DEFAULTS.dropout
+    learning_rate: float = DEFAULTS.learning_rate
     batch_size: int = 256
     epochs: int = 20
     examples_per_epoch: int | None = None  # None: every training window each epoch
@@ -70,7 +71,6 @@ class Preset:
             window=self.windows[index % len(self.windows)],
             embed=max(4, int(self.embed * s)),
             conv_filters=max(4, int(self.conv_filters * s)),
-            conv_kernel=3,
             conv_stride=self.conv_stride,
             lstm_units=max(4, int(self.lstm_units * s)),
             attn_units=self.attn_units,
@@ -216,23 +216,14 @@ def train_member(
     t0 = time.perf_counter()
     cfg = preset.member_config(index, vocab_size)
     member_seed = seed * 1000 + index
-    pieces = bootstrap(train, member_seed) if preset.bootstrap and len(train) > 1 else list(train)
-    ex = Examples(pieces, cfg.window)
-    if len(ex) == 0:
-        raise NoDataError("no training windows")
+    ex, vx, vy = _member_windows(train, val_ex, preset, cfg.window, member_seed, seed)
     rng = np.random.default_rng(member_seed)
-    vx, vy = val_ex.arrays(
-        cfg.window, np.sort(sample_index(len(val_ex), preset.val_examples, np.random.default_rng(seed)))
-    )
     model = build_member(cfg, seed=member_seed)
     tm = TrainedMember(model, cfg, member_seed)
     best_weights, bad = None, 0
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
-        x, y = ex.arrays(cfg.window, sample_index(len(ex), preset.examples_per_epoch, rng))
-        h = model.fit(x, y, batch_size=preset.batch_size, epochs=1, verbose=0, shuffle=True)
-        loss = float(h.history["loss"][-1])
-        val_loss, val_acc = (float(v) for v in model.evaluate(vx, vy, batch_size=1024, verbose=0))
+        loss, val_loss, val_acc = _fit_epoch(model, ex, cfg.window, preset, rng, vx, vy)
         best = val_loss < tm.best_val_loss - 1e-4
         if best:
             tm.best_val_loss, best_weights, bad = val_loss, model.get_weights(), 0
@@ -263,6 +254,40 @@ def train_member(
         model.set_weights(best_weights)
     tm.seconds = time.perf_counter() - t0
     return tm
+
+
+def _member_windows(
+    train: Sequence[Piece], val_ex: Examples, preset: Preset, window: int, member_seed: int, seed: int
+) -> tuple[Examples, dict[str, np.ndarray], np.ndarray]:
+    """A member's training windows (over its bootstrap sample of `train`) and its validation arrays.
+
+    The validation sample is drawn with the run's `seed`, not the member's, so every member stops early on
+    the same windows (cut to its own length)."""
+    pieces = bootstrap(train, member_seed) if preset.bootstrap and len(train) > 1 else list(train)
+    ex = Examples(pieces, window)
+    if len(ex) == 0:
+        raise NoDataError("no training windows")
+    vx, vy = val_ex.arrays(
+        window, np.sort(sample_index(len(val_ex), preset.val_examples, np.random.default_rng(seed)))
+    )
+    return ex, vx, vy
+
+
+def _fit_epoch(
+    model,
+    ex: Examples,
+    window: int,
+    preset: Preset,
+    rng: np.random.Generator,
+    vx: dict[str, np.ndarray],
+    vy: np.ndarray,
+) -> tuple[float, float, float]:
+    """Fit one epoch on a fresh sample of `ex`'s windows: (training loss, validation loss and accuracy)."""
+    x, y = ex.arrays(window, sample_index(len(ex), preset.examples_per_epoch, rng))
+    h = model.fit(x, y, batch_size=preset.batch_size, epochs=1, verbose=0, shuffle=True)
+    loss = float(h.history["loss"][-1])
+    val_loss, val_acc = (float(v) for v in model.evaluate(vx, vy, batch_size=1024, verbose=0))
+    return loss, val_loss, val_acc
 
 
 def train_ensemble(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ from tests.support.pieces import synthetic_pieces
 from training.dataset import Examples, Piece, split_of, split_pieces
 from training.errors import PresetError
 from training.model import AttentionPooling, MemberConfig, build_member
-from training.train import PRESETS, get_preset, train_ensemble
+from training.train import PRESETS, Preset, get_preset, train_ensemble
 
 VOCAB = len(Representation().vocab)
 
@@ -52,6 +55,17 @@ def test_presets_are_named_and_validated():
         get_preset("enormous")
     with pytest.raises(PresetError):
         get_preset("tiny", members=0)
+
+
+def test_a_preset_left_at_its_defaults_builds_the_default_member():
+    preset = Preset("plain", windows=(MemberConfig(VOCAB).window,), width_scales=(1.0,))
+    assert preset.member_config(0, VOCAB) == MemberConfig(VOCAB)
+
+
+def test_presets_are_read_without_importing_tensorflow():
+    code = "import sys, training.train; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_split_is_reproducible_and_disjoint():
