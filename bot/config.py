@@ -4,13 +4,15 @@ receives it and never reads the environment itself."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from pydantic import SecretStr
 
 
 class BotSettings(Protocol):
     """The settings the bot uses (`lofi.settings.Settings` has them all)."""
 
-    discord_token: Any  # SecretStr | None
+    discord_token: SecretStr | None
     discord_guild_id: int | None
     discord_api_base: str | None
     discord_gateway_url: str | None
@@ -32,9 +34,8 @@ class BotSettings(Protocol):
     workers: int
     render_workers: int
     cooldown_s: float
+    radio_piece_length_s: float
+    radio_crossfade_s: float
+    radio_ahead_s: float
     vote_threshold: int
     retrain_preset: str
-
-    def render_options(self) -> dict:
-        """soundfont, groove_dir and cache_dir for `serving.track.make_track`."""
-        ...

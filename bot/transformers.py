@@ -7,24 +7,12 @@ from discord import app_commands
 
 from bot.config import BotSettings
 from bot.errors import BadLength
-from music.durations import clock_text, parse_duration
-
-
-def parse_length(text: str, min_s: float, max_s: float) -> float:
-    """Seconds in `text` (`2m`, `90s`, `1m30s`, `1:30`, `120`), within [min_s, max_s]; BadLength otherwise."""
-    try:
-        seconds = float(parse_duration(str(text)))
-    except ValueError as exc:
-        raise BadLength(f"Bad length: {exc}.") from None
-    if not min_s <= seconds <= max_s:
-        raise BadLength(
-            f"A track must be between {clock_text(min_s)} and {clock_text(max_s)} long, not {clock_text(seconds)}."
-        )
-    return seconds
+from bot.views import lofi_bot
+from music.durations import parse_duration, parse_length
 
 
 def _settings(interaction: discord.Interaction) -> BotSettings:
-    return interaction.client.settings
+    return lofi_bot(interaction).settings
 
 
 class DurationTransformer(app_commands.Transformer):
@@ -36,7 +24,10 @@ class DurationTransformer(app_commands.Transformer):
 
     async def transform(self, interaction: discord.Interaction, value: str) -> float:
         s = _settings(interaction)
-        return parse_length(value, s.min_length_s, s.max_length_s)
+        try:
+            return parse_length(value, s.min_length_s, s.max_length_s)
+        except ValueError as exc:  # the same lengths as `lofi generate`, in the bot's words
+            raise BadLength(f"Bad length: {exc}.") from None
 
     async def autocomplete(
         self, interaction: discord.Interaction, value: str

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import random
 import re
+from typing import TYPE_CHECKING, cast
 
 import discord
 
 from bot.error_handler import describe, send_error
+from bot.services import extra_lengths
 from music.limits import SEED_MAX
+
+if TYPE_CHECKING:
+    from bot.app import LofiBot
+
+
+def lofi_bot(interaction: discord.Interaction) -> LofiBot:
+    """The bot an interaction reached (the only client these items are registered on)."""
+    return cast("LofiBot", interaction.client)
 
 
 class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:var:(?P<track_id>\d+)"):
@@ -34,9 +44,9 @@ class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            bot = interaction.client
+            bot = lofi_bot(interaction)
             request = await bot.tracks.request_of(self.track_id, random.randint(0, SEED_MAX))
-            await bot.get_cog("Lofi").make_and_post(interaction, request)
+            await bot.poster.make_and_post(interaction, request)
         except Exception as exc:
             await send_error(interaction, describe(exc))
 
@@ -63,7 +73,7 @@ class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            path = await interaction.client.tracks.midi_of(self.track_id)
+            path = await lofi_bot(interaction).tracks.midi_of(self.track_id)
             await interaction.response.send_message(
                 file=discord.File(path, filename=path.name), ephemeral=True
             )
@@ -92,12 +102,10 @@ class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:ex
         return cls(int(match["track_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from bot.extend import choices_for
-
         try:
-            bot = interaction.client
+            bot = lofi_bot(interaction)
             info = await bot.tracks.request_of(self.track_id, 0)
-            options = choices_for(info.length_s, bot.settings.max_length_s)
+            options = extra_lengths(info.length_s, bot.settings.max_length_s)
             if not options:
                 await send_error(interaction, "This track is already as long as a track can be.")
                 return
@@ -136,16 +144,54 @@ class ExtendSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"lofi:ex
         return cls(int(match["track_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from bot.extend import extension_of
-
         try:
             values = (interaction.data or {}).get("values") or []
             extra = float(values[0])
-            bot = interaction.client
-            request, service = await extension_of(bot, self.track_id, extra)
-            await bot.get_cog("Lofi").make_and_post(interaction, request, tracks=service)
+            bot = lofi_bot(interaction)
+            request, extension = await bot.tracks.extension_of(
+                self.track_id, extra, bot.settings.max_length_s
+            )
+            await bot.poster.make_and_post(interaction, request, extension=extension)
         except Exception as exc:
             await send_error(interaction, describe(exc))
+
+
+class RadioPostButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:radio:(?P<track_id>\d+)"):
+    """Post the piece the radio played as an MP3 with its MIDI, where people can vote on it."""
+
+    def __init__(self, track_id: int):
+        self.track_id = track_id
+        super().__init__(
+            discord.ui.Button(
+                label="Post this piece",
+                emoji="💾",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"lofi:radio:{track_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> RadioPostButton:
+        return cls(int(match["track_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await lofi_bot(interaction).poster.post_piece(interaction, self.track_id)
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
+def radio_view(track_id: int | None) -> discord.ui.View:
+    """The view under the radio's now-playing message (a post button for the piece, when it has a track)."""
+    view = discord.ui.View(timeout=None)
+    if track_id is not None:
+        view.add_item(RadioPostButton(track_id))
+    return view
+
+
+DYNAMIC_ITEMS = (VariationButton, MidiButton, ExtendButton, ExtendSelect, RadioPostButton)
 
 
 def track_view(track_id: int) -> discord.ui.View:

@@ -1,127 +1,37 @@
 """`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`: an endless LoFi stream in a voice channel.
 
-The cog validates and replies; `bot.radio.service.RadioService` does the work. Each piece is a track made by
-the same pipeline as `/lofi` (recorded like one), so the now-playing message's button can post it as an MP3
-with its MIDI, and votes on that post count like votes on a `/lofi` track.
+The cog validates and replies; the bot's `bot.radio.service.RadioService` does the work. Each piece is a track
+made by the same engine as `/lofi` (recorded like one), so the now-playing message's button can post it as an
+MP3 with its MIDI, and votes on that post count like votes on a `/lofi` track.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
-from concurrent.futures import Executor
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import LofiBot
 from bot.checks import is_admin
-from bot.error_handler import describe, send_error
-from bot.radio.service import LiveRadio, RadioError, RadioService
-from bot.radio.station import RadioConfig
-from bot.radio.worker import RenderWorker
-from bot.services import Requester, TrackService
+from bot.format import MOOD_CHOICES, duration_text
+from bot.radio.service import RadioError
 from music.durations import parse_duration
-from music.request import TrackRequest, mood_names
 
 log = logging.getLogger(__name__)
 
-MOOD_CHOICES = [app_commands.Choice(name=m, value=m) for m in mood_names()][:25]
 SLEEP_MIN_S, SLEEP_MAX_S = 60.0, 24 * 3600.0
-VOTE_EMOJI = ("👍", "👎")
-
-
-def radio_config(bot: commands.Bot) -> RadioConfig:
-    """The bot's radio configuration: `bot.radio_config` when given, else from its settings."""
-    given = getattr(bot, "radio_config", None)
-    if isinstance(given, RadioConfig):
-        return given
-    s = bot.settings
-    return RadioConfig(
-        piece_length_s=float(getattr(s, "radio_piece_length_s", 120.0)),
-        crossfade_s=float(getattr(s, "radio_crossfade_s", 4.0)),
-        ahead_s=float(getattr(s, "radio_ahead_s", 45.0)),
-    )
-
-
-def _fmt(seconds: float) -> str:
-    seconds = round(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
-
-
-def now_playing_embed(radio: LiveRadio, meta: dict[str, Any], note: str | None = None) -> discord.Embed:
-    """The now-playing message: title, mood, key, tempo, seed."""
-    embed = discord.Embed(
-        title=f"📻 {meta.get('title', 'lofi radio')}",
-        colour=discord.Colour.from_rgb(90, 110, 170),
-        description=f"Composed live for <#{radio.voice_channel_id}>" + (f"\n{note}" if note else ""),
-    )
-    embed.add_field(name="Mood", value=str(meta.get("mood", radio.mood)))
-    embed.add_field(name="Key", value=str(meta.get("key", "?")))
-    bpm = meta.get("bpm")
-    embed.add_field(name="Tempo", value=f"{bpm:.0f} bpm" if isinstance(bpm, int | float) else "?")
-    embed.add_field(name="Seed", value=str(meta.get("seed", "?")))
-    footer = "24/7" if radio.always_on else "stops when everyone leaves"
-    if radio.stop_at is not None:
-        footer += f" · sleeps at {radio.stop_at:%H:%M} UTC"
-    if radio.mood != meta.get("mood") and radio.mood != "random":
-        footer += f" · next: {radio.mood}"
-    embed.set_footer(text=f"Track #{meta.get('track_id', '?')} · {footer}")
-    return embed
-
-
-class RadioPostButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:radio:(?P<track_id>\d+)"):
-    """Post the piece the radio played as an MP3 with its MIDI, where people can vote on it."""
-
-    def __init__(self, track_id: int):
-        self.track_id = track_id
-        super().__init__(
-            discord.ui.Button(
-                label="Post this piece",
-                emoji="💾",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"lofi:radio:{track_id}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
-    ) -> RadioPostButton:
-        return cls(int(match["track_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            await interaction.client.get_cog("Radio").post_piece(interaction, self.track_id)
-        except Exception as exc:
-            await send_error(interaction, describe(exc))
-
-
-def _radio_view(track_id: int | None) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    if track_id is not None:
-        view.add_item(RadioPostButton(int(track_id)))
-    return view
 
 
 class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi radio in a voice channel"):
     """The radio commands and the listeners that keep it in the right state."""
 
-    def __init__(self, bot: commands.Bot, service: RadioService, executor: Executor | None = None):
+    def __init__(self, bot: LofiBot):
         self.bot = bot
-        self.service = service
-        self._executor = executor
+        self.service = bot.radio
         self._resumed = False
         super().__init__()
-
-    async def cog_unload(self) -> None:
-        await self.service.shutdown()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ commands
 
@@ -189,7 +99,9 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
         if not SLEEP_MIN_S <= seconds <= SLEEP_MAX_S:
             raise RadioError("The sleep timer goes from 1m to 24h.")
         at = await self.service.sleep(interaction.guild_id, seconds)
-        await interaction.response.send_message(f"😴 The radio stops in {_fmt(seconds)} (at {at:%H:%M} UTC).")
+        await interaction.response.send_message(
+            f"😴 The radio stops in {duration_text(seconds)} (at {at:%H:%M} UTC)."
+        )
 
     @app_commands.command(name="24-7", description="Server managers: keep the radio on around the clock")
     @app_commands.describe(enabled="On: reconnects after restarts and drops, stays when the channel empties")
@@ -203,71 +115,6 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
             "🔁 24/7 mode on: the radio stays, and comes back after a restart or a dropped connection."
             if enabled
             else "24/7 mode off: the radio stops when everyone leaves."
-        )
-
-    # ------------------------------------------------------------------ the post button
-
-    async def post_piece(self, interaction: discord.Interaction, track_id: int) -> None:
-        """Post a radio piece (MP3 + MIDI) publicly, with vote reactions that count like on a /lofi track."""
-        from bot.cogs.lofi import track_embed
-        from bot.views import track_view
-
-        info = await _track_info(self.bot, track_id)
-        await interaction.response.defer(thinking=True)
-        files = [discord.File(p, filename=p.name) for p in (info.mp3, info.midi)]
-        embed = track_embed(info, interaction.user)
-        embed.description = (
-            f"A **{info.mood}** piece from the LoFi radio, posted by {interaction.user.mention}"
-        )
-        message = await interaction.followup.send(
-            embed=embed, files=files, view=track_view(track_id), wait=True
-        )
-        with contextlib.suppress(Exception):
-            await self.bot.tracks.set_message(
-                track_id, message_id=message.id, channel_id=message.channel.id, guild_id=interaction.guild_id
-            )
-        for emoji in VOTE_EMOJI:
-            with contextlib.suppress(discord.HTTPException):
-                await message.add_reaction(emoji)
-
-    # ------------------------------------------------------------------ announcements
-
-    async def announce(self, radio: LiveRadio, kind: str, data: dict[str, Any]) -> None:
-        """The radio's messages in its text channel (now playing is one message, edited at each piece)."""
-        channel = self.bot.get_channel(radio.text_channel_id) if radio.text_channel_id else None
-        if channel is None:
-            return
-        if kind == "now_playing":
-            meta = data["piece"].meta
-            embed = now_playing_embed(radio, meta)
-            view = _radio_view(meta.get("track_id"))
-            if radio.message is not None:
-                try:
-                    radio.message = await radio.message.edit(embed=embed, view=view)
-                    return
-                except discord.HTTPException:
-                    radio.message = None
-            radio.message = await channel.send(embed=embed, view=view)
-            return
-        text = {
-            "down": "⚠️ The music model is not answering ({error}); the radio plays its buffer "
-            "({buffered}) and picks up again when the model is back.",
-            "up": "✅ The music model is back; the radio composes again.",
-            "drained": "🔇 The buffer ran out; the radio is silent until the model answers again.",
-            "stopped": "⏹️ Radio stopped: {reason}.",
-            "resumed": "📻 Radio back on after a restart (mood **{mood}**).",
-            "reconnected": "🔌 Voice connection was lost; the radio reconnected.",
-        }.get(kind)
-        if text is None:
-            return
-        error = data.get("error")
-        await channel.send(
-            text.format(
-                error=type(error).__name__ if error is not None else "?",
-                buffered=_fmt(float(data.get("buffered_s", 0.0))),
-                reason=data.get("reason", ""),
-                mood=radio.mood,
-            )
         )
 
     # ------------------------------------------------------------------ listeners
@@ -292,64 +139,6 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
             self.service.channel_changed(member.guild.id)
 
 
-async def _track_info(bot: commands.Bot, track_id: int) -> Any:
-    """A finished track's TrackInfo from the database (TrackGone if its files are missing)."""
-    from pathlib import Path
-
-    from bot.errors import TrackGone
-    from bot.services import TrackInfo
-    from db.models import Track, TrackStatus
-
-    async with bot.sessionmaker() as s:
-        t = await s.get(Track, track_id)
-    if t is None or t.status is not TrackStatus.done or not t.mp3_path or not Path(t.mp3_path).is_file():
-        raise TrackGone()
-    return TrackInfo(
-        track_id=t.id,
-        mp3=Path(t.mp3_path),
-        midi=Path(t.midi_path),
-        cover=Path(t.cover_path) if t.cover_path else None,
-        title=t.title or f"lofi #{t.id}",
-        mood=t.mood or t.mood_requested,
-        length_s=float(t.length_s or t.length_requested_s),
-        bpm=float(t.bpm or 0),
-        key=t.key or "?",
-        seed=int(t.seed),
-        versions=dict(t.versions or {}),
-    )
-
-
-async def setup(bot: commands.Bot) -> None:
-    """Load the cog: a radio service over its own track service and its own render process.
-
-    The render (FluidSynth, effects, mastering, MP3) and the decoding to PCM run in a worker *process*, not a
-    thread: measured here, numpy/scipy/pedalboard stages held the GIL long enough (100-800 ms) to delay
-    discord.py's audio thread, an audible gap in the stream; the process also runs at a lower priority.
-    Generation stays in the bot (async gRPC). Its own worker also keeps the radio composing while `/lofi`
-    jobs hold the bot's workers.
-    """
-    config = radio_config(bot)
-    executor = RenderWorker()
-    tracks = TrackService(
-        bot.sessionmaker, bot.tracks.pipeline, bot.tracks.client_provider, bot.tracks.out_dir, executor
-    )
-    size_limit = bot.settings.upload_limit_bytes
-
-    async def compose(request: TrackRequest, who: Requester) -> Any:
-        track_id = await tracks.create(request, who)
-        return await tracks.run(track_id, request, size_limit=size_limit)
-
-    service = RadioService(
-        bot,
-        bot.sessionmaker,
-        compose,
-        config,
-        executor=executor,
-        requester=Requester,
-        request_factory=TrackRequest,
-    )
-    cog = Radio(bot, service, executor)
-    service.announce = cog.announce
-    bot.radio = service
-    bot.add_dynamic_items(RadioPostButton)
-    await bot.add_cog(cog)
+async def setup(bot: LofiBot) -> None:
+    """Load the cog (the radio service and its worker process are the bot's, from its entry point)."""
+    await bot.add_cog(Radio(bot))

@@ -2,8 +2,8 @@
 state in the database (so that a 24/7 radio comes back after a restart or a dropped connection).
 
 The service is given the track-making function (`compose(request, who) -> TrackInfo`, i.e. the `/lofi`
-pipeline through the track service, so every piece is a recorded track whose votes count) and a decoder
-(`decode(mp3) -> PCM`); it imports neither serving nor training.
+engine through the track service, so every piece is a recorded track whose votes count), a decoder
+(`decode(mp3) -> PCM`) and where its messages go (`announce`); it imports neither serving nor training.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.errors import BotError
 from bot.radio.station import RadioConfig, RadioStation
 from bot.radio.stream import Piece
+from bot.services import Requester, TrackInfo
 from db import radio as radio_repo
+from music.request import TrackRequest
 
 log = logging.getLogger(__name__)
 
-Compose = Callable[[Any, Any], Awaitable[Any]]  # (TrackRequest, Requester) -> TrackInfo
+Compose = Callable[[TrackRequest, Requester], Awaitable[TrackInfo]]
 Decode = Callable[[Path], np.ndarray]
 Announce = Callable[["LiveRadio", str, dict[str, Any]], Awaitable[None]]
 
@@ -78,9 +80,7 @@ class RadioService:
         decode: Decode | None = None,
         executor: Executor | None = None,
         announce: Announce | None = None,
-        requester: Callable[..., Any] | None = None,
-        request_factory: Callable[..., Any] | None = None,
-        connector: Callable[..., Awaitable[discord.VoiceClient]] | None = None,
+        connector: Callable[[discord.abc.Connectable], Awaitable[discord.VoiceClient]] | None = None,
     ):
         from bot.radio.audio import load_pcm
 
@@ -91,8 +91,6 @@ class RadioService:
         self.decode = decode or load_pcm
         self.executor = executor
         self.announce = announce
-        self.requester = requester
-        self.request_factory = request_factory
         self.connector = connector
         self.radios: dict[int, LiveRadio] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -109,33 +107,21 @@ class RadioService:
 
     def _piece_maker(
         self, radio_ref: dict[str, LiveRadio | None], guild_id: int, text_channel_id: int | None
-    ):
+    ) -> Callable[[str, int], Awaitable[Piece]]:
         loop = asyncio.get_running_loop()
 
         async def make(mood: str, seed: int) -> Piece:
             radio = radio_ref.get("radio")
-            request = self.request_factory(length_s=self.config.piece_length_s, mood=mood, seed=seed)
-            who = self.requester(
+            request = TrackRequest(length_s=self.config.piece_length_s, mood=mood, seed=seed)
+            who = Requester(
                 (radio.started_by if radio else None) or (self.client.user.id if self.client.user else 0),
                 (radio.started_by_name if radio else None) or "lofi radio",
                 guild_id,
                 text_channel_id,
             )
             info = await self.compose(request, who)
-            pcm = await loop.run_in_executor(self.executor, self.decode, Path(info.mp3))
-            meta = {
-                "track_id": info.track_id,
-                "title": info.title,
-                "mood": info.mood,
-                "key": info.key,
-                "bpm": info.bpm,
-                "seed": info.seed,
-                "length_s": info.length_s,
-                "mp3": Path(info.mp3),
-                "midi": Path(info.midi),
-                "requested_mood": mood,
-            }
-            return Piece(pcm, meta)
+            pcm = await loop.run_in_executor(self.executor, self.decode, info.mp3)
+            return Piece(pcm, mood=info.mood, seed=info.seed, track=info)
 
         return make
 
@@ -440,7 +426,8 @@ class RadioService:
         if radio is None:
             return
         if kind == "now_playing":
-            track_id = data["piece"].meta.get("track_id")
+            piece: Piece = data["piece"]
+            track_id = piece.track.track_id if piece.track is not None else None
             await self._save(radio, now_playing_track_id=track_id)
         await self._announce(radio, kind, data)
 

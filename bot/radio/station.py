@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.config import BotSettings
 from bot.radio.stream import Piece, RadioStream
+from music.limits import SEED_MAX
 
 log = logging.getLogger(__name__)
-
-SEED_MAX = 2**31 - 1
 
 PieceMaker = Callable[[str, int], Awaitable[Piece]]
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
@@ -41,14 +41,23 @@ class RadioConfig:
         connect_timeout_s: voice connection timeout.
     """
 
-    piece_length_s: float = 120.0
-    crossfade_s: float = 4.0
-    ahead_s: float = 45.0
+    piece_length_s: float
+    crossfade_s: float
+    ahead_s: float
     retry_s: float = 2.0
     retry_max_s: float = 30.0
     first_piece_timeout_s: float = 120.0
     empty_grace_s: float = 60.0
     connect_timeout_s: float = 30.0
+
+    @classmethod
+    def of_settings(cls, settings: BotSettings) -> RadioConfig:
+        """The piece length, crossfade and look-ahead from the settings; the rest as above."""
+        return cls(
+            piece_length_s=settings.radio_piece_length_s,
+            crossfade_s=settings.radio_crossfade_s,
+            ahead_s=settings.radio_ahead_s,
+        )
 
 
 def _is_serving_down(exc: BaseException) -> bool:
@@ -116,7 +125,7 @@ class RadioStation:
         self.mood = mood
         margin = max(3.0 * self._typical_compose_s(), self.config.crossfade_s + 2.0)
         if self.stream.current_left_s() - self.config.crossfade_s > margin:
-            dropped = self.stream.drop_queued(keep=lambda p: p.meta.get("mood") == mood or mood == "random")
+            dropped = self.stream.drop_queued(keep=lambda p: p.mood == mood or mood == "random")
             if dropped:
                 log.info("radio: dropped %d queued piece(s) for the new mood %s", len(dropped), mood)
             self._wake.set()
@@ -192,8 +201,8 @@ class RadioStation:
             self.composed += 1
             self.compose_seconds.append(elapsed)
             self.audio_seconds += piece.seconds
-            piece.meta.setdefault("mood", mood)
-            piece.meta.setdefault("seed", seed)
+            piece.mood = piece.mood or mood
+            piece.seed = seed if piece.seed is None else piece.seed
             if self.down is not None:
                 self.down = None
                 await self._emit("up", {"buffered_s": self.stream.remaining_s()})

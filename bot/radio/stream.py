@@ -15,11 +15,14 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import discord
 import numpy as np
+
+if TYPE_CHECKING:
+    from bot.services import TrackInfo
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,13 @@ SILENCE = bytes(FRAME_BYTES)
 
 @dataclass
 class Piece:
-    """One rendered piece: int16 PCM of shape (samples, 2) at 48 kHz, and what the now-playing message shows."""
+    """One rendered piece: int16 PCM of shape (samples, 2) at 48 kHz, its mood and seed, and the recorded
+    track it was decoded from (what the now-playing message shows)."""
 
     pcm: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
+    mood: str = ""
+    seed: int | None = None
+    track: TrackInfo | None = None
 
     def __post_init__(self) -> None:
         pcm = np.asarray(self.pcm)
@@ -66,7 +72,7 @@ class RadioStream(discord.AudioSource):
 
     Args:
         crossfade_s: overlap between consecutive pieces.
-        on_start: called (from the audio thread) with each piece's meta when it starts sounding.
+        on_start: called (from the audio thread) with each piece when it starts sounding.
         on_drained: called once (from the audio thread) when the last queued audio has been played out.
     """
 

@@ -56,9 +56,14 @@ class RetrainService:
 
     def _secrets(self) -> list[str]:
         """The secret values in our settings: a variable holding one is kept from the child too."""
-        token = getattr(self.settings, "discord_token", None)
-        value = token.get_secret_value() if hasattr(token, "get_secret_value") else token
-        return [value] if isinstance(value, str) and value.strip() else []
+        token = self.settings.discord_token
+        value = token.get_secret_value() if token is not None else ""
+        return [value] if value.strip() else []
+
+    def terminate(self) -> None:
+        """Ask a running retrain process to end (the bot is shutting down)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
 
     async def start(self, who: Requester, *, epochs: int | None, include_votes: bool) -> tuple[int, dict]:
         """Record a running retrain; RetrainBusy if one runs already. Returns the run id and its parameters."""

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.queue import JobQueue
+from bot.resources import ModelStatus
 from db import repository as repo
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +31,13 @@ class StatusReport:
     votes_by_version: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-async def _model_status(client: Any) -> dict[str, str]:
-    """Per-member versions from the serving client (`Backend.model_status`, GetModelStatus over gRPC)."""
-    result = await client.model_status()
+async def _model_status(models: ModelStatus) -> dict[str, str]:
+    """Per-member versions from the model server (GetModelStatus)."""
+    result = await models.model_status()
     return {str(k): _fmt_status(v) for k, v in result.items()}
 
 
-def _fmt_status(value: Any) -> str:
+def _fmt_status(value: object) -> str:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     if isinstance(value, dict):
@@ -56,27 +53,26 @@ class StatusService:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        client_provider: Callable[[], Any],
+        models: ModelStatus | None,
         timeout_s: float = 5.0,
     ):
         self.sessionmaker = sessionmaker
-        self.client_provider = client_provider
+        self.models = models
         self.timeout_s = timeout_s
 
-    async def report(self, queue: Any) -> StatusReport:
+    async def report(self, queue: JobQueue | None) -> StatusReport:
         """Gather the status (serving errors are reported, not raised)."""
         report = StatusReport(serving_ok=False, serving_detail="no serving client")
-        client = self.client_provider()
-        if client is not None:
+        if self.models is not None:
             try:
-                report.members = await asyncio.wait_for(_model_status(client), self.timeout_s)
+                report.members = await asyncio.wait_for(_model_status(self.models), self.timeout_s)
                 report.serving_ok, report.serving_detail = True, "up"
             except TimeoutError:
                 report.serving_detail = f"no answer within {self.timeout_s:.0f} s"
             except Exception as exc:
                 report.serving_detail = f"{type(exc).__name__}: {exc}"[:200]
         if queue is not None:
-            report.queue_waiting, report.queue_running = len(queue), getattr(queue, "running", 0)
+            report.queue_waiting, report.queue_running = len(queue), queue.running
         async with self.sessionmaker() as s:
             report.tracks_today = await repo.tracks_today(s)
             last = await repo.last_retrain(s)

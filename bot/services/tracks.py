@@ -1,56 +1,36 @@
-"""One track's life: the pipeline the bot is given, and the records before and after it."""
+"""One track's life: record the request, ask the composing engine, record the outcome; and a finished
+track's facts (`TrackInfo`), read the same way whoever posts it."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import BotSettings
-from bot.errors import TrackGone, UploadTooLarge
+from bot.errors import BadLength, TrackGone, UploadTooLarge
+from bot.resources import TrackMaker
 from bot.services.common import Requester, jsonable
 from db import repository as repo
 from db.models import Track, TrackStatus
 from music.progress import Progress
 from music.request import TrackRequest
+from serving.errors import ServingUnavailable
 
 if TYPE_CHECKING:
-    from serving.track import TrackResult
+    from compose.pipeline import TrackResult
 
 log = logging.getLogger(__name__)
 
-
-class Pipeline(Protocol):
-    """`serving.track.make_track`'s shape: request -> a `serving.track.TrackResult` (files, tokens, versions)."""
-
-    def __call__(
-        self,
-        request: TrackRequest,
-        client: Any,
-        out_dir: Path,
-        *,
-        progress: Progress | None = None,
-        executor: Any = None,
-        size_limit: int,
-    ) -> Awaitable[TrackResult]: ...
-
-
-def default_pipeline(settings: BotSettings) -> Pipeline:
-    """The real pipeline with the settings' soundfont and grooves (imported lazily: it pulls in the client)."""
-    from serving.track import make_track
-
-    return functools.partial(make_track, **settings.render_options())
+EXTRA_LENGTHS = (("+30 s", 30.0), ("+1 min", 60.0), ("+2 min", 120.0), ("+3 min", 180.0))
 
 
 @dataclass(frozen=True)
 class TrackInfo:
-    """What the bot posts about a finished track (plain values, no ORM rows)."""
+    """A finished track's facts, as recorded: what the embed, the radio and the buttons show (no ORM rows)."""
 
     track_id: int
     mp3: Path
@@ -62,26 +42,75 @@ class TrackInfo:
     bpm: float
     key: str
     seed: int
-    versions: dict[str, Any]
-    loudness_lufs: float | None = None
+    versions: dict[str, str]
+
+    @classmethod
+    def of_row(cls, t: Track) -> TrackInfo:
+        """The facts of a finished track row; TrackGone unless it is done and its files are still there."""
+        if (
+            t.status is not TrackStatus.done
+            or not t.mp3_path
+            or not t.midi_path
+            or not Path(t.mp3_path).is_file()
+        ):
+            raise TrackGone()
+        return cls(
+            track_id=t.id,
+            mp3=Path(t.mp3_path),
+            midi=Path(t.midi_path),
+            cover=Path(t.cover_path) if t.cover_path else None,
+            title=t.title or f"lofi #{t.id}",
+            mood=t.mood or t.mood_requested,
+            length_s=float(t.length_s or t.length_requested_s),
+            bpm=float(t.bpm or 0),
+            key=t.key or "?",
+            seed=int(t.seed),
+            versions={str(k): str(v) for k, v in (t.versions or {}).items()},
+        )
+
+    @classmethod
+    def of_result(cls, track_id: int, request: TrackRequest, result: TrackResult) -> TrackInfo:
+        """The facts of a track the engine just made for `request`."""
+        files = result.files
+        return cls(
+            track_id=track_id,
+            mp3=Path(files.mp3),
+            midi=Path(files.midi),
+            cover=Path(files.cover) if files.cover else None,
+            title=files.title or f"lofi #{track_id}",
+            mood=files.mood,
+            length_s=float(files.duration_s),
+            bpm=float(files.bpm),
+            key=str(files.key),
+            seed=request.seed,
+            versions={str(k): str(v) for k, v in result.versions.items()},
+        )
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What the Extend button continues: the posted track's tokens and the request that made it."""
+
+    prefix: tuple[int, ...]
+    base: TrackRequest
+
+
+def extra_lengths(length_s: float, max_length_s: float) -> list[tuple[str, float]]:
+    """The extra lengths (label, seconds) that keep a track of `length_s` within `max_length_s`."""
+    return [(label, extra) for label, extra in EXTRA_LENGTHS if length_s + extra <= max_length_s]
 
 
 class TrackService:
-    """One track's life: record the request, run the pipeline, record the outcome (one transaction each)."""
+    """One track's life: record the request, run the engine, record the outcome (one transaction each).
+
+    `maker` is None when the bot has no model server (jobs then fail with ServingUnavailable)."""
 
     def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        pipeline: Pipeline,
-        client_provider: Callable[[], Any],
-        out_dir: Path,
-        executor: Any = None,
+        self, sessionmaker: async_sessionmaker[AsyncSession], maker: TrackMaker | None, out_dir: Path
     ):
         self.sessionmaker = sessionmaker
-        self.pipeline = pipeline
-        self.client_provider = client_provider
+        self.maker = maker
         self.out_dir = Path(out_dir)
-        self.executor = executor
 
     async def create(self, request: TrackRequest, who: Requester) -> int:
         """Record a queued track for `request`; returns its id."""
@@ -106,45 +135,26 @@ class TrackService:
             await repo.mark_failed(s, track_id, reason)
 
     async def run(
-        self, track_id: int, request: TrackRequest, *, size_limit: int, progress: Progress | None = None
+        self,
+        track_id: int,
+        request: TrackRequest,
+        *,
+        size_limit: int,
+        progress: Progress | None = None,
+        extension: Extension | None = None,
     ) -> TrackInfo:
-        """Make the track: generating -> pipeline -> done; on any error the track is marked failed and it re-raises."""
+        """Make the track (a continuation of `extension` when given): generating -> engine -> done; on any
+        error the track is marked failed and it re-raises."""
         async with self.sessionmaker.begin() as s:
             await repo.mark_generating(s, track_id)
         try:
-            out = self.out_dir / f"track-{track_id:06d}"
-            out.mkdir(parents=True, exist_ok=True)
-            result = await self.pipeline(
-                request,
-                self.client_provider(),
-                out,
-                progress=progress,
-                executor=self.executor,
-                size_limit=size_limit,
-            )
-            files = result.files
-            size = Path(files.mp3).stat().st_size
+            result = await self._make(track_id, request, size_limit, progress, extension)
+            info = TrackInfo.of_result(track_id, request, result)
+            size = info.mp3.stat().st_size
             if size > size_limit:
                 raise UploadTooLarge(size, size_limit)
-            versions = {str(k): str(v) for k, v in result.versions.items()}
-            timings = result.timings or files.timings
-            tokens = result.tokens
             async with self.sessionmaker.begin() as s:
-                await repo.mark_done(
-                    s,
-                    track_id,
-                    mood=files.mood,
-                    length_s=float(files.duration_s),
-                    bpm=float(files.bpm),
-                    key=str(files.key),
-                    title=files.title,
-                    mp3_path=str(files.mp3),
-                    midi_path=str(files.midi),
-                    cover_path=str(files.cover) if files.cover else None,
-                    versions=versions,
-                    timings=jsonable(timings),
-                    tokens=[int(t) for t in tokens] if tokens is not None else None,
-                )
+                await self._record(s, info, result)
         except BaseException as exc:
             # CancelledError included: a job stopped by shutdown must not stay 'generating'.
             try:
@@ -152,20 +162,56 @@ class TrackService:
             except Exception:
                 log.exception("could not mark track %s failed", track_id)
             raise
-        return TrackInfo(
-            track_id=track_id,
-            mp3=Path(files.mp3),
-            midi=Path(files.midi),
-            cover=Path(files.cover) if files.cover else None,
-            title=files.title or f"lofi #{track_id}",
-            mood=files.mood,
-            length_s=float(files.duration_s),
-            bpm=float(files.bpm),
-            key=str(files.key),
-            seed=request.seed,
-            versions=versions,
-            loudness_lufs=files.loudness_lufs,
+        return info
+
+    async def _make(
+        self,
+        track_id: int,
+        request: TrackRequest,
+        size_limit: int,
+        progress: Progress | None,
+        extension: Extension | None,
+    ) -> TrackResult:
+        if self.maker is None:
+            raise ServingUnavailable("no serving client")
+        out = self.out_dir / f"track-{track_id:06d}"
+        out.mkdir(parents=True, exist_ok=True)
+        if extension is None:
+            return await self.maker.make_track(request, out, progress=progress, size_limit=size_limit)
+        return await self.maker.extend_track(
+            request,
+            out,
+            prefix=extension.prefix,
+            base=extension.base,
+            progress=progress,
+            size_limit=size_limit,
         )
+
+    @staticmethod
+    async def _record(s: AsyncSession, info: TrackInfo, result: TrackResult) -> None:
+        await repo.mark_done(
+            s,
+            info.track_id,
+            mood=info.mood,
+            length_s=info.length_s,
+            bpm=info.bpm,
+            key=info.key,
+            title=info.title,
+            mp3_path=str(info.mp3),
+            midi_path=str(info.midi),
+            cover_path=str(info.cover) if info.cover else None,
+            versions=info.versions,
+            timings=jsonable(result.timings or result.files.timings),
+            tokens=[int(t) for t in result.tokens],
+        )
+
+    async def info(self, track_id: int) -> TrackInfo:
+        """A finished track's facts; TrackGone if it is unknown, unfinished or its files are missing."""
+        async with self.sessionmaker() as s:
+            track = await s.get(Track, track_id)
+        if track is None:
+            raise TrackGone()
+        return TrackInfo.of_row(track)
 
     async def set_message(
         self, track_id: int, *, message_id: int, channel_id: int | None, guild_id: int | None
@@ -188,6 +234,29 @@ class TrackService:
                 seed=seed,
                 bpm=track.bpm_requested,
             )
+
+    async def extension_of(
+        self, track_id: int, extra_s: float, max_length_s: float
+    ) -> tuple[TrackRequest, Extension]:
+        """The request for track `track_id` made `extra_s` longer, and what it continues; TrackGone when the
+        track has no tokens, BadLength past `max_length_s`."""
+        async with self.sessionmaker() as s:
+            track = await s.get(Track, track_id)
+        if track is None or track.status is not TrackStatus.done or not track.tokens:
+            raise TrackGone()
+        base = TrackRequest(
+            length_s=track.length_requested_s,
+            mood=track.mood_requested,
+            seed=track.seed,
+            bpm=track.bpm_requested,
+        )
+        length = float(track.length_s or track.length_requested_s) + extra_s
+        if length > max_length_s:
+            raise BadLength(
+                f"That would make it {length:.0f} s long; the longest track is {max_length_s:.0f} s."
+            )
+        request = TrackRequest(length_s=length, mood=base.mood, seed=base.seed, bpm=base.bpm)
+        return request, Extension(tuple(int(t) for t in track.tokens), base)
 
     async def midi_of(self, track_id: int) -> Path:
         """The MIDI file of a finished track; TrackGone if it is missing."""

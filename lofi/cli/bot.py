@@ -1,12 +1,32 @@
-"""`lofi bot`: run the Discord bot with settings from the environment."""
+"""`lofi bot`: run the Discord bot with settings from the environment.
+
+This entry owns the bot's long-lived resources, as discord.py's `examples/advanced_startup.py` does: one
+`async def` opens them in an `AsyncExitStack` (database, model-server backend, the composing engine over it,
+the render pool, the radio's worker process), passes them to `LofiBot`, and closes them in reverse order once
+the bot has stopped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from lofi.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from bot.resources import BotResources
+    from music.render_config import RenderConfig
+    from serving.client import ServingClient
+    from serving.local import LocalBackend
+
+    Backend = ServingClient | LocalBackend
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +48,105 @@ def run(args: argparse.Namespace) -> int:
     return run_bot(
         get_settings(), sync=not args.no_sync, embedded=not getattr(args, "no_embedded_serving", False)
     )
+
+
+def warm_render_stack(config: RenderConfig) -> None:
+    """Load the soundfont and the grooves before the first track needs them (run it in a worker while the
+    rest starts); a failure is only logged, the first render reports any real problem itself."""
+    try:
+        from music.track import warm_up
+
+        warm_up(config.soundfont, config.groove_dir, config.cache_dir)
+    except Exception as exc:
+        log.warning("could not load the audio stack ahead of the first track: %s", exc)
+
+
+@contextlib.asynccontextmanager
+async def open_database(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions over the database at `database_url`, migrated to the newest revision; the engine is disposed
+    on exit. DatabaseConfigError when it cannot be reached."""
+    from db.engine import make_engine, make_sessionmaker, upgrade_engine
+
+    engine = make_engine(database_url)
+    try:
+        await upgrade_engine(engine)
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+def serving_backend(settings: Settings) -> ServingClient:
+    """The gRPC client of the model server at `settings.serving_address` (the embedded port when unset)."""
+    from serving.client import ServingClient
+
+    address = settings.serving_address or f"127.0.0.1:{settings.serving_port}"
+    return ServingClient(address, timeout_s=settings.serving_timeout_s)
+
+
+async def open_resources(
+    stack: contextlib.AsyncExitStack, settings: Settings, make_backend: Callable[[], Backend]
+) -> BotResources:
+    """Open what the bot uses, each closed by `stack` (in reverse order): the database, the backend from
+    `make_backend` (inside the running loop: a gRPC channel must be), the render pool, the radio's worker
+    process and the composing engine over them.
+
+    A backend that cannot be made is logged and left out: the bot still starts, `/lofi-status` says the model
+    server is down and jobs fail with a clear message.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.app import render_pool_size
+    from bot.radio.worker import RenderWorker
+    from bot.resources import BotResources
+    from compose.pipeline import Composer
+
+    sessionmaker = await stack.enter_async_context(open_database(settings.database_url))
+    backend: Backend | None
+    try:
+        backend = make_backend()
+    except Exception:
+        log.exception("could not create the serving client")
+        backend = None
+    if backend is not None:
+        stack.push_async_callback(backend.close)
+    # rendering is bounded by the cores (FluidSynth, pedalboard, numpy and ffmpeg release the GIL), while up
+    # to `workers` jobs are in flight and share one generation batch
+    render_pool = ThreadPoolExecutor(
+        render_pool_size(settings.render_workers), thread_name_prefix="lofi-render"
+    )
+    stack.callback(render_pool.shutdown, wait=False, cancel_futures=True)
+    render = settings.render_config()
+    render_pool.submit(warm_render_stack, render)  # the first track need not wait for the soundfont
+    # The radio renders and decodes in a process: measured here, numpy/scipy/pedalboard stages held the GIL
+    # long enough (100-800 ms) to delay discord.py's audio thread, an audible gap in the stream.
+    radio_worker = RenderWorker()
+    stack.callback(radio_worker.shutdown, wait=False, cancel_futures=True)
+    composer = radio_composer = None
+    if backend is not None:
+        composer = Composer(backend, render, executor=render_pool)
+        stack.push_async_callback(composer.close)
+        radio_composer = Composer(backend, render, executor=radio_worker)
+        stack.push_async_callback(radio_composer.close)
+    return BotResources(
+        sessionmaker=sessionmaker,
+        composer=composer,
+        radio_composer=radio_composer,
+        models=backend,
+        radio_worker=radio_worker,
+    )
+
+
+async def serve(settings: Settings, token: str, make_backend: Callable[[], Backend], *, sync: bool) -> None:
+    """Open the resources, run the bot until it stops, close them."""
+    from bot.app import LofiBot
+    from lofi.collector import freeze_startup_objects
+
+    async with contextlib.AsyncExitStack() as stack:
+        resources = await open_resources(stack, settings, make_backend)
+        bot = LofiBot(settings, resources, sync_commands=sync)
+        freeze_startup_objects()  # the models (and discord.py, SQLAlchemy) are loaded: keep them out of gc
+        async with bot:
+            await bot.start(token)
 
 
 def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> int:
@@ -53,7 +172,6 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
 
     import discord
 
-    from bot.app import LofiBot
     from lofi.logsafe import install_redaction
 
     install_redaction().add_secret(token)  # the exact token, whatever it looks like, never reaches a log
@@ -66,30 +184,26 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
         port=settings.serving_port,
         embedded=embedded,
     ) as (address, server):
-        factory = None
+        settings = settings.model_copy(update={"serving_address": address})
+        make_backend: Callable[[], Backend]
         if server is not None:  # the bot calls the store it embeds directly; other processes use gRPC
             from serving.local import LocalBackend
 
-            async def factory(_settings):
-                return LocalBackend(server.store)
-
-        bot = LofiBot(
-            settings.model_copy(update={"serving_address": address}),
-            sync_commands=sync,
-            client_factory=factory,
-        )
-        from lofi.collector import freeze_startup_objects
-
-        freeze_startup_objects()  # the models (and discord.py, SQLAlchemy) are loaded: keep them out of gc
+            store = server.store
+            make_backend = lambda: LocalBackend(store)  # noqa: E731
+        else:
+            make_backend = lambda: serving_backend(settings)  # noqa: E731
         try:
-            # log_handler=None: logging is configured by `lofi` itself; discord.py never logs the token.
-            bot.run(token, log_handler=None)
+            # logging is configured by `lofi` itself; discord.py never logs the token.
+            asyncio.run(serve(settings, token, make_backend, sync=sync))
+        except KeyboardInterrupt:
+            return 0
         except discord.LoginFailure:
             print(
                 "lofi bot: Discord refused the token (DISCORD_TOKEN is wrong or was reset).", file=sys.stderr
             )
             return 2
-        except DatabaseConfigError as exc:  # e.g. PostgreSQL not reachable, found in setup_hook
+        except DatabaseConfigError as exc:  # e.g. PostgreSQL not reachable, found when opening it
             print(f"lofi bot: {exc}", file=sys.stderr)
             return 2
         except discord.PrivilegedIntentsRequired:

@@ -1,14 +1,19 @@
-"""Shared fixtures: a migrated SQLite file and a fake pipeline that writes tiny files."""
+"""Shared fixtures: a migrated SQLite file and a fake composing engine that writes tiny files."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from bot.resources import BotResources, ModelStatus, TrackMaker
+from compose.pipeline import TrackResult
 from db.engine import make_engine, make_sessionmaker, upgrade_engine
 from lofi.settings import Settings
+from music.progress import Progress, Stage
+from music.request import TrackRequest, plan_track
+from music.track import TrackFiles
 
 
 @pytest.fixture
@@ -33,19 +38,26 @@ async def sessionmaker(settings):
     await engine.dispose()
 
 
-class FakePipeline:
-    """Stands in for serving.track.make_track: writes small files and reports progress."""
+class FakeComposer:
+    """A `bot.resources.TrackMaker` (what `compose.pipeline.Composer` is): writes small files, reports
+    progress, records its calls; `error` makes every call fail with it."""
 
     def __init__(self, mp3_bytes: int = 1000, error: Exception | None = None):
         self.mp3_bytes = mp3_bytes
         self.error = error
-        self.calls: list = []
+        self.calls: list[tuple[TrackRequest, Path]] = []
+        self.extensions: list[tuple[TrackRequest, list[int], TrackRequest]] = []
 
-    async def __call__(
-        self, request, client, out_dir: Path, *, progress=None, executor=None, size_limit=None
-    ):
-        self.calls.append((request, client, out_dir))
-        for stage in ("composing", "rendering", "mastering"):
+    async def make_track(
+        self,
+        request: TrackRequest,
+        out_dir: Path,
+        *,
+        progress: Progress | None = None,
+        size_limit: int | None = None,
+    ) -> TrackResult:
+        self.calls.append((request, out_dir))
+        for stage in (Stage.COMPOSING, Stage.RENDERING, Stage.MASTERING):
             if progress is not None:
                 progress(stage)
         if self.error is not None:
@@ -54,7 +66,8 @@ class FakePipeline:
         mp3.write_bytes(b"\xff" * self.mp3_bytes)
         midi.write_bytes(b"MThd")
         cover.write_bytes(b"\x89PNG")
-        files = SimpleNamespace(
+        plan = plan_track(request)
+        files = TrackFiles(
             mp3=mp3,
             midi=midi,
             cover=cover,
@@ -68,11 +81,35 @@ class FakePipeline:
             true_peak_dbtp=-1.0,
             timings={"render": 0.1},
         )
-        return SimpleNamespace(
-            files=files, tokens=[5, 6, 7], versions={"lofi_member_0": 3}, timings={"total": 0.2}
+        return TrackResult(
+            files=files, tokens=[5, 6, 7], versions={"lofi_member_0": 3}, plan=plan, timings={"total": 0.2}
         )
+
+    async def extend_track(
+        self,
+        request: TrackRequest,
+        out_dir: Path,
+        *,
+        prefix: Sequence[int],
+        base: TrackRequest,
+        progress: Progress | None = None,
+        size_limit: int | None = None,
+    ) -> TrackResult:
+        self.extensions.append((request, list(prefix), base))
+        return await self.make_track(request, out_dir, progress=progress, size_limit=size_limit)
 
 
 @pytest.fixture
-def fake_pipeline():
-    return FakePipeline()
+def fake_pipeline() -> FakeComposer:
+    return FakeComposer()
+
+
+def resources(sessionmaker, composer: TrackMaker | None, models: ModelStatus | None = None) -> BotResources:
+    """The bot's resources over fakes: `composer` makes every track (the radio's too)."""
+    return BotResources(
+        sessionmaker=sessionmaker,
+        composer=composer,
+        radio_composer=composer,
+        models=models,
+        radio_worker=None,
+    )

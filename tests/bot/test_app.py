@@ -1,4 +1,4 @@
-"""The application object: endpoints, intents, and setup_hook with injected pipeline and serving client."""
+"""The application object: endpoints, intents, and setup_hook over the resources it is given."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import yarl
 
 from bot.app import LofiBot, configure_endpoints, default_intents
 from db import repository as repo
-from db.engine import make_engine, make_sessionmaker, upgrade_engine
 from db.models import TrackStatus
+from tests.bot.conftest import resources
 
 
 def test_endpoints_are_configurable(monkeypatch):
@@ -27,26 +27,25 @@ def test_no_privileged_intents():
     assert not (intents.members or intents.presences or intents.message_content)
 
 
-async def test_setup_hook_builds_everything_and_recovers(settings, fake_pipeline, monkeypatch):
+async def test_setup_hook_builds_everything_and_recovers(settings, sessionmaker, fake_pipeline):
     # a previous process died mid-job
-    engine = make_engine(settings.database_url)
-    await upgrade_engine(engine)
-    async with make_sessionmaker(engine).begin() as s:
+    async with sessionmaker.begin() as s:
         stale = await repo.create_track(
             s, user_id=1, user_name="u", mood_requested="random", length_requested_s=60, seed=1
         )
-    await engine.dispose()
 
-    async def client_factory(_settings):
-        return "fake-client"
+    class Models:
+        async def model_status(self):
+            return {}
 
-    bot = LofiBot(settings, pipeline=fake_pipeline, client_factory=client_factory, sync_commands=False)
+    models = Models()
+    bot = LofiBot(settings, resources(sessionmaker, fake_pipeline, models), sync_commands=False)
     try:
         await bot.setup_hook()
         names = {c.name for c in bot.tree.get_commands()}
         assert {"lofi", "lofi-top", "lofi-history", "lofi-retrain", "lofi-status"} <= names
-        assert bot.serving_client() == "fake-client"
-        assert bot.tracks.pipeline is fake_pipeline
+        assert bot.status_service.models is models
+        assert bot.tracks.maker is fake_pipeline
         async with bot.sessionmaker() as s:
             track = await repo.get_track(s, stale.id)
         assert track.status is TrackStatus.failed and track.error == repo.INTERRUPTED

@@ -13,7 +13,7 @@ from db import repository as repo
 from db.models import TrackStatus
 from music.request import TrackRequest, mood_names
 from serving.errors import ServingUnavailable
-from tests.bot.conftest import FakePipeline
+from tests.bot.conftest import FakeComposer, resources
 
 
 class FakeMessage:
@@ -60,14 +60,11 @@ class FakeInteraction:
 
 
 @pytest.fixture
-async def make_bot(settings):
+async def make_bot(settings, sessionmaker):
     bots = []
 
-    async def make(pipeline):
-        async def client_factory(_):
-            return "client"
-
-        bot = LofiBot(settings, pipeline=pipeline, client_factory=client_factory, sync_commands=False)
+    async def make(composer):
+        bot = LofiBot(settings, resources(sessionmaker, composer), sync_commands=False)
         await bot.setup_hook()
         bots.append(bot)
         return bot
@@ -82,9 +79,9 @@ def _request():
 
 
 async def test_track_is_posted_with_files_buttons_and_votes(make_bot):
-    bot = await make_bot(FakePipeline())
+    bot = await make_bot(FakeComposer())
     inter = FakeInteraction()
-    await bot.get_cog("Lofi").make_and_post(inter, _request())
+    await bot.poster.make_and_post(inter, _request())
     assert inter.deferred == {"ephemeral": True, "thinking": True}
     post = inter.sent[-1]
     assert [f.filename for f in post["files"]] == ["track.mp3", "track.mid", "cover.png"]
@@ -103,9 +100,9 @@ async def test_track_is_posted_with_files_buttons_and_votes(make_bot):
 
 
 async def test_serving_down_is_explained_and_recorded(make_bot):
-    bot = await make_bot(FakePipeline(error=ServingUnavailable("connection refused")))
+    bot = await make_bot(FakeComposer(error=ServingUnavailable("connection refused")))
     inter = FakeInteraction()
-    await bot.get_cog("Lofi").make_and_post(inter, _request())
+    await bot.poster.make_and_post(inter, _request())
     assert "not reachable" in inter.edits[-1]
     async with bot.sessionmaker() as s:
         rows = await repo.history(s, 11)
@@ -113,9 +110,9 @@ async def test_serving_down_is_explained_and_recorded(make_bot):
 
 
 async def test_second_request_refused_before_deferring(make_bot):
-    bot = await make_bot(FakePipeline())
+    bot = await make_bot(FakeComposer())
     bot.queue._active_users.add(11)  # a job of this user is running
     inter = FakeInteraction()
     with pytest.raises(AlreadyQueued):
-        await bot.get_cog("Lofi").make_and_post(inter, _request())
+        await bot.poster.make_and_post(inter, _request())
     assert inter.deferred is None  # so the error handler can answer ephemerally

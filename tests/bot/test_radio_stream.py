@@ -37,9 +37,9 @@ def test_frames_are_3840_bytes_and_silence_counts_as_underrun():
 
 def test_crossfade_overlaps_pieces_without_a_dip_and_reports_each_start():
     started = []
-    stream = RadioStream(crossfade_s=0.5, on_start=lambda p: started.append(p.meta["n"]))
-    stream.enqueue(Piece(tone(2.0, 220), {"n": 1}))
-    stream.enqueue(Piece(tone(2.0, 330), {"n": 2}))
+    stream = RadioStream(crossfade_s=0.5, on_start=lambda p: started.append(p.seed))
+    stream.enqueue(Piece(tone(2.0, 220), seed=1))
+    stream.enqueue(Piece(tone(2.0, 330), seed=2))
     audio = frames(stream, int(3.5 * SAMPLE_RATE / FRAME_SAMPLES))  # 2 + 2 - 0.5 s
     assert started == [1, 2] and stream.underruns == 0
     rms = np.sqrt(np.mean(audio.astype(np.float64).reshape(-1, 960, 2) ** 2, axis=(1, 2)))
@@ -49,11 +49,11 @@ def test_crossfade_overlaps_pieces_without_a_dip_and_reports_each_start():
 
 def test_drop_queued_keeps_the_playing_piece():
     stream = RadioStream(crossfade_s=0.5)
-    stream.enqueue(Piece(tone(2.0, 220), {"mood": "rainy"}))
+    stream.enqueue(Piece(tone(2.0, 220), mood="rainy"))
     frames(stream, 5)
-    stream.enqueue(Piece(tone(2.0, 330), {"mood": "rainy"}))
-    assert len(stream.drop_queued(keep=lambda p: p.meta["mood"] == "sunny")) == 1
-    assert stream.queued == 0 and stream.current.meta["mood"] == "rainy"
+    stream.enqueue(Piece(tone(2.0, 330), mood="rainy"))
+    assert len(stream.drop_queued(keep=lambda p: p.mood == "sunny")) == 1
+    assert stream.queued == 0 and stream.current.mood == "rainy"
 
 
 def test_piece_rejects_the_wrong_format():
@@ -67,7 +67,7 @@ async def test_station_composes_ahead_and_applies_a_new_mood():
     async def make(mood, seed):
         calls.append(mood)
         await asyncio.sleep(0.01)
-        return Piece(tone(6.0, 220 if mood == "rainy" else 440), {"mood": mood})
+        return Piece(tone(6.0, 220 if mood == "rainy" else 440), mood=mood)
 
     cfg = RadioConfig(piece_length_s=6, crossfade_s=0.5, ahead_s=7.0)
     station = RadioStation(make, "rainy", cfg, seed=1)
@@ -79,7 +79,7 @@ async def test_station_composes_ahead_and_applies_a_new_mood():
     assert station.set_mood("sunny") is True  # 5.8 s left: time to compose a new one
     await asyncio.sleep(0.2)
     assert calls[-1] == "sunny" and station.stream.queued >= 1
-    assert all(p.meta["mood"] == "sunny" for p in station.stream._queue)
+    assert all(p.mood == "sunny" for p in station.stream._queue)
     await station.stop()
 
 

@@ -15,7 +15,7 @@ from db import repository as repo
 from db.models import RetrainStatus, TrackStatus
 from music.errors import RenderError
 from music.request import TrackRequest, mood_names
-from tests.bot.conftest import FakePipeline
+from tests.bot.conftest import FakeComposer
 
 WHO = Requester(user_id=11, user_name="alice", guild_id=1, channel_id=2)
 
@@ -30,7 +30,7 @@ async def _track_state(sessionmaker, track_id):
 
 
 async def test_track_job_records_result(sessionmaker, settings, fake_pipeline):
-    svc = TrackService(sessionmaker, fake_pipeline, lambda: "client", settings.out_dir)
+    svc = TrackService(sessionmaker, fake_pipeline, settings.out_dir)
     stages = []
     track_id = await svc.create(_request(), WHO)
     info = await svc.run(track_id, _request(), size_limit=10_000, progress=stages.append)
@@ -38,13 +38,10 @@ async def test_track_job_records_result(sessionmaker, settings, fake_pipeline):
     assert info.mp3.is_file() and info.title == "Rain on glass" and info.versions == {"lofi_member_0": "3"}
     track = await _track_state(sessionmaker, track_id)
     assert track.status is TrackStatus.done and track.tokens == [5, 6, 7] and track.mp3_path == str(info.mp3)
-    assert fake_pipeline.calls[0][1] == "client"
 
 
 async def test_track_job_failure_marks_failed(sessionmaker, settings):
-    svc = TrackService(
-        sessionmaker, FakePipeline(error=RenderError("no soundfont")), lambda: None, settings.out_dir
-    )
+    svc = TrackService(sessionmaker, FakeComposer(error=RenderError("no soundfont")), settings.out_dir)
     track_id = await svc.create(_request(), WHO)
     with pytest.raises(RenderError):
         await svc.run(track_id, _request(), size_limit=10_000)
@@ -53,7 +50,7 @@ async def test_track_job_failure_marks_failed(sessionmaker, settings):
 
 
 async def test_track_too_large_for_upload(sessionmaker, settings):
-    svc = TrackService(sessionmaker, FakePipeline(mp3_bytes=5000), lambda: None, settings.out_dir)
+    svc = TrackService(sessionmaker, FakeComposer(mp3_bytes=5000), settings.out_dir)
     track_id = await svc.create(_request(), WHO)
     with pytest.raises(UploadTooLarge):
         await svc.run(track_id, _request(), size_limit=1000)
@@ -61,7 +58,7 @@ async def test_track_too_large_for_upload(sessionmaker, settings):
 
 
 async def test_variation_request_and_midi(sessionmaker, settings, fake_pipeline):
-    svc = TrackService(sessionmaker, fake_pipeline, lambda: None, settings.out_dir)
+    svc = TrackService(sessionmaker, fake_pipeline, settings.out_dir)
     track_id = await svc.create(_request(seed=1), WHO)
     await svc.run(track_id, _request(seed=1), size_limit=10_000)
     again = await svc.request_of(track_id, seed=99)
@@ -72,7 +69,7 @@ async def test_variation_request_and_midi(sessionmaker, settings, fake_pipeline)
 
 
 async def test_votes_only_on_track_messages(sessionmaker, settings, fake_pipeline):
-    tracks = TrackService(sessionmaker, fake_pipeline, lambda: None, settings.out_dir)
+    tracks = TrackService(sessionmaker, fake_pipeline, settings.out_dir)
     votes = VoteService(sessionmaker)
     track_id = await tracks.create(_request(), WHO)
     await tracks.run(track_id, _request(), size_limit=10_000)
@@ -93,7 +90,7 @@ async def test_status_report_with_serving_down(sessionmaker):
         async def model_status(self):
             raise ConnectionError("refused")
 
-    report = await StatusService(sessionmaker, Down, timeout_s=1).report(None)
+    report = await StatusService(sessionmaker, Down(), timeout_s=1).report(None)
     assert not report.serving_ok and "refused" in report.serving_detail
 
 
@@ -102,7 +99,7 @@ async def test_status_report_with_serving_up(sessionmaker):
         async def model_status(self):
             return {"lofi_member_0": {"version": 3, "state": "AVAILABLE"}}
 
-    report = await StatusService(sessionmaker, Up, timeout_s=1).report(None)
+    report = await StatusService(sessionmaker, Up(), timeout_s=1).report(None)
     assert report.serving_ok and report.members == {"lofi_member_0": "version=3, state=AVAILABLE"}
 
 
@@ -114,7 +111,7 @@ def _fake_runner(tmp_path, body: str) -> list[str]:
 
 async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, tmp_path, fake_pipeline):
     # a liked track's tokens must reach the trainer as extra pieces
-    tracks = TrackService(sessionmaker, fake_pipeline, lambda: None, settings.out_dir)
+    tracks = TrackService(sessionmaker, fake_pipeline, settings.out_dir)
     track_id = await tracks.create(_request(), WHO)
     await tracks.run(track_id, _request(), size_limit=10_000)
     async with sessionmaker.begin() as s:

@@ -7,30 +7,34 @@ from types import SimpleNamespace
 import pytest
 
 from bot.errors import BadLength
-from bot.transformers import DurationTransformer, parse_length
+from bot.transformers import DurationTransformer
 from lofi.settings import Settings
+
+
+async def _length(text: str, min_s: float, max_s: float) -> float:
+    return await DurationTransformer().transform(_interaction(min_length_s=min_s, max_length_s=max_s), text)
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"), [("2m", 120), ("90s", 90), ("1m30s", 90), ("1:30", 90), ("120", 120), (" 2m ", 120)]
 )
-def test_accepted_forms(text, seconds):
-    assert parse_length(text, 15, 600) == seconds
+async def test_accepted_forms(text, seconds):
+    assert await _length(text, 15, 600) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "abc", "2x", "-5", "0"])
-def test_unreadable_is_bad_length(text):
+async def test_unreadable_is_bad_length(text):
     with pytest.raises(BadLength) as err:
-        parse_length(text, 15, 600)
+        await _length(text, 15, 600)
     assert "length" in str(err.value).lower()
 
 
-def test_out_of_range_names_the_range():
+async def test_out_of_range_names_the_range():
     with pytest.raises(BadLength) as err:
-        parse_length("20m", 15, 600)
+        await _length("20m", 15, 600)
     assert "15s" in str(err.value) and "10m00s" in str(err.value) and "20m00s" in str(err.value)
     with pytest.raises(BadLength):
-        parse_length("5s", 15, 600)
+        await _length("5s", 15, 600)
 
 
 def _interaction(**kw):

@@ -7,7 +7,7 @@ import contextlib
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +17,10 @@ import discord
 import pytest
 import yarl
 
+from compose.pipeline import TrackResult
+from music.progress import Progress, Stage
+from music.request import TrackRequest, plan_track
+from music.track import TrackFiles
 from tests.e2e.fake_discord import FakeDiscord
 
 
@@ -148,8 +152,9 @@ def ffprobe_format(data: bytes, tmp_path: Path) -> str:
     return json.loads(out.stdout)["format"]["format_name"]
 
 
-class FakePipeline:
-    """Stands in for ``serving.track.make_track``: copies real tiny files into ``out_dir``, reports progress.
+class FakeComposer:
+    """A `bot.resources.TrackMaker` (what ``compose.pipeline.Composer`` is): copies real tiny files into
+    ``out_dir``, reports progress, records its calls (``extensions``: Extend's prefix and base request).
 
     ``gate`` (when set) holds every call until the test opens it, to fill the queue.
     """
@@ -158,27 +163,33 @@ class FakePipeline:
         self.media = media
         self.delay_s = delay_s
         self.gate: asyncio.Event | None = None
-        self.calls: list[Any] = []
+        self.calls: list[TrackRequest] = []
+        self.extensions: list[tuple[TrackRequest, list[int], TrackRequest]] = []
         self.started = asyncio.Event()
 
-    async def __call__(
-        self, request, client, out_dir: Path, *, progress=None, executor=None, size_limit=None
-    ):
+    async def make_track(
+        self,
+        request: TrackRequest,
+        out_dir: Path,
+        *,
+        progress: Progress | None = None,
+        size_limit: int | None = None,
+    ) -> TrackResult:
         self.calls.append(request)
         self.started.set()
         if progress is not None:
-            progress("composing", 0.5)
+            progress(Stage.COMPOSING, 0.5)
         if self.gate is not None:
             await self.gate.wait()
         await asyncio.sleep(self.delay_s)
         if progress is not None:
-            progress("rendering")
+            progress(Stage.RENDERING)
         out_dir = Path(out_dir)
         stem = f"lofi-{request.mood}-{request.seed}"
         mp3, midi, cover = out_dir / f"{stem}.mp3", out_dir / f"{stem}.mid", out_dir / f"{stem}.png"
         for src, dst in ((self.media.mp3, mp3), (self.media.midi, midi), (self.media.png, cover)):
             shutil.copyfile(src, dst)
-        files = SimpleNamespace(
+        files = TrackFiles(
             mp3=mp3,
             midi=midi,
             cover=cover,
@@ -192,28 +203,85 @@ class FakePipeline:
             true_peak_dbtp=-1.0,
             timings={"render": 0.01},
         )
-        return SimpleNamespace(files=files, tokens=[1, 2, 3], versions={"lstm": 1}, timings={"total": 0.2})
+        return TrackResult(
+            files=files,
+            tokens=[1, 2, 3],
+            versions={"lstm": 1},
+            plan=plan_track(request),
+            timings={"total": 0.2},
+        )
+
+    async def extend_track(
+        self,
+        request: TrackRequest,
+        out_dir: Path,
+        *,
+        prefix: Sequence[int],
+        base: TrackRequest,
+        progress: Progress | None = None,
+        size_limit: int | None = None,
+    ) -> TrackResult:
+        self.extensions.append((request, list(prefix), base))
+        return await self.make_track(request, out_dir, progress=progress, size_limit=size_limit)
 
 
 @pytest.fixture
-def fake_pipeline(media) -> FakePipeline:
-    return FakePipeline(media)
+def fake_pipeline(media) -> FakeComposer:
+    return FakeComposer(media)
+
+
+async def serving_stub(settings) -> Any:
+    """A model server whose status cannot be read (what most tests need: one that exists)."""
+    return SimpleNamespace()
+
+
+ModelsFactory = Callable[[Any], Awaitable[Any]]
+
+
+async def bot_resources(
+    stack: contextlib.AsyncExitStack,
+    settings: Any,
+    composer: Any,
+    models_factory: ModelsFactory = serving_stub,
+    *,
+    radio_worker: Any = None,
+) -> Any:
+    """The resources a test bot gets, closed by ``stack``: with ``composer`` None, exactly what `lofi bot`
+    opens (the real engine over a gRPC client of ``settings.serving_address``); else the migrated database,
+    ``composer`` (None too when ``models_factory`` raises, as when no model-server client can be made) and
+    the model server's status from ``models_factory``."""
+    from bot.resources import BotResources
+    from lofi.cli.bot import open_database, open_resources, serving_backend
+
+    if composer is None:
+        return await open_resources(stack, settings, lambda: serving_backend(settings))
+    sessionmaker = await stack.enter_async_context(open_database(settings.database_url))
+    try:
+        models = await models_factory(settings)
+    except Exception:
+        models = None
+    maker = composer if models is not None else None
+    return BotResources(
+        sessionmaker=sessionmaker,
+        composer=maker,
+        radio_composer=maker,
+        models=models,
+        radio_worker=radio_worker,
+    )
 
 
 @pytest.fixture
 async def start_bot(fake_discord, tmp_path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    """``await start_bot(pipeline=..., client_factory=..., retrain_command=..., **settings)``: the real LofiBot,
-    logged in to the fake, its commands synced to the fake's guild.
+    """``await start_bot(pipeline=..., client_factory=..., retrain_command=..., **settings)``: the real LofiBot
+    over ``bot_resources`` (``pipeline`` a fake composer, None for the real one; ``client_factory`` the model
+    server's status), logged in to the fake, its commands synced to the fake's guild.
 
     The bot gets its endpoints, guild, database and output directory from its own settings object.
     """
     from bot.app import LofiBot
     from lofi.settings import Settings
 
-    started: list[tuple[Any, asyncio.Task]] = []
-
-    async def serving_stub(settings) -> Any:
-        return SimpleNamespace(close=lambda: None)
+    started: list[tuple[Any, asyncio.Task, contextlib.AsyncExitStack]] = []
 
     async def start(pipeline=None, client_factory=serving_stub, retrain_command=None, **overrides) -> Any:
         values = dict(
@@ -231,17 +299,22 @@ async def start_bot(fake_discord, tmp_path) -> AsyncIterator[Callable[..., Await
         )
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
-        bot = LofiBot(
-            settings, pipeline=pipeline, client_factory=client_factory, retrain_command=retrain_command
-        )
-        task = await start_client(bot, fake_discord)
-        started.append((bot, task))
+        stack = contextlib.AsyncExitStack()
+        resources = await bot_resources(stack, settings, pipeline, client_factory)
+        bot = LofiBot(settings, resources, retrain_command=retrain_command)
+        try:
+            task = await start_client(bot, fake_discord)
+        except BaseException:
+            await stack.aclose()
+            raise
+        started.append((bot, task, stack))
         await fake_discord.wait_for("guild_commands")
         return bot
 
     yield start
-    for bot, task in reversed(started):
+    for bot, task, stack in reversed(started):
         await stop_client(bot, task)
+        await stack.aclose()
 
 
 # The radio's fixtures (fake voice server, a bot that trusts it, a tone pipeline) live with their helpers,

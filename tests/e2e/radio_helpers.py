@@ -4,38 +4,50 @@ certificate, and a tone pipeline whose pieces a listener can tell apart by pitch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import start_client, stop_client
+from compose.pipeline import TrackResult
+from music.progress import Progress
+from music.request import TrackRequest, plan_track
+from music.track import TrackFiles
+from tests.e2e.conftest import bot_resources, serving_stub, start_client, stop_client
 from tests.e2e.fake_voice import FakeVoice
 from tests.e2e.tones import write_tone
 
 TONES = {"rainy": 220.0, "sunny": 440.0, "night": 330.0}
 
 
-class TonePipeline:
-    """`make_track`'s shape: writes a real MP3 (pedalboard, 44.1 kHz like the real chain) of a sine whose
-    pitch names the mood, a real MIDI and a cover. `down = True` makes it fail like an unreachable model
-    server; `delay_s` is the composing time."""
+class ToneComposer:
+    """A `bot.resources.TrackMaker`: writes a real MP3 (pedalboard, 44.1 kHz like the real chain) of a sine
+    whose pitch names the mood, a real MIDI and a cover, in `executor` (the engine's render executor; the
+    radio's worker process in these tests). `down = True` makes it fail like an unreachable model server;
+    `delay_s` is the composing time."""
 
-    def __init__(self, media, *, delay_s: float = 0.05):
+    def __init__(self, media, *, delay_s: float = 0.05, executor: Executor | None = None):
         self.media = media
         self.delay_s = delay_s
+        self.executor = executor
         self.down = False
-        self.calls: list[Any] = []
+        self.calls: list[TrackRequest] = []
         self.failures = 0
 
-    async def __call__(
-        self, request, client, out_dir: Path, *, progress=None, executor=None, size_limit=None
-    ):
+    async def make_track(
+        self,
+        request: TrackRequest,
+        out_dir: Path,
+        *,
+        progress: Progress | None = None,
+        size_limit: int | None = None,
+    ) -> TrackResult:
         from serving.errors import ServingUnavailable
 
         self.calls.append(request)
@@ -47,12 +59,12 @@ class TonePipeline:
         stem = f"tone-{request.mood}-{request.seed}"
         mp3 = out_dir / f"{stem}.mp3"
         await asyncio.get_running_loop().run_in_executor(
-            executor, write_tone, mp3, TONES.get(request.mood, 275.0), request.length_s
+            self.executor, write_tone, mp3, TONES.get(request.mood, 275.0), request.length_s
         )
         midi, cover = out_dir / f"{stem}.mid", out_dir / f"{stem}.png"
         shutil.copyfile(self.media.midi, midi)
         shutil.copyfile(self.media.png, cover)
-        files = SimpleNamespace(
+        files = TrackFiles(
             mp3=mp3,
             midi=midi,
             cover=cover,
@@ -66,7 +78,19 @@ class TonePipeline:
             true_peak_dbtp=-1.0,
             timings={},
         )
-        return SimpleNamespace(files=files, tokens=[1, 2, 3], versions={"tone": 1}, timings={})
+        return TrackResult(files=files, tokens=[1, 2, 3], versions={"tone": 1}, plan=plan_track(request))
+
+    async def extend_track(
+        self,
+        request: TrackRequest,
+        out_dir: Path,
+        *,
+        prefix: Sequence[int],
+        base: TrackRequest,
+        progress: Progress | None = None,
+        size_limit: int | None = None,
+    ) -> TrackResult:
+        return await self.make_track(request, out_dir, progress=progress, size_limit=size_limit)
 
 
 @pytest.fixture
@@ -82,8 +106,8 @@ async def fake_voice(fake_discord) -> AsyncIterator[FakeVoice]:
 
 
 @pytest.fixture
-def tone_pipeline(media) -> TonePipeline:
-    return TonePipeline(media)
+def tone_pipeline(media) -> ToneComposer:
+    return ToneComposer(media)
 
 
 def listener_in_voice(fake_discord) -> dict[str, Any]:
@@ -100,14 +124,13 @@ def listener_in_voice(fake_discord) -> dict[str, Any]:
 @pytest.fixture
 async def radio_bot(fake_discord, fake_voice, tmp_path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """``await radio_bot(pipeline, radio=RadioConfig(...), **settings)``: the real LofiBot whose HTTP session
-    trusts the fake voice server's certificate. Several calls share one database (a restart)."""
+    trusts the fake voice server's certificate, with the radio's real worker process (``pipeline`` a fake
+    composer, None for the real one). Several calls share one database (a restart)."""
     from bot.app import LofiBot
+    from bot.radio.worker import RenderWorker
     from lofi.settings import Settings
 
-    started: list[tuple[Any, asyncio.Task]] = []
-
-    async def serving_stub(settings) -> Any:
-        return SimpleNamespace(close=lambda: None)
+    started: list[tuple[Any, asyncio.Task, contextlib.AsyncExitStack]] = []
 
     async def start(pipeline, radio=None, client_factory=serving_stub, **overrides) -> Any:
         values = dict(
@@ -125,30 +148,36 @@ async def radio_bot(fake_discord, fake_voice, tmp_path) -> AsyncIterator[Callabl
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
         connector = aiohttp.TCPConnector(limit=0, ssl=fake_voice.client_ssl_context())
-        bot = LofiBot(
-            settings,
-            pipeline=pipeline,
-            client_factory=client_factory,
-            radio_config=radio,
-            connector=connector,
-        )
+        stack = contextlib.AsyncExitStack()
+        worker = RenderWorker()
+        stack.callback(worker.shutdown, wait=False, cancel_futures=True)
+        if isinstance(pipeline, ToneComposer) and pipeline.executor is None:
+            pipeline.executor = worker  # the radio's engine renders in its worker, as `lofi bot` sets it up
+        resources = await bot_resources(stack, settings, pipeline, client_factory, radio_worker=worker)
+        bot = LofiBot(settings, resources, radio_config=radio, connector=connector)
         before = len(fake_discord.find("guild_commands"))
-        task = await start_client(bot, fake_discord)
-        started.append((bot, task))
+        try:
+            task = await start_client(bot, fake_discord)
+        except BaseException:
+            await stack.aclose()
+            raise
+        started.append((bot, task, stack))
         await fake_discord.wait_for("guild_commands", count=before + 1)
         return bot
 
     async def stop(bot) -> None:
-        for i, (b, task) in enumerate(started):
+        for i, (b, task, stack) in enumerate(started):
             if b is bot:
                 started.pop(i)
                 await stop_client(b, task)
+                await stack.aclose()
                 return
 
     start.stop = stop  # type: ignore[attr-defined]
     yield start
-    for bot, task in reversed(started):
+    for bot, task, stack in reversed(started):
         await stop_client(bot, task)
+        await stack.aclose()
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

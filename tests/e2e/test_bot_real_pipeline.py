@@ -29,11 +29,8 @@ def tiny_serving(tmp_path_factory):
 @pytest.mark.timeout(300)
 async def test_lofi_with_the_real_pipeline_and_tiny_models(fake_discord, start_bot, tiny_serving, tmp_path):
     server, models = tiny_serving
-    # pipeline=None and the default client factory: exactly what `lofi bot` runs, against the tiny models.
-    from bot.app import default_client_factory
-
+    # pipeline=None: the resources `lofi bot` opens (its gRPC client, the real engine), against the tiny models.
     await start_bot(
-        client_factory=default_client_factory,
         serving_address=server.address,
         models_dir=models,
         serving_timeout_s=30.0,

@@ -7,22 +7,6 @@ from tests.e2e.fake_discord import EPHEMERAL
 from tests.e2e.test_bot_e2e import of, text_of
 
 
-class FakeExtend:
-    """`serving.extend.extend_track`'s shape over the fake pipeline: records the prefix and base request."""
-
-    def __init__(self, pipeline):
-        self.pipeline = pipeline
-        self.calls: list[tuple] = []
-
-    async def __call__(
-        self, request, client, out_dir, *, prefix, base, progress=None, executor=None, size_limit=None
-    ):
-        self.calls.append((request, list(prefix), base))
-        return await self.pipeline(
-            request, client, out_dir, progress=progress, executor=executor, size_limit=size_limit
-        )
-
-
 def buttons_of(rec) -> list[str]:
     return [c["custom_id"] for row in rec.json["components"] for c in row["components"]]
 
@@ -30,8 +14,7 @@ def buttons_of(rec) -> list[str]:
 async def test_extend_continues_the_track_and_posts_the_longer_version(
     fake_discord, start_bot, fake_pipeline
 ):
-    bot = await start_bot(pipeline=fake_pipeline)
-    bot.extend_pipeline = extend = FakeExtend(fake_pipeline)
+    await start_bot(pipeline=fake_pipeline)
     state = await fake_discord.send_interaction("lofi", {"length": "30s", "mood": "night", "seed": 42})
     posted = await fake_discord.wait_for(of(state, "followup"), timeout=20)
     ext = next(b for b in buttons_of(posted) if b.startswith("lofi:ext:"))
@@ -47,7 +30,7 @@ async def test_extend_continues_the_track_and_posts_the_longer_version(
     )
     longer = await fake_discord.wait_for(of(choose, "followup"), timeout=20)
     assert longer.ok and not longer.message["flags"] & EPHEMERAL
-    (request, prefix, base) = extend.calls[0]
+    (request, prefix, base) = fake_pipeline.extensions[0]
     assert prefix == [1, 2, 3]  # the original track's tokens, from the database
     assert (base.length_s, base.mood, base.seed) == (30.0, "night", 42)
     assert (request.length_s, request.mood, request.seed) == (90.0, "night", 42)

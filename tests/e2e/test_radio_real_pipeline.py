@@ -60,16 +60,14 @@ def tiny_serving(tmp_path_factory):
 async def test_radio_streams_pieces_made_by_the_real_pipeline(
     fake_discord, fake_voice, radio_bot, tiny_serving
 ):
-    from bot.app import default_client_factory
     from db.models import Track
 
     server, models = tiny_serving
     listener_in_voice(fake_discord)
     config = RadioConfig(piece_length_s=15.0, crossfade_s=2.0, ahead_s=16.0, first_piece_timeout_s=300)
     bot = await radio_bot(
-        None,  # the real pipeline: what `lofi bot` runs
+        None,  # the resources `lofi bot` opens: the real engine, the radio's worker process
         radio=config,
-        client_factory=default_client_factory,
         serving_address=server.address,
         models_dir=models,
         serving_timeout_s=30.0,

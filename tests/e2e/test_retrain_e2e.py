@@ -77,10 +77,7 @@ def served(tmp_path):
 
 
 async def start_real_bot(start_bot, server, models: Path, data_dir: Path, tmp_path: Path, **overrides):
-    from bot.app import default_client_factory
-
-    return await start_bot(
-        client_factory=default_client_factory,
+    return await start_bot(  # no pipeline: the resources `lofi bot` opens
         serving_address=server.address,
         serving_timeout_s=30.0,
         models_dir=models,
@@ -133,7 +130,7 @@ async def wait_available(bot, version: int, timeout: float = 60.0) -> dict:
     """Poll GetModelStatus (through the bot's own client) until every member has ``version`` AVAILABLE."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        status = await bot.serving.model_status()
+        status = await bot.resources.models.model_status()
         if len(status) == MEMBERS and all(v.get(version) == "AVAILABLE" for v in status.values()):
             return status
         assert asyncio.get_running_loop().time() < deadline, f"version {version} never AVAILABLE: {status}"
@@ -226,7 +223,7 @@ async def test_a_retrain_that_dies_midway_leaves_the_old_version_serving(
     assert sorted(p.name for p in (models / "lofi_member_0").iterdir()) == ["1"]  # nothing half-published
 
     await asyncio.sleep(1.5)  # three polls of the models folder: nothing new to load
-    status = await bot.serving.model_status()
+    status = await bot.resources.models.model_status()
     assert all(v == {1: "AVAILABLE"} for v in status.values()), status
     text, track = await make_track(fake_discord, bot, listener)
     assert track.versions == member_versions(1) and "lofi_member_0 v1" in text

@@ -19,7 +19,7 @@ def _client(up: bool):
         return {"lofi_member_0": {"version": 7, "state": "AVAILABLE", "base_path": "/srv/models/m0"}}
 
     async def factory(settings):
-        return SimpleNamespace(close=lambda: None, model_status=model_status)
+        return SimpleNamespace(model_status=model_status)
 
     return factory
 
