@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from music.export import UPLOAD_LIMIT_BYTES
 from music.limits import MAX_LENGTH_S, MIN_LENGTH_S
 from music.render import DEFAULT_SOUNDFONT
+from music.render_config import RenderConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,12 +65,22 @@ class Settings(BaseSettings):
     retrain_preset: str = "quick"  # training preset of /lofi-retrain
 
     def render_options(self) -> dict:
-        """The keyword arguments `music.track.render_track` (and `serving.track.make_track`) take from here."""
+        """The keyword arguments `music.track.render_track` takes from here (kept until every caller uses
+        `render_config`)."""
         return {
             "soundfont": Path(self.soundfont),
             "groove_dir": Path(self.data_dir) / "groove",
             "cache_dir": Path(self.cache_dir),
         }
+
+    def render_config(self) -> RenderConfig:
+        """What every render takes from here: soundfont, grooves (and their cache), the MP3 size limit."""
+        return RenderConfig(
+            soundfont=Path(self.soundfont),
+            groove_dir=Path(self.data_dir) / "groove",
+            cache_dir=Path(self.cache_dir),
+            size_limit=self.upload_limit_bytes,
+        )
 
 
 @lru_cache(maxsize=1)
