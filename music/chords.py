@@ -1,4 +1,4 @@
-"""Chord qualities as interval sets, and matching notes to the nearest quality."""
+"""Chord qualities as interval sets (the one table of them), and matching intervals to the nearest quality."""
 
 from __future__ import annotations
 
@@ -53,12 +53,12 @@ def match_quality(relative_pcs: set[int] | frozenset[int]) -> str:
     return best
 
 
-def chord_name(root: int, quality: str, bass: int = 0) -> str:
-    """A readable symbol such as 'Ebmaj7/G'."""
-    if quality == NO_CHORD:
-        return "N.C."
-    suffix = {"maj": "", "min": "m", "dom7": "7", "min7": "m7", "dom9": "9", "min9": "m9"}.get(
-        quality, quality
-    )
-    name = PITCH_NAMES[root % 12] + suffix
-    return name + (f"/{PITCH_NAMES[(root + bass) % 12]}" if bass else "")
+def quality_of_intervals(intervals: set[int]) -> tuple[str, bool]:
+    """(quality, exact) for semitone `intervals` above a root: an exact QUALITIES match if one exists."""
+    pcs = frozenset(i % 12 for i in intervals)
+    for name in QUALITIES:
+        if pitch_classes(name) == pcs:
+            return name, True
+    if len(pcs) < 3:  # power chords and bare roots: call them major
+        return "maj", False
+    return match_quality(set(pcs)), False

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from music.errors import CorpusFileError
-from music.parse import ParseInfo, harte_chord, parse_file, snap_duration, voicing_of
+from music.parse import ParseInfo, parse_file
 from music.score import Voicing
-from music.tokens import DURATIONS, Representation
+from music.tokens import Representation
 from tests.midi_files import TPQ, make_midi  # noqa: F401
 
 
@@ -117,38 +117,6 @@ def test_pop909_sidecars_are_read_from_beside_the_file(tmp_path):
     (folder / "chord_midi.txt").write_text("0\t2.666\tEb:7\n")
     score = parse_file(folder / "042.mid")
     assert score.tonic == 3 and score.chords[0].quality == "dom7" and score.chords[0].root == 3
-
-
-@pytest.mark.parametrize(
-    ("label", "expected"),
-    [
-        ("B:maj", (11, "maj", 0, True)),
-        ("E:min7", (4, "min7", 0, True)),
-        ("C:maj/3", (0, "maj", 4, True)),
-        ("G:7", (7, "dom7", 0, True)),
-        ("D:sus4(b7)", (2, "7sus4", 0, True)),
-        ("A:min7/b7", (9, "min7", 10, True)),
-        ("F#:hdim7", (6, "hdim7", 0, True)),
-        ("Bb:min/b3", (10, "min", 3, True)),
-        ("C:maj(9)", (0, "add9", 0, True)),
-        ("C:5", (0, "maj", 0, False)),
-        ("N", None),
-    ],
-)
-def test_harte_labels_map_onto_qualities(label, expected):
-    assert harte_chord(label) == expected
-
-
-def test_voicing_spread_and_top_degree():
-    assert voicing_of(0, "maj", [48, 52, 55]) == Voicing("close", 5)
-    assert voicing_of(0, "maj7", [36, 52, 59, 64, 71]) == Voicing("open", 7)
-    assert voicing_of(0, "maj", []) is None
-
-
-def test_durations_snap_to_the_duration_grid():
-    assert snap_duration(50) == 48 and snap_duration(100) == 96
-    assert snap_duration(200, limit=190) == 180
-    assert all(snap_duration(d) == d for d in DURATIONS)
 
 
 LEAD_SHEET = """<?xml version="1.0" encoding="UTF-8"?>
