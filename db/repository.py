@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -195,58 +195,6 @@ async def _vote_row(s: AsyncSession, track_id: int, user_id: int) -> Vote | None
     )
 
 
-async def upsert_vote(s: AsyncSession, track_id: int, user_id: int, value: int) -> Vote:
-    """Set `user_id`'s vote on the track to +1 or -1 (one vote per user per track; a new one replaces it).
-
-    One INSERT ... ON CONFLICT DO UPDATE: concurrent calls for the same user cannot both insert. The
-    reactions recorded become just this one."""
-    _check_value(value)
-    return await set_vote_from_reactions(s, track_id, user_id, {value})
-
-
-async def set_vote_from_reactions(
-    s: AsyncSession, track_id: int, user_id: int, reactions: Collection[int], latest: int | None = None
-) -> Vote | None:
-    """Make the stored vote follow the vote reactions (+1 / -1) the user still has on the track's message.
-
-    None left: the vote is removed (returns None). Both left: `latest` (the one added last) counts, or the
-    vote already stored when not given. One atomic upsert, safe against concurrent events."""
-    have = set(reactions)
-    for v in have:
-        _check_value(v)
-    if not have:
-        await s.execute(delete(Vote).where(Vote.track_id == track_id, Vote.user_id == user_id))
-        return None
-    if latest is not None:
-        _check_value(latest)
-    value = latest if (latest in have) else (1 if 1 in have else -1)
-    now = utcnow()
-    insert = _insert(s)
-    stmt = insert(Vote).values(
-        track_id=track_id,
-        user_id=user_id,
-        value=value,
-        reacted_up=1 in have,
-        reacted_down=-1 in have,
-        created_at=now,
-        updated_at=now,
-    )
-    new_value = stmt.excluded.value
-    if len(have) == 2 and latest is None:
-        new_value = Vote.value  # both reactions, nobody said which came last: keep the vote as it is
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Vote.track_id, Vote.user_id],
-        set_={
-            "value": new_value,
-            "reacted_up": stmt.excluded.reacted_up,
-            "reacted_down": stmt.excluded.reacted_down,
-            "updated_at": now,
-        },
-    )
-    await s.execute(stmt)
-    return await _vote_row(s, track_id, user_id)
-
-
 async def apply_reaction(
     s: AsyncSession, track_id: int, user_id: int, value: int, *, added: bool
 ) -> Vote | None:
@@ -291,27 +239,11 @@ async def apply_reaction(
     return await _vote_row(s, track_id, user_id)
 
 
-async def remove_vote(s: AsyncSession, track_id: int, user_id: int, value: int | None = None) -> bool:
-    """Remove `user_id`'s vote (only if it is `value`, when given); True if one was removed."""
-    stmt = delete(Vote).where(Vote.track_id == track_id, Vote.user_id == user_id)
-    if value is not None:
-        stmt = stmt.where(Vote.value == value)
-    result = await s.execute(stmt)
-    return bool(result.rowcount)
-
-
 def _score_columns():
     score = func.coalesce(func.sum(Vote.value), 0)
     up = func.coalesce(func.sum(case((Vote.value > 0, 1), else_=0)), 0)
     down = func.coalesce(func.sum(case((Vote.value < 0, 1), else_=0)), 0)
     return score, up, down
-
-
-async def track_score(s: AsyncSession, track_id: int) -> int:
-    """The net score (up minus down) of one track."""
-    return (
-        await s.scalar(select(func.coalesce(func.sum(Vote.value), 0)).where(Vote.track_id == track_id)) or 0
-    )
 
 
 async def top_tracks(

@@ -115,7 +115,7 @@ async def test_retrain_promoted_with_progress_and_votes(sessionmaker, settings, 
     track_id = await tracks.create(_request(), WHO)
     await tracks.run(track_id, _request(), size_limit=10_000)
     async with sessionmaker.begin() as s:
-        await repo.upsert_vote(s, track_id, 7, 1)
+        await repo.apply_reaction(s, track_id, 7, 1, added=True)
     command = _fake_runner(
         tmp_path,
         """

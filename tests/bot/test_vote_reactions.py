@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.services import VoteService
 from db import repository as repo
 from db.engine import make_engine, make_sessionmaker, upgrade_engine
+from db.models import Vote
 from tests.db.conftest import pg_cluster  # noqa: F401 - the throw-away PostgreSQL cluster fixture
 
 
@@ -39,7 +41,7 @@ async def _posted_track(sessionmaker, message_id=555):
 
 async def _score(sessionmaker, track_id):
     async with sessionmaker() as s:
-        return await repo.track_score(s, track_id)
+        return await s.scalar(select(func.coalesce(func.sum(Vote.value), 0)).where(Vote.track_id == track_id))
 
 
 async def test_up_down_then_down_removed_leaves_the_up_vote(sessionmaker):

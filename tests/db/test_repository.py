@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from db import repository as repo
 from db.errors import RetrainAlreadyRunning
-from db.models import RetrainStatus, Track, TrackStatus, utcnow
+from db.models import RetrainStatus, Track, TrackStatus, Vote, utcnow
+
+
+async def _score(s, track_id: int) -> int:
+    """The net score (up minus down) of one track, read straight from the votes."""
+    return await s.scalar(select(func.coalesce(func.sum(Vote.value), 0)).where(Vote.track_id == track_id))
 
 
 async def _done_track(s, user_id=1, tokens=None, versions=None, created_at=None, message_id=None):
@@ -65,15 +70,15 @@ async def test_vote_is_one_per_user_and_changeable(sessionmaker):
     async with sessionmaker.begin() as s:
         t = await _done_track(s)
     async with sessionmaker.begin() as s:
-        await repo.upsert_vote(s, t.id, 10, 1)
+        await repo.apply_reaction(s, t.id, 10, 1, added=True)
     async with sessionmaker.begin() as s:
-        await repo.upsert_vote(s, t.id, 10, 1)
-        await repo.upsert_vote(s, t.id, 11, 1)
+        await repo.apply_reaction(s, t.id, 10, 1, added=True)
+        await repo.apply_reaction(s, t.id, 11, 1, added=True)
     async with sessionmaker.begin() as s:
-        assert await repo.track_score(s, t.id) == 2
-        await repo.upsert_vote(s, t.id, 10, -1)
+        assert await _score(s, t.id) == 2
+        await repo.apply_reaction(s, t.id, 10, -1, added=True)
     async with sessionmaker() as s:
-        assert await repo.track_score(s, t.id) == 0
+        assert await _score(s, t.id) == 0
 
 
 async def test_vote_unique_constraint_in_schema(sessionmaker):
@@ -94,20 +99,20 @@ async def test_vote_unique_constraint_in_schema(sessionmaker):
 async def test_vote_removable_only_matching_value(sessionmaker):
     async with sessionmaker.begin() as s:
         t = await _done_track(s)
-        await repo.upsert_vote(s, t.id, 10, -1)
+        await repo.apply_reaction(s, t.id, 10, -1, added=True)
     async with sessionmaker.begin() as s:
         # removing the 👍 reaction must not drop a 👎 vote that replaced it
-        assert await repo.remove_vote(s, t.id, 10, 1) is False
-        assert await repo.remove_vote(s, t.id, 10, -1) is True
+        assert (await repo.apply_reaction(s, t.id, 10, 1, added=False)).value == -1
+        assert await repo.apply_reaction(s, t.id, 10, -1, added=False) is None
     async with sessionmaker() as s:
-        assert await repo.track_score(s, t.id) == 0
+        assert await _score(s, t.id) == 0
 
 
 async def test_bad_vote_value_refused(sessionmaker):
     async with sessionmaker.begin() as s:
         t = await _done_track(s)
         with pytest.raises(ValueError):
-            await repo.upsert_vote(s, t.id, 1, 2)
+            await repo.apply_reaction(s, t.id, 1, 2, added=True)
 
 
 async def test_top_tracks_by_score_and_period(sessionmaker):
@@ -120,9 +125,9 @@ async def test_top_tracks_by_score_and_period(sessionmaker):
         )
         await repo.mark_failed(s, failed.id, "boom")
         for user in (1, 2, 3):
-            await repo.upsert_vote(s, old.id, user, 1)
-        await repo.upsert_vote(s, b.id, 1, 1)
-        await repo.upsert_vote(s, a.id, 1, -1)
+            await repo.apply_reaction(s, old.id, user, 1, added=True)
+        await repo.apply_reaction(s, b.id, 1, 1, added=True)
+        await repo.apply_reaction(s, a.id, 1, -1, added=True)
     async with sessionmaker() as s:
         week = await repo.top_tracks(s, "week")
         every = await repo.top_tracks(s, "all")
@@ -187,11 +192,11 @@ async def test_liked_and_disliked_tokens_use_net_score(sessionmaker):
         liked = await _done_track(s, tokens=[1, 1])
         split = await _done_track(s, tokens=[2, 2])
         disliked = await _done_track(s, tokens=[3, 3])
-        await repo.upsert_vote(s, liked.id, 1, 1)
-        await repo.upsert_vote(s, liked.id, 2, 1)
-        await repo.upsert_vote(s, split.id, 1, 1)
-        await repo.upsert_vote(s, split.id, 2, -1)
-        await repo.upsert_vote(s, disliked.id, 1, -1)
+        await repo.apply_reaction(s, liked.id, 1, 1, added=True)
+        await repo.apply_reaction(s, liked.id, 2, 1, added=True)
+        await repo.apply_reaction(s, split.id, 1, 1, added=True)
+        await repo.apply_reaction(s, split.id, 2, -1, added=True)
+        await repo.apply_reaction(s, disliked.id, 1, -1, added=True)
     async with sessionmaker() as s:
         assert await repo.liked_track_tokens(s, 1) == [[1, 1]]
         assert await repo.liked_track_tokens(s, 3) == []
@@ -202,7 +207,7 @@ async def test_score_by_version_counts_each_member(sessionmaker):
     async with sessionmaker.begin() as s:
         t = await _done_track(s, versions={"lstm": "1", "transformer": "2"})
         await _done_track(s, versions={"lstm": "2"})
-        await repo.upsert_vote(s, t.id, 1, 1)
+        await repo.apply_reaction(s, t.id, 1, 1, added=True)
     async with sessionmaker() as s:
         scores = await repo.score_by_version(s)
     assert scores["lstm@1"] == {"tracks": 1, "up": 1, "down": 0, "score": 1}

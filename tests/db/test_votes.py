@@ -52,18 +52,6 @@ async def test_removing_the_older_reaction_keeps_the_newer_vote(sessionmaker):
     assert await _votes(sessionmaker, t.id) == set()
 
 
-async def test_set_vote_from_the_reactions_the_user_still_has(sessionmaker):
-    async with sessionmaker.begin() as s:
-        t = await _done_track(s)
-        assert (await repo.set_vote_from_reactions(s, t.id, 10, {UP, DOWN}, latest=DOWN)).value == DOWN
-        assert (await repo.set_vote_from_reactions(s, t.id, 10, {UP})).value == UP
-        assert (await repo.set_vote_from_reactions(s, t.id, 10, {UP, DOWN})).value == UP  # kept as it was
-        assert await repo.set_vote_from_reactions(s, t.id, 10, set()) is None
-        with pytest.raises(ValueError):
-            await repo.set_vote_from_reactions(s, t.id, 10, {2})
-    assert await _votes(sessionmaker, t.id) == set()
-
-
 async def test_a_burst_of_40_concurrent_events_from_one_user_loses_none(sessionmaker):
     async with sessionmaker.begin() as s:
         t = await _done_track(s)
@@ -71,7 +59,7 @@ async def test_a_burst_of_40_concurrent_events_from_one_user_loses_none(sessionm
     async def event(i):
         async with sessionmaker.begin() as s:
             await repo.get_track(s, t.id)  # as the bot does: find the track, then vote
-            await repo.upsert_vote(s, t.id, 77, UP if i % 2 else DOWN)
+            await repo.apply_reaction(s, t.id, 77, UP if i % 2 else DOWN, added=True)
 
     results = await asyncio.gather(*(event(i) for i in range(40)), return_exceptions=True)
     assert [r for r in results if isinstance(r, Exception)] == []
