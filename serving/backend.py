@@ -1,7 +1,9 @@
-"""The interface generation talks to (`Backend`), numpy <-> TensorProto helpers, and the in-process backend.
+"""The interface generation talks to (`Backend`), numpy <-> TensorProto helpers, and a server-less backend.
 
-`serving.client.ServingClient` (gRPC) and `InProcessBackend` (SavedModel signatures called directly) are
-interchangeable: same methods, same results bit for bit, so tests and the benchmark can compare them.
+Two backends run in production: `serving.client.ServingClient` (gRPC, to TF Serving or the embedded server) and
+`serving.local.LocalBackend` (the embedded server's store called directly). `InProcessBackend` below loads the
+SavedModels itself and implements `Backend` only (no `model_status`): tests and benchmarks use it where no
+server is wanted, and a test checks that generation over it gives the same tokens as over gRPC.
 """
 
 from __future__ import annotations
@@ -9,19 +11,24 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from serving import contract
 from serving.errors import ContractError, ModelNotFound
 
-VERSION_DIR = re.compile(r"^\d+$")
+if TYPE_CHECKING:  # tensorflow is imported where it is used: importing it costs ~2 s
+    import tensorflow as tf
+    from tensorflow.core.framework.tensor_pb2 import TensorProto
+    from tensorflow.core.framework.types_pb2 import DataType
 
 
 class Backend(Protocol):
-    """What the generation loop (`serving.generate`) needs from a model server."""
+    """What the generation loop (`compose`) needs from a model server."""
 
     async def members(self) -> list[str]:
         """Names of the ensemble members (from member 0's manifest)."""
@@ -60,7 +67,7 @@ def newest_available(name: str, states: dict[int, str]) -> int:
     return max(avail)
 
 
-def parse_manifest(name: str, version: int, raw) -> contract.Manifest:
+def parse_manifest(name: str, version: int, raw: str | bytes) -> contract.Manifest:
     """A member version's manifest from what its `manifest` signature returned; ContractError if malformed."""
     try:
         return contract.Manifest.from_json(raw)
@@ -68,18 +75,20 @@ def parse_manifest(name: str, version: int, raw) -> contract.Manifest:
         raise ContractError(f"{name} v{version}: malformed manifest: {exc}") from exc
 
 
-def static_window(name: str, version: int, dims: list) -> int:
+def static_window(name: str, version: int, dims: Sequence[int | None]) -> int:
     """The window (second dimension) of a `tokens` input shape; ContractError unless it is a fixed size."""
-    if len(dims) != 2 or not dims[1] or dims[1] <= 0:
+    window = dims[1] if len(dims) == 2 else None
+    if not window or window <= 0:
         raise ContractError(f"{name} v{version}: {contract.INPUT_TOKENS} has no static window: {dims}")
-    return int(dims[1])
+    return int(window)
 
 
 # ------------------------------------------------------------------ TensorProto <-> numpy
-_NP_OF = None
+# DataType -> (numpy scalar type, the TensorProto field holding values of it)
+_NP_OF: dict[DataType.ValueType, tuple[type[np.generic], str]] | None = None
 
 
-def _np_of() -> dict:
+def _np_of() -> dict[DataType.ValueType, tuple[type[np.generic], str]]:
     global _NP_OF
     if _NP_OF is None:
         from tensorflow.core.framework import types_pb2 as t
@@ -98,7 +107,7 @@ def _np_of() -> dict:
     return _NP_OF
 
 
-def tensor_to_array(proto) -> np.ndarray:
+def tensor_to_array(proto: TensorProto) -> np.ndarray:
     """A TensorProto as a numpy array, whether it carries `tensor_content` or typed `*_val` fields."""
     from tensorflow.core.framework import types_pb2
 
@@ -115,7 +124,7 @@ def tensor_to_array(proto) -> np.ndarray:
     if spec is None:  # rare dtypes: let TensorFlow do it
         import tensorflow as tf
 
-        return tf.make_ndarray(proto)
+        return cast(np.ndarray, tf.make_ndarray(proto))
     dtype, field = spec
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
@@ -130,7 +139,9 @@ def tensor_to_array(proto) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def array_to_tensor(arr, *, content: bool = True, proto=None):
+def array_to_tensor(
+    arr: npt.ArrayLike, *, content: bool = True, proto: TensorProto | None = None
+) -> TensorProto:
     """A numpy array as a TensorProto: raw `tensor_content` (fast) or typed `*_val` fields (TF Serving's default)."""
     from tensorflow.core.framework import tensor_pb2, types_pb2
 
@@ -163,6 +174,33 @@ def array_to_tensor(arr, *, content: bool = True, proto=None):
     return proto
 
 
+# ------------------------------------------------------------------ loaded SavedModels
+class Signature(Protocol):
+    """One signature of a loaded SavedModel (a concrete function), as far as serving uses it."""
+
+    @property
+    def structured_input_signature(self) -> tuple[tuple[Any, ...], dict[str, tf.TensorSpec]]:
+        """(positional specs, {input name: TensorSpec})."""
+
+    def __call__(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Run the signature: {output name: tensor}."""
+
+
+class SavedModel(Protocol):
+    """What `tf.saved_model.load` returns, as far as serving uses it (its stubs leave the signatures untyped)."""
+
+    @property
+    def signatures(self) -> Mapping[str, Signature]:
+        """The signatures by name."""
+
+
+def load_saved_model(path: Path, tags: list[str] | None = None) -> SavedModel:
+    """`tf.saved_model.load` of a SavedModel folder."""
+    import tensorflow as tf
+
+    return cast(SavedModel, tf.saved_model.load(str(path), tags=tags))
+
+
 # ------------------------------------------------------------------ in-process backend
 MEMBER_DIR = re.compile(rf"^{re.escape(contract.MODEL_PREFIX)}_\d+$")
 
@@ -187,20 +225,18 @@ class InProcessBackend:
 
     def __init__(self, models_dir: Path):
         self.models_dir = Path(models_dir)
-        self._loaded: dict[tuple[str, int], object] = {}
+        self._loaded: dict[tuple[str, int], SavedModel] = {}
 
-    def _load(self, name: str, version: int):
+    def _load(self, name: str, version: int) -> SavedModel:
         key = (name, version)
         if key not in self._loaded:
             path = version_dirs(self.models_dir / name).get(version)
             if path is None:
                 raise ModelNotFound(f"Servable not found for request: Specific({name}, {version})")
-            import tensorflow as tf
-
-            self._loaded[key] = tf.saved_model.load(str(path))
+            self._loaded[key] = load_saved_model(path)
         return self._loaded[key]
 
-    def signature(self, name: str, version: int, signature: str = contract.SIGNATURE):
+    def signature(self, name: str, version: int, signature: str = contract.SIGNATURE) -> Signature:
         """The concrete function of one signature (for benchmarks)."""
         try:
             return self._load(name, version).signatures[signature]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from typing import Any, overload
 
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -69,11 +71,14 @@ class ServingClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._channel: grpc.aio.Channel | None = None
-        self._predict = None
-        self._model = None
-        self.served: Counter = Counter()  # (name, version) -> Predict responses, as reported by the server
+        self._predict: prediction_service_pb2_grpc.PredictionServiceStub | None = None
+        self._model: model_service_pb2_grpc.ModelServiceStub | None = None
+        # (name, version) -> Predict responses, as reported by the server
+        self.served: Counter[tuple[str, int]] = Counter()
 
-    def _stubs(self):
+    def _stubs(
+        self,
+    ) -> tuple[prediction_service_pb2_grpc.PredictionServiceStub, model_service_pb2_grpc.ModelServiceStub]:
         if self._channel is None:
             # Made here, inside the running loop, because a grpc.aio channel binds to the loop that creates it.
             asyncio.get_running_loop()
@@ -100,11 +105,12 @@ class ServingClient:
         self._stubs()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method: str, request, what: str, timeout_s: float | None = None):
-        """One RPC with a deadline and bounded retries, errors mapped to the domain."""
+    async def _call(self, method: str, request: Message, what: str, timeout_s: float | None = None) -> Any:
+        """One RPC with a deadline and bounded retries, errors mapped to the domain; its response message
+        (tensorflow_serving's protobufs have no type stubs, hence Any)."""
         delay = self.backoff_s
         timeout = timeout_s or self.timeout_s
         for attempt in range(self.retries + 1):
@@ -138,7 +144,13 @@ class ServingClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------ ModelService
-    async def model_status(self, name: str | None = None, version: int | None = None) -> dict:
+    @overload
+    async def model_status(self, name: str, version: int | None = None) -> dict[int, str]: ...
+    @overload
+    async def model_status(self, name: None = None, version: None = None) -> dict[str, dict[int, str]]: ...
+    async def model_status(
+        self, name: str | None = None, version: int | None = None
+    ) -> dict[int, str] | dict[str, dict[int, str]]:
         """{version: state name} of a model, from GetModelStatus; without a name, {member: {version: state}}."""
         if name is None:
             names = await self.members()
@@ -152,23 +164,13 @@ class ServingClient:
         states = get_model_status_pb2.ModelVersionStatus.State
         return {s.version: states.Name(s.state) for s in resp.model_version_status}
 
-    async def healthy(self, names: list[str] | None = None) -> bool:
-        """True if every model (member 0 by default) has an AVAILABLE version."""
-        try:
-            for name in names or [contract.model_name(0)]:
-                if "AVAILABLE" not in (await self.model_status(name)).values():
-                    return False
-        except ServingError:
-            return False
-        return True
-
     async def latest_versions(self, names: list[str]) -> dict[str, int]:
         """The newest AVAILABLE version of each model (the version a track will be pinned to)."""
         statuses = await asyncio.gather(*(self.model_status(n) for n in names))
         return {name: newest_available(name, st) for name, st in zip(names, statuses, strict=True)}
 
     # ------------------------------------------------------------ PredictionService
-    async def metadata(self, name: str, version: int | None = None):
+    async def metadata(self, name: str, version: int | None = None) -> get_model_metadata_pb2.SignatureDefMap:
         """The SignatureDefMap of a model version (GetModelMetadata)."""
         req = get_model_metadata_pb2.GetModelMetadataRequest()
         req.model_spec.name = name

@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 MODEL_PREFIX = "lofi_member"
 SIGNATURE = "serving_default"
@@ -77,9 +78,9 @@ class Manifest:
     member: int
     members: int
     version: int
-    combine: dict = field(default_factory=lambda: {"method": "mean", "weights": None})
-    config: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
+    combine: dict[str, Any] = field(default_factory=lambda: {"method": "mean", "weights": None})
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     trained_at: str = ""
 
     def to_json(self) -> str:
@@ -105,7 +106,7 @@ VERSION_DIR = re.compile(r"^\d+$")
 
 def saved_models(base: Path) -> dict[int, Path]:
     """Integer version folders under `base` that hold a saved_model.pb."""
-    out = {}
+    out: dict[int, Path] = {}
     if not base.is_dir():
         return out
     for p in base.iterdir():

@@ -29,4 +29,3 @@ class VocabularyMismatch(ServingError):
 
 class ContractError(ServingError):
     """A model does not follow `serving.contract` (missing signature, bad window, malformed manifest)."""
-

@@ -12,7 +12,9 @@ embedded server over gRPC; a separate TF Serving is always reached over gRPC.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar, overload
 
 import grpc
 import numpy as np
@@ -22,6 +24,8 @@ from serving import contract
 from serving.backend import ensemble_members, newest_available, parse_manifest, static_window
 from serving.errors import BadRequest, ContractError, ModelNotFound, ServingError
 from serving.server import ModelStore, RpcError
+
+T = TypeVar("T")
 
 
 def _spec(name: str, version: int | None) -> model_pb2.ModelSpec:
@@ -38,7 +42,7 @@ class LocalBackend:
         self.store = store
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lofi-predict")
 
-    async def _call(self, what: str, fn):
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except RpcError as exc:  # the errors ServingClient maps from the same status codes
@@ -48,11 +52,19 @@ class LocalBackend:
                 raise BadRequest(f"{what}: {exc.message}") from exc
             raise ServingError(f"{what}: {exc.code.name}: {exc.message}") from exc
 
-    def _run(self, name: str, version: int, signature: str, inputs: dict, output: str) -> np.ndarray:
+    def _run(
+        self, name: str, version: int, signature: str, inputs: dict[str, np.ndarray], output: str
+    ) -> np.ndarray:
         servable = self.store.get(_spec(name, version))
         return servable.run(signature, inputs, [output])[output]
 
-    async def model_status(self, name: str | None = None, version: int | None = None) -> dict:
+    @overload
+    async def model_status(self, name: str, version: int | None = None) -> dict[int, str]: ...
+    @overload
+    async def model_status(self, name: None = None, version: None = None) -> dict[str, dict[int, str]]: ...
+    async def model_status(
+        self, name: str | None = None, version: int | None = None
+    ) -> dict[int, str] | dict[str, dict[int, str]]:
         """{version: state name} of a model; without a name, {member: {version: state}}."""
         if name is None:
             names = await self.members()

@@ -14,9 +14,11 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 import numpy as np
@@ -35,9 +37,25 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import contract
-from serving.backend import MEMBER_DIR, array_to_tensor, tensor_to_array, version_dirs
+from serving.backend import (
+    MEMBER_DIR,
+    SavedModel,
+    array_to_tensor,
+    load_saved_model,
+    tensor_to_array,
+    version_dirs,
+)
+
+if TYPE_CHECKING:
+    from tensorflow_serving.apis import model_pb2
+    from tensorflow_serving.config.file_system_storage_path_source_pb2 import (
+        FileSystemStoragePathSourceConfig,
+    )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# What a failed version's files looked like: (relative path, size, mtime_ns) of each
+Fingerprint = tuple[tuple[str, int, int], ...]
 
 DEFAULT_SIGNATURE = "serving_default"
 _NP_TO_DT = {
@@ -70,7 +88,7 @@ class Servable:
     name: str
     version: int
     path: Path
-    model: object
+    model: SavedModel
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
 
     @classmethod
@@ -83,7 +101,7 @@ class Servable:
         sm.ParseFromString((path / "saved_model.pb").read_bytes())
         graphs = [g for g in sm.meta_graphs if "serve" in g.meta_info_def.tags] or list(sm.meta_graphs)
         defs = dict(graphs[0].signature_def) if graphs else {}
-        model = tf.saved_model.load(str(path), tags=["serve"])
+        model = load_saved_model(path, tags=["serve"])
         servable = cls(name, version, path, model, defs)
         servable.warm_up(batch_sizes=warmup_batch_sizes)
         return servable
@@ -112,12 +130,14 @@ class Servable:
         log.info("warmed up %s version %d with %d request(s)", self.name, self.version, n)
         return n
 
-    def run(self, signature: str, inputs: dict[str, np.ndarray], output_filter) -> dict[str, np.ndarray]:
+    def run(
+        self, signature: str, inputs: dict[str, np.ndarray], output_filter: Iterable[str]
+    ) -> dict[str, np.ndarray]:
         """Validate `inputs` against the signature like TF Serving does, then call it."""
         sig_name = signature or DEFAULT_SIGNATURE
         sig = self.signature_defs.get(sig_name)
         fn = self.model.signatures.get(sig_name) if sig is not None else None
-        if fn is None:
+        if sig is None or fn is None:
             raise RpcError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f'Serving signature name: "{sig_name}" not found in signature def',
@@ -137,7 +157,7 @@ class Servable:
                 f"Request inputs do not match required inputs for model `{self.name}`. Send extra: "
                 f"{{}}. Missing but required: {{{','.join(missing)}}}.",
             )
-        args = {}
+        args: dict[str, tf.Tensor] = {}
         for i, (key, arr) in enumerate(sorted(inputs.items())):
             info = expected[key]
             got = _NP_TO_DT.get(arr.dtype, -1)
@@ -178,7 +198,8 @@ def read_tfrecords(path: Path, limit: int) -> list[bytes]:
     whose start-up alone costs about half a second; ValueError for a truncated file. The CRCs are not
     checked: a corrupt record fails to parse as a PredictionLog, or fails its request, and so the load."""
     data = Path(path).read_bytes()
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while pos < len(data) and len(out) < limit:
         if pos + 12 > len(data):
             raise ValueError(f"{path}: truncated record header at byte {pos}")
@@ -191,7 +212,9 @@ def read_tfrecords(path: Path, limit: int) -> list[bytes]:
     return out
 
 
-def _policy_versions(policy, available: list[int]) -> list[int]:
+def _policy_versions(
+    policy: FileSystemStoragePathSourceConfig.ServableVersionPolicy, available: list[int]
+) -> list[int]:
     kind = policy.WhichOneof("policy_choice")
     if kind == "all":
         return available
@@ -201,7 +224,7 @@ def _policy_versions(policy, available: list[int]) -> list[int]:
     return sorted(available)[-n:]
 
 
-def _fingerprint(path: Path) -> tuple:
+def _fingerprint(path: Path) -> Fingerprint:
     """What a failed version's files look like, so the same failure is logged once, not every poll."""
     try:
         return tuple(
@@ -215,7 +238,7 @@ def _fingerprint(path: Path) -> tuple:
         return ()
 
 
-def _ensemble_root(mc) -> Path | None:
+def _ensemble_root(mc: model_server_config_pb2.ModelConfig) -> Path | None:
     """The models folder of an ensemble member (`.../lofi_member_<i>`): its versions load as one set."""
     base = Path(mc.base_path)
     return base.parent if MEMBER_DIR.match(base.name) else None
@@ -232,7 +255,7 @@ class ModelStore:
         self._refresh_lock = threading.Lock()
         self.config = config
         self.models: dict[str, dict[int, Servable]] = {}
-        self._failed: dict[Path, tuple] = {}
+        self._failed: dict[Path, Fingerprint] = {}
         # Loaded versions of an ensemble member waiting for a sibling to load the same version (not served,
         # kept so that each poll does not load them again).
         self._standby: dict[str, dict[int, Servable]] = {}
@@ -264,10 +287,15 @@ class ModelStore:
         log.info("loaded %s version %d from %s in %.2fs", name, version, path, time.perf_counter() - t0)
         return servable
 
-    def _preload(self, configs, current, dirs) -> dict[tuple, Servable | None]:
+    def _preload(
+        self,
+        configs: list[model_server_config_pb2.ModelConfig],
+        current: dict[str, dict[int, Servable]],
+        dirs: dict[str, dict[int, Path]],
+    ) -> dict[tuple[str, int, Path], Servable | None]:
         """Load, in parallel, the versions the policy will want first: loading and XLA-compiling the members
         one after another would leave a core idle (both release the GIL). None marks a failed load."""
-        jobs = []
+        jobs: list[tuple[str, int, Path]] = []
         for mc in configs:
             want = _policy_versions(mc.model_version_policy, sorted(dirs[mc.name]))
             loaded = current[mc.name]
@@ -353,10 +381,10 @@ class ModelStore:
     def _label_version(self, name: str, label: str) -> int:
         for mc in self.config.model_config_list.config:
             if mc.name == name and label in mc.version_labels:
-                return mc.version_labels[label]
+                return int(mc.version_labels[label])
         raise RpcError(grpc.StatusCode.NOT_FOUND, f"Unrecognized servable version label: {label}")
 
-    def get(self, spec) -> Servable:
+    def get(self, spec: model_pb2.ModelSpec) -> Servable:
         """The servable a ModelSpec asks for; NOT_FOUND like TF Serving otherwise."""
         with self._lock:
             versions = self.models.get(spec.name)
@@ -373,7 +401,7 @@ class ModelStore:
             raise RpcError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}")
         return versions[v]
 
-    def status(self, spec) -> list[get_model_status_pb2.ModelVersionStatus]:
+    def status(self, spec: model_pb2.ModelSpec) -> list[get_model_status_pb2.ModelVersionStatus]:
         """Version statuses of one model (all, or the one asked for)."""
         with self._lock:
             versions = dict(self.models.get(spec.name, {}))
@@ -396,22 +424,25 @@ class ModelStore:
         return out
 
 
-def _handle(context, fn):
+def _handle(context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except RpcError as exc:
         context.abort(exc.code, exc.message)
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+# tensorflow_serving ships no type stubs, so mypy sees its generated servicer bases as Any.
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
     """Predict and GetModelMetadata (Classify, Regress and MultiInference answer UNIMPLEMENTED)."""
 
     def __init__(self, store: ModelStore, tensor_content: bool = False):
         self.store = store
         self.tensor_content = tensor_content
 
-    def Predict(self, request, context):  # noqa: N802 - gRPC method name
-        def run():
+    def Predict(  # noqa: N802 - gRPC method name
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        def run() -> predict_pb2.PredictResponse:
             servable = self.store.get(request.model_spec)
             try:
                 inputs = {k: tensor_to_array(v) for k, v in request.inputs.items()}
@@ -428,8 +459,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
         return _handle(context, run)
 
-    def GetModelMetadata(self, request, context):  # noqa: N802
-        def run():
+    def GetModelMetadata(  # noqa: N802
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        def run() -> get_model_metadata_pb2.GetModelMetadataResponse:
             for f in request.metadata_field:
                 if f != "signature_def":
                     raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {f} is not supported")
@@ -451,7 +484,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _handle(context, run)
 
 
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]  # (see above)
     """GetModelStatus and HandleReloadConfigRequest.
 
     A config reload can unload every model or point one at any folder, and gRPC here has no authentication,
@@ -463,15 +496,17 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.allow_reload = allow_reload
         self.models_root = Path(models_root).resolve() if models_root is not None else None
 
-    def GetModelStatus(self, request, context):  # noqa: N802
-        def run():
+    def GetModelStatus(  # noqa: N802
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        def run() -> get_model_status_pb2.GetModelStatusResponse:
             resp = get_model_status_pb2.GetModelStatusResponse()
             resp.model_version_status.extend(self.store.status(request.model_spec))
             return resp
 
         return _handle(context, run)
 
-    def _check_reload(self, config) -> None:
+    def _check_reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         if not self.allow_reload:
             raise RpcError(
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -494,8 +529,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                     f"{self.models_root}",
                 )
 
-    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        def run():
+    def HandleReloadConfigRequest(  # noqa: N802
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> model_management_pb2.ReloadConfigResponse:
+        def run() -> model_management_pb2.ReloadConfigResponse:
             self._check_reload(request.config)
             self.store.set_config(request.config)
             resp = model_management_pb2.ReloadConfigResponse()
@@ -506,7 +543,9 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def default_models_root(
-    config, config_file: Path | None = None, models_dir: Path | None = None
+    config: model_server_config_pb2.ModelServerConfig,
+    config_file: Path | None = None,
+    models_dir: Path | None = None,
 ) -> Path | None:
     """Where reloaded base paths must lie: the models folder, else the config file's folder, else the folder
     holding the configured models."""
@@ -571,7 +610,7 @@ class EmbeddedServer:
 
     def __init__(
         self,
-        config,
+        config: model_server_config_pb2.ModelServerConfig,
         *,
         port: int = 0,
         host: str = "127.0.0.1",
@@ -672,5 +711,5 @@ class EmbeddedServer:
     def __enter__(self) -> EmbeddedServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

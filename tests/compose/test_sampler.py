@@ -184,7 +184,7 @@ async def test_unknown_version_is_model_not_found(tiny_server):
                 np.zeros((1, 4), np.int32),
                 np.zeros((1, 6), np.int32),
             )
-        assert await client.healthy()
+        assert await client.latest_versions(["lofi_member_0"]) == {"lofi_member_0": 1}
         assert await client.window("lofi_member_0", 1) == window
         assert await client.members() == ["lofi_member_0", "lofi_member_1"]
 

@@ -15,7 +15,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving import contract
 from serving.backend import version_dirs
 from serving.client import ServingClient
-from serving.errors import ModelNotFound
+from serving.errors import ModelNotFound, ServingError
 from serving.server import EmbeddedServer, config_for_models_dir, config_from_flags
 from tests.support.tiny_models import make_tiny_models
 
@@ -86,14 +86,19 @@ async def test_new_members_under_a_models_dir_are_discovered(tmp_path, tiny_mode
     models.mkdir()
     with EmbeddedServer(config_for_models_dir(models), poll_s=0.05, models_dir=models) as srv:
         async with ServingClient(srv.address) as client:
-            assert not await client.healthy()
+            with pytest.raises(ModelNotFound):
+                await client.latest_versions(MEMBERS)
             # a whole ensemble arrives (the marker last, as an export writes it)
             for m in reversed(MEMBERS):
                 shutil.copytree(tiny_models / m, models / m)
             shutil.copytree(tiny_models / contract.PUBLISHED_DIR, models / contract.PUBLISHED_DIR)
             deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and not await client.healthy():
-                await asyncio.sleep(0.1)
+            while time.monotonic() < deadline:
+                try:
+                    await client.latest_versions(MEMBERS)
+                    break
+                except ServingError:
+                    await asyncio.sleep(0.1)
             assert await client.model_status("lofi_member_0") == {1: "AVAILABLE"}
 
 
