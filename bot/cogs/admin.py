@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import LofiBot
 from bot.checks import admin_only, is_admin
 from bot.format import DOWN, UP
 from bot.services import Requester, RetrainOutcome, StatusReport
@@ -83,7 +84,7 @@ def status_embed(report: StatusReport, *, admin: bool = False) -> discord.Embed:
 class Admin(commands.Cog):
     """Retraining and status."""
 
-    def __init__(self, bot: commands.Bot):
+    def __init__(self, bot: LofiBot):
         self.bot = bot
         self._tasks: set[asyncio.Task] = set()
 
@@ -150,6 +151,6 @@ class Admin(commands.Cog):
         await interaction.edit_original_response(embed=status_embed(report, admin=admin))
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: LofiBot) -> None:
     """Load the cog."""
     await bot.add_cog(Admin(bot))

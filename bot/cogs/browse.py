@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import LofiBot
 from bot.format import DOWN, UP, clock
 from bot.services import TrackLine
 
@@ -26,7 +27,7 @@ def _fmt(i: int, line: TrackLine, show_user: bool) -> str:
 class Browse(commands.Cog):
     """Listings of tracks."""
 
-    def __init__(self, bot: commands.Bot):
+    def __init__(self, bot: LofiBot):
         self.bot = bot
 
     @app_commands.command(name="lofi-top", description="The best tracks by votes")
@@ -56,6 +57,6 @@ class Browse(commands.Cog):
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: LofiBot) -> None:
     """Load the cog."""
     await bot.add_cog(Browse(bot))

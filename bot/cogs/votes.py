@@ -7,6 +7,7 @@ import logging
 import discord
 from discord.ext import commands
 
+from bot.app import LofiBot
 from bot.format import VOTE_VALUES
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def vote_value(payload: discord.RawReactionActionEvent, bot_user_id: int | None)
 class Votes(commands.Cog):
     """Turns reactions into votes (one per user per track; removing the reaction removes the vote)."""
 
-    def __init__(self, bot: commands.Bot):
+    def __init__(self, bot: LofiBot):
         self.bot = bot
 
     async def _apply(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
@@ -59,6 +60,6 @@ class Votes(commands.Cog):
         await self._apply(payload, added=False)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: LofiBot) -> None:
     """Load the cog."""
     await bot.add_cog(Votes(bot))
