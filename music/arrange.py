@@ -8,7 +8,7 @@ key signature meta events.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mido
@@ -338,6 +338,82 @@ def _segments(score: Score) -> tuple[list[int], list[list[tuple[int, int, Chord,
     return starts, chords, melody
 
 
+@dataclass
+class _Timeline:
+    """What every pitched part is played against: the track's bars (the source's, looped or cut), their
+    sections, the source's chords and melody by bar, and the humanising random generator.
+
+    The parts draw from the one generator in turn (keys, then bass, then melody), so that a seed keeps giving
+    the track it gave before; a part that drew from its own would change every track.
+    """
+
+    src_n: int  # bars in the source score
+    bar_len: list[int]  # MIDI ticks of each track bar
+    bar_start: list[int]  # MIDI tick of each track bar, plus the end
+    time_signatures: list[tuple[int, int, int]]  # (bar, numerator, denominator) where the metre changes
+    sections: list[tuple[str, int, int]]
+    section_of: dict[int, str]
+    outro: tuple[int, int] | None
+    chord_bars: list[list[tuple[int, int, Chord, bool]]]  # per source bar, see `_segments`
+    melody_bars: list[list]  # per source bar: (local start, note)
+    ticks_per_s: float
+    rng: random.Random
+
+    @property
+    def n_bars(self) -> int:
+        """Bars in the track."""
+        return len(self.bar_len)
+
+    def ms(self, x: float) -> int:
+        """MIDI ticks in `x` milliseconds."""
+        return int(round(x / 1000.0 * self.ticks_per_s))
+
+    def human(self, t: int, sigma_ms: float, late_ms: float = 0.0) -> int:
+        """Tick `t` played a little late and loose, as a player would."""
+        return t + self.ms(late_ms + self.rng.gauss(0.0, sigma_ms))
+
+    def vel(self, v: float, spread: int = 6) -> int:
+        """Velocity `v` give or take `spread`, within MIDI's 1..127."""
+        return max(1, min(127, int(round(v + self.rng.randint(-spread, spread)))))
+
+    def fade(self, b: int) -> float:
+        """The level of bar `b` (falling over the outro)."""
+        return _outro_fade(self.outro, b)
+
+
+def _timeline(score: Score, n_bars: int, seed: int) -> _Timeline:
+    """The track's bars for `score` (at least one bar) looped or cut to `n_bars`, with their sections."""
+    rng = random.Random(seed * 7919 + 17)
+    src_n = score.n_bars
+    starts, chord_bars, melody_bars = _segments(score)
+    src_len = [(starts[i + 1] - starts[i]) for i in range(src_n)]
+    bar_len = [src_len[b % src_n] * SCALE for b in range(n_bars)]
+    sigs = sorted(score.time_signatures, key=lambda s: s.bar)
+    ts_events, last = [], None
+    for b in range(n_bars):
+        s = next((s for s in reversed(sigs) if s.bar <= b % src_n), sigs[0])
+        if (s.numerator, s.denominator) != last:
+            ts_events.append((b, s.numerator, s.denominator))
+            last = (s.numerator, s.denominator)
+    bar_start = [0]
+    for length in bar_len:
+        bar_start.append(bar_start[-1] + length)
+    sections = plan_sections(n_bars)
+    return _Timeline(
+        src_n=src_n,
+        bar_len=bar_len,
+        bar_start=bar_start,
+        time_signatures=ts_events,
+        sections=sections,
+        section_of={b: name for name, lo, hi in sections for b in range(lo, hi)},
+        outro=next(((lo, hi) for name, lo, hi in sections if name == "outro"), None),
+        chord_bars=chord_bars,
+        melody_bars=melody_bars,
+        ticks_per_s=MIDI_TPB * score.bpm / 60.0,
+        rng=rng,
+    )
+
+
 def arrange(
     score: Score,
     mood_sound: dict,
@@ -359,88 +435,72 @@ def arrange(
     Returns:
         The arrangement (write it with `.write(path)`).
     """
-    rng = random.Random(seed * 7919 + 17)
     inst = dict(mood_sound.get("instruments", {}))
-    feel = dict(mood_sound.get("drums", {}))
-    src_n = max(score.n_bars, 1)
-    n_bars = n_bars or src_n
+    n_bars = n_bars or max(score.n_bars, 1)
     if score.n_bars <= 0:
-        score = Score(
-            score.melody,
-            score.chords,
-            score.time_signatures,
-            score.bpm,
-            score.mode,
-            score.tonic,
-            1,
-            score.title,
-        )
-    starts, chord_bars, melody_bars = _segments(score)
-    src_len = [(starts[i + 1] - starts[i]) for i in range(src_n)]
-    bar_len = [src_len[b % src_n] * SCALE for b in range(n_bars)]
-    sigs = sorted(score.time_signatures, key=lambda s: s.bar)
+        score = replace(score, n_bars=1)
+    tl = _timeline(score, n_bars, seed)
+    # In this order: the three parts draw from the timeline's one generator in turn (see `_Timeline`).
+    notes = _keys(tl, inst, score.tonic)
+    notes += _bass(tl, inst)
+    notes += _melody(tl, inst)
+    # The drums depend only on the bars and sections (`arrange_drums`).
+    feel = dict(mood_sound.get("drums", {}))
+    drum_notes, pats = arrange_drums(tl.bar_len, tl.sections, score.bpm, feel, seed, lib=library)
+    notes.extend(drum_notes)
 
-    def sig_of(src_bar):
-        return next((s for s in reversed(sigs) if s.bar <= src_bar), sigs[0])
+    programs = {
+        "keys": int(inst.get("keys", 4)),
+        "bass": int(inst.get("bass", 32)),
+        "melody": int(inst.get("melody", 4)),
+        "drums": 0,
+    }
+    arr = Arrangement(
+        notes,
+        programs,
+        score.bpm,
+        score.tonic,
+        score.mode,
+        tl.bar_len,
+        tl.time_signatures,
+        tl.sections,
+        title,
+        fade_bars=tl.outro[1] - tl.outro[0] if tl.outro else 0,
+    )
+    arr.meta["drum_patterns"] = [p.source for p in pats]
+    return arr
 
-    ts_events, last = [], None
-    for b in range(n_bars):
-        s = sig_of(b % src_n)
-        if (s.numerator, s.denominator) != last:
-            ts_events.append((b, s.numerator, s.denominator))
-            last = (s.numerator, s.denominator)
-    bar_start = [0]
-    for length in bar_len:
-        bar_start.append(bar_start[-1] + length)
 
-    sections = plan_sections(n_bars)
-    section_of = {}
-    for name, lo, hi in sections:
-        for b in range(lo, hi):
-            section_of[b] = name
-    ticks_per_s = MIDI_TPB * score.bpm / 60.0
-
-    def ms(x: float) -> int:
-        return int(round(x / 1000.0 * ticks_per_s))
-
-    def human(t: int, sigma_ms: float, late_ms: float = 0.0) -> int:
-        return t + ms(late_ms + rng.gauss(0.0, sigma_ms))
-
-    def vel(v: float, spread: int = 6) -> int:
-        return max(1, min(127, int(round(v + rng.randint(-spread, spread)))))
-
-    notes: list[ArrangedNote] = []
-    outro = next(((lo, hi) for name, lo, hi in sections if name == "outro"), None)
-
-    def fade(b: int) -> float:
-        return _outro_fade(outro, b)
-
-    # ---- keys
+def _keys(tl: _Timeline, inst: dict, tonic: int) -> list[ArrangedNote]:
+    """The Rhodes: each chord voiced near the last (`choose_voicing`), rolled gently from the bottom up, and
+    in the main sections a long chord now and then re-struck softly, as a LoFi player comps."""
     center = int(inst.get("keys_center", 62))
     ext = str(inst.get("extensions", "9"))
     kv = float(inst.get("keys_velocity", 62))
+    ms, rng = tl.ms, tl.rng
+    notes = []
     prev = None
-    for b in range(n_bars):
-        sec = section_of[b]
-        level = kv * (0.85 if sec in ("intro", "breakdown") else 1.0) * fade(b)
-        for s, e, chord, _onset in chord_bars[b % src_n]:
+    for b in range(tl.n_bars):
+        sec = tl.section_of[b]
+        level = kv * (0.85 if sec in ("intro", "breakdown") else 1.0) * tl.fade(b)
+        for s, e, chord, _onset in tl.chord_bars[b % tl.src_n]:
             if chord.quality == NO_CHORD:
                 continue
-            voicing = choose_voicing(chord, prev, center, ext, rng, tones=home_tones(chord, score.tonic))
+            voicing = choose_voicing(chord, prev, center, ext, rng, tones=home_tones(chord, tonic))
             prev = voicing
-            t0 = bar_start[b] + s * SCALE
+            t0 = tl.bar_start[b] + s * SCALE
             dur = (e - s) * SCALE
-            last_bar = b == n_bars - 1
+            last_bar = b == tl.n_bars - 1
             hits = [(0, dur)]
             # a LoFi comp: a long chord is re-struck, softly, on the "and" of 2 or beat 3 now and then
             if dur >= 3 * MIDI_TPB and sec == "main" and rng.random() < 0.35 and not last_bar:
                 split = (5 * MIDI_TPB) // 2 if rng.random() < 0.5 else 2 * MIDI_TPB
                 hits = [(0, split), (split, dur - split)]
             for k, (off, length) in enumerate(hits):
-                start = human(t0 + off, 6.0, late_ms=12.0)
+                start = tl.human(t0 + off, 6.0, late_ms=12.0)
                 if b == 0 and s == 0 and off == 0:
                     start = max(start, 0)
-                hold = length - ms(40) if not last_bar else bar_start[-1] - (t0 + off)
+                hold = length - ms(40) if not last_bar else tl.bar_start[-1] - (t0 + off)
                 for i, p in enumerate(voicing):  # a gentle roll, bottom up
                     notes.append(
                         ArrangedNote(
@@ -448,21 +508,28 @@ def arrange(
                             p,
                             start + ms(7 * i),
                             max(hold - ms(7 * i), ms(60)),
-                            vel(level * (0.8 if k else 1.0) * (0.92 if i == 0 else 1.0)),
+                            tl.vel(level * (0.8 if k else 1.0) * (0.92 if i == 0 else 1.0)),
                         )
                     )
+    return notes
 
-    # ---- bass
+
+def _bass(tl: _Timeline, inst: dict) -> list[ArrangedNote]:
+    """The bass: out in the intro and the outro's last bar, the chord's bass note (nearest the last) on each
+    chord, and on a long chord a fifth or the root on beat 3 and now and then a chromatic approach to the next
+    chord; in the breakdown only the held bass note."""
     busy = float(inst.get("bass_busy", 0.3))
     bv = float(inst.get("bass_velocity", 82))
+    ms, rng, outro = tl.ms, tl.rng, tl.outro
+    notes = []
     prev_bass = 40
     beat = MIDI_TPB
-    for b in range(n_bars):
-        sec = section_of[b]
+    for b in range(tl.n_bars):
+        sec = tl.section_of[b]
         if sec == "intro" or (outro and b >= outro[1] - 1 and outro[1] - outro[0] > 1):
             continue
-        segs = chord_bars[b % src_n]
-        nxt = chord_bars[(b + 1) % src_n] if b + 1 < n_bars else []
+        segs = tl.chord_bars[b % tl.src_n]
+        nxt = tl.chord_bars[(b + 1) % tl.src_n] if b + 1 < tl.n_bars else []
         for i, (s, e, chord, _onset) in enumerate(segs):
             if chord.quality == NO_CHORD:
                 continue
@@ -470,11 +537,13 @@ def arrange(
             cands = [p for p in range(BASS_LOW, BASS_HIGH + 1) if p % 12 == pc]
             root = min(cands, key=lambda p: abs(p - prev_bass) + 0.3 * abs(p - 40))
             prev_bass = root
-            t0, t1 = bar_start[b] + s * SCALE, bar_start[b] + e * SCALE
+            t0, t1 = tl.bar_start[b] + s * SCALE, tl.bar_start[b] + e * SCALE
             length = t1 - t0
-            level = bv * fade(b) * (0.85 if sec == "breakdown" else 1.0)
+            level = bv * tl.fade(b) * (0.85 if sec == "breakdown" else 1.0)
             first = min(length, 2 * beat) if sec != "breakdown" else length
-            notes.append(ArrangedNote("bass", root, human(t0, 5.0, 6.0), first - ms(30), vel(level + 6)))
+            notes.append(
+                ArrangedNote("bass", root, tl.human(t0, 5.0, 6.0), first - ms(30), tl.vel(level + 6))
+            )
             if sec == "breakdown" or length < 3 * beat:
                 continue
             fifth_pc = (chord.root + (6 if chord.quality in ("dim", "dim7", "hdim7") else 7)) % 12
@@ -492,17 +561,23 @@ def arrange(
             end2 = t1 - beat // 2 if approach is not None else t1
             notes.append(
                 ArrangedNote(
-                    "bass", second, human(t2, 5.0, 6.0), max(end2 - t2 - ms(40), ms(80)), vel(level - 4)
+                    "bass", second, tl.human(t2, 5.0, 6.0), max(end2 - t2 - ms(40), ms(80)), tl.vel(level - 4)
                 )
             )
             if approach is not None:
                 ta = t1 - beat // 2
                 notes.append(
-                    ArrangedNote("bass", approach, human(ta, 5.0, 8.0), beat // 2 - ms(30), vel(level - 10))
+                    ArrangedNote(
+                        "bass", approach, tl.human(ta, 5.0, 8.0), beat // 2 - ms(30), tl.vel(level - 10)
+                    )
                 )
+    return notes
 
-    # ---- melody
-    mel = [n for bars in melody_bars for _, n in bars]
+
+def _melody(tl: _Timeline, inst: dict) -> list[ArrangedNote]:
+    """The melody as written, moved by octaves so that its median sits near the mood's register, a little
+    softer in the intro."""
+    mel = [n for bars in tl.melody_bars for _, n in bars]
     shift = 0
     if mel:
         pitches = sorted(n.pitch for n in mel)
@@ -513,46 +588,23 @@ def arrange(
         while median + shift > mc + 6:
             shift -= 12
     mv = float(inst.get("melody_velocity", 68))
-    for b in range(n_bars):
-        sec = section_of[b]
-        level = mv * fade(b) * (0.85 if sec == "intro" else 1.0)
-        for s, note in melody_bars[b % src_n]:
-            t0 = bar_start[b] + s * SCALE
-            dur = min(note.duration * SCALE, bar_start[-1] - t0)
+    notes = []
+    for b in range(tl.n_bars):
+        sec = tl.section_of[b]
+        level = mv * tl.fade(b) * (0.85 if sec == "intro" else 1.0)
+        for s, note in tl.melody_bars[b % tl.src_n]:
+            t0 = tl.bar_start[b] + s * SCALE
+            dur = min(note.duration * SCALE, tl.bar_start[-1] - t0)
             notes.append(
                 ArrangedNote(
                     "melody",
                     _in_midi_range(note.pitch + shift),
-                    human(t0, 7.0, 4.0),
-                    max(dur - ms(25), ms(60)),
-                    vel(level * note.velocity / 80.0),
+                    tl.human(t0, 7.0, 4.0),
+                    max(dur - tl.ms(25), tl.ms(60)),
+                    tl.vel(level * note.velocity / 80.0),
                 )
             )
-
-    # ---- drums: from the bars and sections alone (`arrange_drums`)
-    drum_notes, pats = arrange_drums(bar_len, sections, score.bpm, feel, seed, lib=library)
-    notes.extend(drum_notes)
-
-    programs = {
-        "keys": int(inst.get("keys", 4)),
-        "bass": int(inst.get("bass", 32)),
-        "melody": int(inst.get("melody", 4)),
-        "drums": 0,
-    }
-    arr = Arrangement(
-        notes,
-        programs,
-        score.bpm,
-        score.tonic,
-        score.mode,
-        bar_len,
-        ts_events,
-        sections,
-        title,
-        fade_bars=outro[1] - outro[0] if outro else 0,
-    )
-    arr.meta["drum_patterns"] = [p.source for p in pats]
-    return arr
+    return notes
 
 
 def arrange_drums(
