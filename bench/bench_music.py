@@ -1,7 +1,7 @@
 """Benchmark: does what the models write sound like the corpus's music? Prints JSON.
 
 N tracks per mood are generated through the pipeline `lofi generate` and the bot run
-(`serving.track.make_track`, with the in-process backend over the SavedModels in --models), and compared
+(`compose.pipeline.Composer.make_track`, with the in-process backend over the SavedModels in --models), and compared
 with held-out real pieces of the corpus (its test split, as training/dataset.py's `split_of` defines it; the
 same pieces every run) played through the same arranger at the same length, as `lofi render song.mid
 --length 60` does. Both sides are read back from the arranged MIDI files by `music.analysis.features` alone.
@@ -43,13 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 # Every project API this benchmark uses, in one place (the package layout is being reworked).
 import music.track as render_module  # noqa: E402  (its render_track is what make_track calls)
+from compose.pipeline import Composer  # noqa: E402  (what `lofi generate` and the bot run)
 from lofi.cli.render import MUSIC_SUFFIXES, load_source  # noqa: E402  (what `lofi render` reads)
 from music.analysis.compare import compare_feature  # noqa: E402
 from music.analysis.features import FEATURES, track_features  # noqa: E402
 from music.arrange import arrange  # noqa: E402
 from music.request import TrackRequest, load_moods, plan_track  # noqa: E402
 from music.track import fit_to_plan, track_title  # noqa: E402
-from serving.track import make_track  # noqa: E402  (what `lofi generate` and the bot run)
 from training.dataset import split_of  # noqa: E402  (pure Python: the split, not TensorFlow)
 
 KNOWN_SETS = ("openewld", "pop909", "groove")  # training/corpus.py names pieces relative to the corpus root
@@ -152,6 +152,7 @@ async def generated_tracks(
     from serving.backend import InProcessBackend
 
     backend = InProcessBackend(models)
+    composer = Composer(backend)
     rows, versions = [], {}
     try:
         members = await backend.members()
@@ -164,10 +165,10 @@ async def generated_tracks(
             for mood in moods:
                 for seed in seeds:
                     request = TrackRequest(length_s=length, mood=mood, seed=seed)
-                    result = await make_track(request, backend, out / "generated" / f"{mood}-{seed}")
+                    result = await composer.make_track(request, out / "generated" / f"{mood}-{seed}")
                     if not audio and not isinstance(result.files, MidiOnly):
                         raise RuntimeError(
-                            "make_track no longer calls music.track.render_track: fix the patch"
+                            "Composer.make_track no longer calls music.track.render_track: fix the patch"
                         )
                     versions = result.versions
                     plan = result.plan
@@ -186,6 +187,7 @@ async def generated_tracks(
             if patch:
                 patch.stop()
     finally:
+        await composer.close()
         await backend.close()
     return rows, versions, manifest
 

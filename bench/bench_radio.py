@@ -40,9 +40,9 @@ from bot.radio.worker import RenderWorker  # noqa: E402
 
 
 async def soak(args: argparse.Namespace) -> dict:
+    from compose.pipeline import Composer
     from music.request import TrackRequest
     from serving.backend import InProcessBackend
-    from serving.track import make_track
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-radio-"))
     models, which = args.models, "given"
@@ -53,6 +53,7 @@ async def soak(args: argparse.Namespace) -> dict:
         make_tiny_models(models, members=2, seed=0, version=1)
     backend = InProcessBackend(Path(models))
     worker = RenderWorker()
+    composer = Composer(backend, executor=worker)
     loop = asyncio.get_running_loop()
     n = 0
 
@@ -60,7 +61,7 @@ async def soak(args: argparse.Namespace) -> dict:
         nonlocal n
         n += 1
         request = TrackRequest(length_s=args.piece, mood=mood, seed=seed)
-        result = await make_track(request, backend, tmp / f"radio-{n}", executor=worker)
+        result = await composer.make_track(request, tmp / f"radio-{n}")
         pcm = await loop.run_in_executor(worker, load_pcm, Path(result.files.mp3))
         return Piece(pcm, {"mood": mood, "seed": seed})
 
@@ -72,15 +73,15 @@ async def soak(args: argparse.Namespace) -> dict:
     async def lofi_requests() -> None:
         nonlocal lofi_done, lofi_seconds
         render = ThreadPoolExecutor(1, thread_name_prefix="lofi-render")
+        lofi = Composer(backend, executor=render)  # the bot's /lofi engine renders on its own pool
         i = 0
         while not stop.is_set():
             i += 1
             t = time.perf_counter()
-            await make_track(
-                TrackRequest(120.0, "chill", 1000 + i), backend, tmp / f"lofi-{i}", executor=render
-            )
+            await lofi.make_track(TrackRequest(120.0, "chill", 1000 + i), tmp / f"lofi-{i}")
             lofi_done += 1
             lofi_seconds += time.perf_counter() - t
+        await lofi.close()
         render.shutdown(wait=False)
 
     t0 = time.perf_counter()

@@ -175,7 +175,7 @@ async def step_latencies(backend, names, versions, windows, steps: int, rng) -> 
 
 
 async def track_generation(backend, length_s: float) -> dict:
-    from serving.generate import generate
+    from compose.loop import generate
 
     plan = plan_track(TrackRequest(length_s, "chill", 7))
     gen = await generate(backend, plan)

@@ -1,4 +1,4 @@
-"""Benchmark: whole tracks through `serving.track.make_track` against a running model server; prints JSON.
+"""Benchmark: whole tracks through `compose.pipeline.Composer.make_track` against a running model server; prints JSON.
 
 The models are loaded once: by the embedded server's store, called directly as the bot and `lofi generate`
 do (default), by an embedded server over gRPC on loopback (--grpc), or served at --serving HOST:PORT. Then
@@ -39,22 +39,23 @@ def cpu_seconds() -> float:
 
 
 async def run(args) -> dict:
+    from compose.pipeline import Composer
     from lofi.model_server import one_shot_backend
     from music.request import TrackRequest
-    from serving.track import make_track
 
     rows = []
     load_before = load_average()
     async with one_shot_backend(args.serving, Path(args.models), 30.0, local=not args.grpc) as client:
         backend = type(client).__name__  # LocalBackend (the store called directly) or ServingClient
+        composer = Composer(client)
         with tempfile.TemporaryDirectory(prefix="bench-track-") as tmp:
             if args.warmup:
-                await make_track(TrackRequest(30.0, "chill", 99), client, Path(tmp) / "warm")
+                await composer.make_track(TrackRequest(30.0, "chill", 99), Path(tmp) / "warm")
             for mood in args.moods:
                 for seed in args.seeds:
                     req = TrackRequest(float(args.length), mood, int(seed))
                     t, c = time.perf_counter(), cpu_seconds()
-                    res = await make_track(req, client, Path(tmp) / f"{mood}-{seed}")
+                    res = await composer.make_track(req, Path(tmp) / f"{mood}-{seed}")
                     wall, cpu = time.perf_counter() - t, cpu_seconds() - c
                     size = res.files.mp3.stat().st_size
                     rows.append(
@@ -69,6 +70,7 @@ async def run(args) -> dict:
                             "timings": {k: round(v, 3) for k, v in res.timings.items()},
                         }
                     )
+        await composer.close()
     walls = [r["wall_s"] for r in rows]
     keys = sorted({k for r in rows for k in r["timings"]})
     return {

@@ -242,7 +242,8 @@ class GenerationLoop:
         try:
             await self._batches()
         finally:  # whatever stopped the loop, no caller is left waiting
-            self._fail_all(self._active + self._waiting, GenerationError("the generation loop stopped"))
+            why = "was closed" if self._closed else "stopped"
+            self._fail_all(self._active + self._waiting, GenerationError(f"the generation loop {why}"))
 
     async def _batches(self) -> None:
         ens: Ensemble | None = None

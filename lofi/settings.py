@@ -64,15 +64,6 @@ class Settings(BaseSettings):
     vote_threshold: int = 1
     retrain_preset: str = "quick"  # training preset of /lofi-retrain
 
-    def render_options(self) -> dict:
-        """The keyword arguments `music.track.render_track` takes from here (kept until every caller uses
-        `render_config`)."""
-        return {
-            "soundfont": Path(self.soundfont),
-            "groove_dir": Path(self.data_dir) / "groove",
-            "cache_dir": Path(self.cache_dir),
-        }
-
     def render_config(self) -> RenderConfig:
         """What every render takes from here: soundfont, grooves (and their cache), the MP3 size limit."""
         return RenderConfig(

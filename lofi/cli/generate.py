@@ -1,4 +1,4 @@
-"""`lofi generate`: one track from the terminal (the bot's pipeline, `serving.track.make_track`)."""
+"""`lofi generate`: one track from the terminal (the bot's composing engine, `compose.pipeline.Composer`)."""
 
 from __future__ import annotations
 
@@ -161,22 +161,20 @@ async def _generate(
                     file=sys.stderr,
                 )
                 return 2
-            from serving.generate import SamplingOptions
-            from serving.track import make_track
+            from compose.pipeline import Composer
+            from compose.sampler import SamplingOptions
 
             def progress(stage, *rest, **_):
                 if not as_json and stage != "composing":
                     print(f"  {stage}...", file=sys.stderr)
 
-            result = await make_track(
-                request,
-                backend,
-                out_dir,
-                progress=progress,
-                size_limit=settings.upload_limit_bytes,
-                options=SamplingOptions(max_seconds=max_seconds),
-                **settings.render_options(),
-            )
+            composer = Composer(backend, settings.render_config())
+            try:
+                result = await composer.make_track(
+                    request, out_dir, progress=progress, options=SamplingOptions(max_seconds=max_seconds)
+                )
+            finally:
+                await composer.close()
     except (ServingError, MusicError) as exc:
         print(f"lofi generate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -188,7 +186,8 @@ def _warm_render(settings: Settings) -> None:
     try:
         from music.track import warm_up
 
-        warm_up(**settings.render_options())
+        config = settings.render_config()
+        warm_up(config.soundfont, config.groove_dir, config.cache_dir)
     except Exception as exc:  # the render itself reports any real problem, with its own message
         log.debug("warming the render stack failed: %s", exc)
 

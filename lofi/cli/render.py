@@ -62,9 +62,9 @@ def run_render(args: argparse.Namespace) -> int:
     from music.request import TrackRequest, plan_track
     from music.track import render_track
 
-    options = get_settings().render_options()
+    config = get_settings().render_config()
     if args.soundfont is not None:
-        options["soundfont"] = args.soundfont
+        config = replace(config, soundfont=args.soundfont)
     try:
         score = load_source(args.source)
         if score.n_bars <= 0:
@@ -81,7 +81,10 @@ def run_render(args: argparse.Namespace) -> int:
                 plan,
                 Path(tmp),
                 progress=lambda s: print(f"{s}...", file=sys.stderr),
-                **options,
+                soundfont=config.soundfont,
+                size_limit=config.size_limit,
+                groove_dir=config.groove_dir,
+                cache_dir=config.cache_dir,
             )
             shutil.move(files.mp3, out)
             shutil.move(files.midi, out.with_suffix(".mid"))

@@ -1,20 +1,29 @@
-"""Generation from a prefix (the Extend button): the original bars are kept, the plan's new length is reached."""
+"""Generation from a prefix (the Extend button) in the shared loop: the original bars are kept, the plan's new
+length is reached."""
 
 from __future__ import annotations
 
 import pytest
 
+from compose.continuation import extended_plan, split_tokens
+from compose.errors import GenerationError
+from compose.loop import GenerationLoop, generate
 from music.request import TrackRequest, plan_track
 from music.tokens import Representation
 from serving.backend import InProcessBackend
-from serving.errors import GenerationError
-from serving.extend import extended_plan, generate_continuation, split_tokens
-from serving.generate import generate
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_models):
     return InProcessBackend(tiny_models)
+
+
+async def generate_continuation(backend, plan, prefix, rep):
+    loop = GenerationLoop(backend, rep=rep)
+    try:
+        return await loop.generate(plan, prefix=prefix)
+    finally:
+        await loop.close()
 
 
 async def test_continuation_keeps_the_prefix_and_reaches_the_new_length(backend):

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
+from compose.errors import GenerationError
+from compose.loop import GenerationLoop, generate
+from compose.sampler import SamplingOptions
 from music.request import TrackRequest, plan_track
 from serving import contract
 from serving.backend import InProcessBackend
-from serving.batcher import SharedGenerator, shared_generator
-from serving.errors import GenerationError
-from serving.generate import SamplingOptions, generate
 
 REQUESTS = [(20, "rainy", 3), (16, "sunny", 8), (24, "night", 5), (18, "chill", 1)]
 
@@ -35,7 +35,7 @@ async def test_batched_tracks_equal_the_one_by_one_tracks_same_seeds(tiny_models
     calls_alone = len(backend.rows)
     backend.rows.clear()
 
-    shared = SharedGenerator(backend)
+    shared = GenerationLoop(backend)
     first = [asyncio.create_task(shared.generate(p)) for p in plans[:3]]
     while shared.steps < 5:  # the fourth arrives late and joins the running batch
         await asyncio.sleep(0)
@@ -55,7 +55,7 @@ async def test_each_track_keeps_its_own_sampling_options(tiny_models):
     backend = InProcessBackend(tiny_models)
     alone_a = (await generate(backend, plan_a)).tokens[0]
     alone_b = (await generate(backend, plan_b, options=opts)).tokens[0]
-    shared = SharedGenerator(backend)
+    shared = GenerationLoop(backend)
     a, b = await asyncio.gather(shared.generate(plan_a), shared.generate(plan_b, options=opts))
     assert a.tokens[0] == alone_a and b.tokens[0] == alone_b
     assert a.versions == b.versions
@@ -64,14 +64,14 @@ async def test_each_track_keeps_its_own_sampling_options(tiny_models):
 async def test_progress_reports_each_tracks_own_bars(tiny_models):
     plan = plan_track(TrackRequest(*REQUESTS[0]))
     seen: list[float] = []
-    await shared_generator(InProcessBackend(tiny_models)).generate(plan, on_bar=seen.append)
+    await GenerationLoop(InProcessBackend(tiny_models)).generate(plan, on_bar=seen.append)
     assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) == plan.n_bars
 
 
 async def test_a_cap_on_the_batch_seats_the_rest_as_others_finish(tiny_models):
     plans = [plan_track(TrackRequest(*r)) for r in REQUESTS]
     backend = CountingBackend(tiny_models)
-    shared = SharedGenerator(backend, max_batch=2)
+    shared = GenerationLoop(backend, max_batch=2)
     gens = await asyncio.gather(*(shared.generate(p) for p in plans))
     assert max(shared.batch_sizes) == 2 and all(g.tokens[0][-1] for g in gens)
     assert [g.tokens[0] for g in gens] == [(await generate(backend, p)).tokens[0] for p in plans]
@@ -87,7 +87,7 @@ async def test_a_failing_server_fails_every_track_in_the_batch_and_the_loop_reco
             return await super().predict(*a)
 
     backend = Flaky(tiny_models)
-    shared = SharedGenerator(backend)
+    shared = GenerationLoop(backend)
     plans = [plan_track(TrackRequest(*r)) for r in REQUESTS[:2]]
     results = await asyncio.gather(*(shared.generate(p) for p in plans), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
@@ -96,7 +96,7 @@ async def test_a_failing_server_fails_every_track_in_the_batch_and_the_loop_reco
 
 
 async def test_closing_fails_what_is_in_flight(tiny_models):
-    shared = SharedGenerator(InProcessBackend(tiny_models))
+    shared = GenerationLoop(InProcessBackend(tiny_models))
     task = asyncio.create_task(shared.generate(plan_track(TrackRequest(60, "rainy", 2))))
     while shared.steps < 2:
         await asyncio.sleep(0)

@@ -1,4 +1,4 @@
-"""make_track end to end (tiny models, real render), and the `lofi serve` / `lofi generate` commands."""
+"""Composer.make_track end to end (tiny models, real render), and the `lofi serve` / `lofi generate` commands."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from compose.pipeline import Composer
 from music.request import TrackRequest
 from serving.backend import InProcessBackend
-from serving.track import make_track
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "tf-serving" / "saved_model_half_plus_two_2_versions"
@@ -34,12 +34,13 @@ def _free_port() -> int:
 @pytest.mark.slow
 async def test_make_track_renders_with_pinned_versions(tiny_models, tmp_path):
     stages = []
-    result = await make_track(
-        TrackRequest(16, "rainy", 5),
-        InProcessBackend(tiny_models),
-        tmp_path,
-        progress=lambda stage, *a, **k: stages.append(stage),
-    )
+    composer = Composer(InProcessBackend(tiny_models))
+    try:
+        result = await composer.make_track(
+            TrackRequest(16, "rainy", 5), tmp_path, progress=lambda stage, *a, **k: stages.append(stage)
+        )
+    finally:
+        await composer.close()
     assert Path(result.files.mp3).is_file() and Path(result.files.midi).is_file()
     assert result.versions == {"lofi_member_0": 1, "lofi_member_1": 1}
     assert {"generate", "decode", "render", "total"} <= set(result.timings)

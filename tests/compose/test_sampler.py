@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import model_service_pb2_grpc
 
+from compose.loop import generate
+from compose.sampler import SamplingOptions
 from music.request import TrackRequest, plan_track
 from music.tokens import BAR, EOS, Representation
 from serving.backend import InProcessBackend
 from serving.client import ServingClient
 from serving.errors import ModelNotFound, ServingTimeout, ServingUnavailable, VocabularyMismatch
-from serving.generate import SamplingOptions, generate
 from serving.server import EmbeddedServer, config_for_models_dir
 from tests.support.contract_models import make_contract_models
 from tests.support.tiny_models import make_tiny_models
@@ -206,15 +207,15 @@ class Recording:
 
 def _record_forced_steps(monkeypatch) -> list[int]:
     """The step numbers at which a sequence took its only allowed token without asking the models."""
-    import serving.generate as generation
+    import compose.loop as generation
 
-    steps, original = [], generation._forced
+    steps, original = [], generation.forced
 
     def forced(mask, s):
         steps.append(s.steps)
         return original(mask, s)
 
-    monkeypatch.setattr(generation, "_forced", forced)
+    monkeypatch.setattr(generation, "forced", forced)
     return steps
 
 
@@ -246,17 +247,17 @@ async def test_forced_tokens_ask_no_model(tiny_models, monkeypatch):
 def test_a_forced_token_draws_what_sampling_would(p_at_token):
     """Taking a forced token without the models leaves every later token as it was: the same token and the
     same random draw as sampling it from any probabilities."""
-    from serving.generate import _forced, _Masks, _sample, _Sequence
+    from compose.sampler import SequenceState, TokenMasks, forced, sample
 
-    plan, opts, mk = _plan(), SamplingOptions(), _Masks(REP)
-    sampled, forced = (_Sequence(REP, plan, 3, 0, opts) for _ in range(2))
+    plan, opts, mk = _plan(), SamplingOptions(), TokenMasks(REP)
+    sampled, forcing = (SequenceState(REP, plan, 3, 0, opts) for _ in range(2))
     p = np.random.default_rng(0).random(len(REP.vocab))
     only = REP.vocab.id("BAR")
-    p[only] = p_at_token  # with no mass there, _sample falls back to uniform over the mask
+    p[only] = p_at_token  # with no mass there, sample falls back to uniform over the mask
     mask = np.zeros(len(REP.vocab), bool)
     mask[only] = True
-    assert _sample(p, mask, sampled, mk, opts) == _forced(mask, forced) == only
-    assert sampled.rng.random() == forced.rng.random()
+    assert sample(p, mask, sampled, mk, opts) == forced(mask, forcing) == only
+    assert sampled.rng.random() == forcing.rng.random()
 
 
 def _bars(tokens):

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compose.errors import GenerationError
+from compose.loop import GenerationLoop
+from compose.loop import generate as sample
+from compose.sampler import SamplingOptions
 from lofi.cli.generate import generate
 from lofi.settings import Settings
 from music.request import TrackRequest, plan_track
 from music.tokens import Representation
 from serving import contract
-from serving.errors import GenerationError
-from serving.generate import SamplingOptions
-from serving.generate import generate as sample
 
 
 @pytest.fixture
@@ -122,13 +123,39 @@ class SlowBackend:
         pass
 
 
-async def test_every_generation_stops_at_its_wall_time_bound():
+async def test_a_request_in_the_shared_loop_stops_at_its_own_wall_time_bound():
+    """The loop every front end composes through stops a request at its wall time, while the request beside
+    it in the same batch (a longer bound) carries on."""
     plan = plan_track(TrackRequest(length_s=600, mood="rainy", seed=1))
     backend = SlowBackend(delay_s=0.01)
+    loop = GenerationLoop(backend)
     t0 = time.perf_counter()
+    patient = asyncio.create_task(loop.generate(plan, seed=2, options=SamplingOptions(max_seconds=600)))
     with pytest.raises(GenerationError, match=r"stopped after 0.3 s of wall time"):
-        await sample(backend, plan, options=SamplingOptions(max_seconds=0.3))
+        await loop.generate(plan, options=SamplingOptions(max_seconds=0.3))
     assert time.perf_counter() - t0 < 3 and backend.calls > 0
+    assert not patient.done()
+    await loop.close()
+    with pytest.raises(GenerationError, match="closed"):
+        await patient
+
+
+async def test_a_request_in_the_shared_loop_stops_at_its_step_budget(monkeypatch):
+    import compose.loop
+
+    monkeypatch.setattr(compose.loop._Request, "step_budget", property(lambda self: 5))
+    loop = GenerationLoop(SlowBackend(delay_s=0))
+    try:
+        with pytest.raises(GenerationError, match="no EOS after 5 steps"):
+            await loop.generate(plan_track(TrackRequest(length_s=30, mood="chill", seed=1)))
+    finally:
+        await loop.close()
+
+
+async def test_the_one_shot_helper_is_bounded_too():
+    plan = plan_track(TrackRequest(length_s=600, mood="rainy", seed=1))
+    with pytest.raises(GenerationError, match=r"stopped after 0.2 s of wall time"):
+        await sample(SlowBackend(delay_s=0.01), plan, options=SamplingOptions(max_seconds=0.2))
 
 
 def test_the_default_options_bound_wall_time():

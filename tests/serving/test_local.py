@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from compose.loop import generate
 from music.request import TrackRequest, plan_track
 from serving.client import ServingClient
 from serving.errors import BadRequest, ModelNotFound
-from serving.generate import generate
 from serving.local import LocalBackend
 
 

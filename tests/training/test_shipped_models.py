@@ -50,9 +50,9 @@ def test_every_member_matches_this_codes_vocabulary_and_representation():
 
 @pytest.mark.slow
 async def test_the_shipped_ensemble_writes_a_track_that_decodes():
+    from compose.loop import generate
     from music.request import TrackRequest, plan_track
     from serving.backend import InProcessBackend
-    from serving.generate import generate
 
     plan = plan_track(TrackRequest(15, "rainy", 1))
     backend = InProcessBackend(MODELS)
