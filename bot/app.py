@@ -15,6 +15,7 @@ import os
 import aiohttp
 import discord
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
 from bot.config import BotSettings
@@ -75,6 +76,20 @@ def default_intents() -> discord.Intents:
     return intents
 
 
+class LofiTree(app_commands.CommandTree["LofiBot"]):
+    """The command tree: every option checked server-side, every error answered in one place."""
+
+    async def interaction_check(self, interaction: discord.Interaction[LofiBot], /) -> bool:
+        """Refuse a slash command whose options do not fit its declaration."""
+        return await check_interaction_options(interaction)
+
+    async def on_error(
+        self, interaction: discord.Interaction[LofiBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        """One clear ephemeral message per failure."""
+        await on_app_command_error(interaction, error)
+
+
 class LofiBot(commands.Bot):
     """The LoFi bot over `resources` (opened and closed by its owner); `retrain_command` replaces
     `python -m training.runner`, `radio_config` the radio's settings. Then `await bot.start(token)`."""
@@ -97,6 +112,7 @@ class LofiBot(commands.Bot):
             intents=intents or default_intents(),
             help_command=None,
             connector=connector,
+            tree_cls=LofiTree,
         )
         self.resources = resources
         self._sync_commands = sync_commands
@@ -137,8 +153,6 @@ class LofiBot(commands.Bot):
                 "marked %d track(s) and %d retrain(s) left unfinished by a restart as failed", tracks, runs
             )
         self.queue.start()
-        self.tree.on_error = on_app_command_error
-        self.tree.interaction_check = check_interaction_options  # every option, server-side
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for ext in EXTENSIONS:
             await self.load_extension(ext)

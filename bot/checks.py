@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 import discord
-from discord import app_commands
 
 from bot.config import BotSettings
 from bot.errors import NotAdmin
+from bot.interactions import lofi_bot
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def is_admin(
 
 async def require_admin(interaction: discord.Interaction) -> bool:
     """App command check: admins pass; anyone else gets NotAdmin and the attempt is logged."""
-    settings = interaction.client.settings
+    settings = lofi_bot(interaction).settings
     if is_admin(interaction.user, settings, getattr(interaction, "permissions", None)):
         return True
     name = interaction.command.qualified_name if interaction.command else "an admin command"
@@ -48,8 +48,3 @@ async def require_admin(interaction: discord.Interaction) -> bool:
         interaction.guild_id,
     )
     raise NotAdmin(f"/{name}")
-
-
-def admin_only():
-    """Decorator: `app_commands.check(require_admin)`."""
-    return app_commands.check(require_admin)

@@ -29,7 +29,7 @@ class QueueFull(BotError):
 class AlreadyQueued(BotError):
     """The user already has a track queued or being made (one active job per user)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("You already have a track in the works; wait for it to finish before asking again.")
 
 
@@ -69,5 +69,5 @@ class RetrainBusy(BotError):
 class TrackGone(BotError):
     """A button refers to a track that no longer exists or has no files."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("That track is no longer available.")

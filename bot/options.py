@@ -9,6 +9,7 @@ naming what was wrong; the error handler shows it like every other expected erro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import discord
@@ -71,7 +72,7 @@ def check_option(param: app_commands.Parameter, option: dict[str, Any]) -> None:
             raise BadOption(f"The option `{name}` must be {low or 0} to {high} characters long.")
 
 
-def check_options(command: app_commands.Command, options: list[dict[str, Any]]) -> None:
+def check_options(command: app_commands.Command[Any, ..., Any], options: list[dict[str, Any]]) -> None:
     """BadOption for the first option of `options` that does not fit `command`, or a required one missing."""
     params = {p.display_name: p for p in command.parameters}
     given: set[str] = set()
@@ -92,7 +93,7 @@ def check_options(command: app_commands.Command, options: list[dict[str, Any]]) 
         )
 
 
-def _leaf_options(data: dict[str, Any]) -> list[dict[str, Any]]:
+def _leaf_options(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     options = data.get("options") or []
     while isinstance(options, list) and options and options[0].get("type") in (1, 2):  # sub-commands
         options = options[0].get("options") or []
@@ -103,7 +104,7 @@ async def interaction_check(interaction: discord.Interaction) -> bool:
     """`CommandTree.interaction_check`: refuse a slash command whose options do not fit its declaration."""
     if interaction.type is not discord.InteractionType.application_command:
         return True  # components carry no options; autocomplete values are partial by design
-    data = interaction.data or {}
+    data: Mapping[str, Any] = interaction.data or {}
     if data.get("type", 1) != 1:
         return True  # context menus
     command = interaction.command

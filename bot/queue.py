@@ -8,7 +8,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from bot.errors import AlreadyQueued, OnCooldown, QueueFull
@@ -26,7 +26,7 @@ class Job:
         self._run = run
         self._on_position = on_position
         self.position = 0
-        self.future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     async def _notify(self, position: int) -> None:
         if position == self.position:
@@ -40,7 +40,7 @@ class Job:
             except Exception:
                 log.exception("position callback failed")
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, Any]:
         return self.future.__await__()
 
 
@@ -63,7 +63,7 @@ class JobQueue:
         self._active_users: set[int] = set()
         self._last_submit: dict[int, float] = {}
         self._ready = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.running = 0
 
     def __len__(self) -> int:

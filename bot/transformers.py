@@ -7,7 +7,7 @@ from discord import app_commands
 
 from bot.config import BotSettings
 from bot.errors import BadLength
-from bot.views import lofi_bot
+from bot.interactions import lofi_bot
 from music.durations import parse_duration, parse_length
 
 
@@ -30,17 +30,17 @@ class DurationTransformer(app_commands.Transformer):
             raise BadLength(f"Bad length: {exc}.") from None
 
     async def autocomplete(
-        self, interaction: discord.Interaction, value: str
-    ) -> list[app_commands.Choice[str]]:
+        self, interaction: discord.Interaction, value: int | float | str
+    ) -> list[app_commands.Choice[int | float | str]]:
         s = _settings(interaction)
         options = [
             o
             for o in ("30s", "1m", "1m30s", "2m", "3m", "5m")
             if s.min_length_s <= parse_duration(o) <= s.max_length_s
         ]
-        return [app_commands.Choice(name=o, value=o) for o in options if o.startswith(value.strip())] or [
-            app_commands.Choice(name=o, value=o) for o in options
-        ]
+        typed = str(value).strip()
+        fitting = [o for o in options if o.startswith(typed)] or options
+        return [app_commands.Choice[int | float | str](name=o, value=o) for o in fitting]
 
 
 Duration = app_commands.Transform[float, DurationTransformer]

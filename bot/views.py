@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import random
 import re
-from typing import TYPE_CHECKING, cast
+from typing import Any
 
 import discord
 
 from bot.error_handler import describe, send_error
+from bot.interactions import lofi_bot
 from bot.services import extra_lengths
 from music.limits import SEED_MAX
 
-if TYPE_CHECKING:
-    from bot.app import LofiBot
+Button = discord.ui.Button[discord.ui.View]
+Select = discord.ui.Select[discord.ui.View]
 
 
-def lofi_bot(interaction: discord.Interaction) -> LofiBot:
-    """The bot an interaction reached (the only client these items are registered on)."""
-    return cast("LofiBot", interaction.client)
-
-
-class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:var:(?P<track_id>\d+)"):
+class VariationButton(discord.ui.DynamicItem[Button], template=r"lofi:var:(?P<track_id>\d+)"):
     """Same request as the track, new seed."""
 
     def __init__(self, track_id: int):
@@ -38,7 +34,7 @@ class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> VariationButton:
         return cls(int(match["track_id"]))
 
@@ -51,7 +47,7 @@ class VariationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi
             await send_error(interaction, describe(exc))
 
 
-class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi:(?P<track_id>\d+)"):
+class MidiButton(discord.ui.DynamicItem[Button], template=r"lofi:midi:(?P<track_id>\d+)"):
     """Send the track's MIDI file to whoever clicks (ephemeral)."""
 
     def __init__(self, track_id: int):
@@ -67,7 +63,7 @@ class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> MidiButton:
         return cls(int(match["track_id"]))
 
@@ -81,7 +77,7 @@ class MidiButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:midi
             await send_error(interaction, describe(exc))
 
 
-class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:ext:(?P<track_id>\d+)"):
+class ExtendButton(discord.ui.DynamicItem[Button], template=r"lofi:ext:(?P<track_id>\d+)"):
     """Make a longer version of the track that continues its music: offers the lengths (ephemeral menu)."""
 
     def __init__(self, track_id: int):
@@ -97,7 +93,7 @@ class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:ex
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> ExtendButton:
         return cls(int(match["track_id"]))
 
@@ -120,7 +116,7 @@ class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:ex
             await send_error(interaction, describe(exc))
 
 
-class ExtendSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"lofi:extlen:(?P<track_id>\d+)"):
+class ExtendSelect(discord.ui.DynamicItem[Select], template=r"lofi:extlen:(?P<track_id>\d+)"):
     """The length menu of Extend: queues the longer version and posts it like a new track."""
 
     def __init__(self, track_id: int, options: list[tuple[str, float]] | None = None):
@@ -139,13 +135,16 @@ class ExtendSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"lofi:ex
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> ExtendSelect:
         return cls(int(match["track_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            values = (interaction.data or {}).get("values") or []
+            data = interaction.data
+            values = data.get("values") if data is not None else None
+            if not isinstance(values, list) or not values:
+                raise ValueError("the length menu sent no length")
             extra = float(values[0])
             bot = lofi_bot(interaction)
             request, extension = await bot.tracks.extension_of(
@@ -156,7 +155,7 @@ class ExtendSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"lofi:ex
             await send_error(interaction, describe(exc))
 
 
-class RadioPostButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi:radio:(?P<track_id>\d+)"):
+class RadioPostButton(discord.ui.DynamicItem[Button], template=r"lofi:radio:(?P<track_id>\d+)"):
     """Post the piece the radio played as an MP3 with its MIDI, where people can vote on it."""
 
     def __init__(self, track_id: int):
@@ -172,7 +171,7 @@ class RadioPostButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lofi
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> RadioPostButton:
         return cls(int(match["track_id"]))
 

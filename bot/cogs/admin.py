@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import LofiBot
-from bot.checks import admin_only, is_admin
+from bot.checks import is_admin, require_admin
 from bot.format import DOWN, UP
 from bot.services import Requester, RetrainOutcome, StatusReport
 from db.models import RetrainStatus
@@ -99,7 +99,7 @@ class Admin(commands.Cog):
     )
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
-    @admin_only()
+    @app_commands.check(require_admin)
     async def retrain(
         self,
         interaction: discord.Interaction,

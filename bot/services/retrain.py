@@ -65,7 +65,9 @@ class RetrainService:
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
 
-    async def start(self, who: Requester, *, epochs: int | None, include_votes: bool) -> tuple[int, dict]:
+    async def start(
+        self, who: Requester, *, epochs: int | None, include_votes: bool
+    ) -> tuple[int, dict[str, Any]]:
         """Record a running retrain; RetrainBusy if one runs already. Returns the run id and its parameters."""
         params: dict[str, Any] = {"epochs": epochs, "include_votes": include_votes}
         try:
@@ -77,7 +79,7 @@ class RetrainService:
         except RetrainAlreadyRunning as exc:
             raise RetrainBusy(f"{exc.started_at:%Y-%m-%d %H:%M} UTC", exc.user_name) from None
 
-    async def _runner_params(self, params: dict, workdir: Path) -> Path:
+    async def _runner_params(self, params: dict[str, Any], workdir: Path) -> Path:
         # Liked tracks (net score >= threshold) become extra training pieces. Disliked ones are left out of
         # them; `training.retrain`'s `exclude` takes corpus piece *names*, which generated tracks are not.
         liked: list[list[int]] = []
@@ -102,7 +104,10 @@ class RetrainService:
         return path
 
     async def run(
-        self, run_id: int, params: dict, on_progress: Callable[[dict], Awaitable[None]] | None = None
+        self,
+        run_id: int,
+        params: dict[str, Any],
+        on_progress: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> RetrainOutcome:
         """Run the retrain process to its end, forwarding its progress events; the outcome is stored."""
         workdir = Path(tempfile.mkdtemp(prefix="lofi-retrain-"))
@@ -159,7 +164,11 @@ class RetrainService:
         return await self._finish(run_id, result, error, params)
 
     async def _finish(
-        self, run_id: int, result: dict | None, error: str | None, params: dict | None = None
+        self,
+        run_id: int,
+        result: dict[str, Any] | None,
+        error: str | None,
+        params: dict[str, Any] | None = None,
     ) -> RetrainOutcome:
         if result is not None and error is None:
             status = RetrainStatus.promoted if result.get("promoted") else RetrainStatus.kept

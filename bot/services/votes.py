@@ -28,7 +28,7 @@ class VoteService:
         """Apply a reaction: the stored vote follows the vote reactions the user still has (retried while the
         database is locked, in arrival order per user). False when the message is not one of our tracks."""
 
-        async def apply(s) -> bool:
+        async def apply(s: AsyncSession) -> bool:
             track = await repo.track_by_message(s, message_id)
             if track is None:
                 return False
