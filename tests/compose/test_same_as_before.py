@@ -1,0 +1,110 @@
+"""The composing engine makes what the code before it made: the same tokens from the shipped ensemble for the
+same seeds (new pieces, several rows of one seed, an extension through the shared loop), and the same audio
+before encoding.
+
+The references were recorded from commit 0673ee3, the last one with three generation loops, before they
+became one (2026-12-04). They depend on the shipped models: a retrain that ships new members changes them
+(record them again from the new models, with the previous commit's code, and say so in the commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compose.continuation import extended_plan
+from compose.loop import GenerationLoop, generate
+from music.request import TrackRequest, plan_track
+from music.tokens import Representation
+from serving.backend import InProcessBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+AUDIO = ROOT / "tests" / "fixtures" / "audio-rainy-20s-seed7.json"
+
+TOKENS_SHA256 = {
+    "rainy 30 s seed 1": "b6a57e02b2bf509008df045454ff17cd3f7192574d244e73c3bb572381e3f723",
+    "rainy 20 s seed 7": "99b2436d1797091e8a419d2a8c1f2d2c76a71ece8ec79fd5925d75a3b39c999e",
+    "sunny 20 s seed 5, row 0": "8acb64db6ab47fe8da0758f97c2a8a13cd9c2b283f3d8493b2eea72037e5a85d",
+    "sunny 20 s seed 5, row 1": "05bb0d4801a288055bb653183eca2872bd5954eb274dcf4e2c383e5687fcb47d",
+    "rainy seed 7 extended to 40 s": "818116c166dc90af811758a5dcdd2104df7b2e09da11cc7805b878cc9bfaa8b3",
+}
+
+
+def _sha(tokens: list[int]) -> str:
+    return hashlib.sha256(json.dumps(tokens).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, list[int]]:
+    return asyncio.run(_make())
+
+
+async def _make() -> dict[str, list[int]]:
+    rep = Representation()
+    backend = InProcessBackend(ROOT / "models")
+    loop = GenerationLoop(backend, rep=rep)
+    try:
+        rainy7 = plan_track(TrackRequest(20, "rainy", 7), rep)
+        tokens = {
+            "rainy 30 s seed 1": (
+                await generate(backend, plan_track(TrackRequest(30, "rainy", 1), rep))
+            ).tokens[0],
+            "rainy 20 s seed 7": (await loop.generate(rainy7)).tokens[0],
+        }
+        rows = await generate(backend, plan_track(TrackRequest(20, "sunny", 5), rep), n=2)
+        tokens["sunny 20 s seed 5, row 0"], tokens["sunny 20 s seed 5, row 1"] = rows.tokens
+        longer = extended_plan(rainy7.request, 40, rep)
+        extension = await loop.generate(longer, prefix=tokens["rainy 20 s seed 7"])
+        tokens["rainy seed 7 extended to 40 s"] = extension.tokens[0]
+    finally:
+        await loop.close()
+        await backend.close()
+    return tokens
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(TOKENS_SHA256))
+async def test_the_same_seeds_give_the_same_tokens_as_before(made, case):
+    assert _sha(made[case]) == TOKENS_SHA256[case]
+
+
+def _fingerprint(audio: np.ndarray, block: int) -> dict[str, list]:
+    x = audio.astype(np.float64)
+    n = x.shape[1] // block
+    blocks = x[:, : n * block].reshape(x.shape[0], n, block)
+    return {
+        "mean": blocks.mean(axis=2).tolist(),
+        "rms": np.sqrt((blocks**2).mean(axis=2)).tolist(),
+        "tail_sum": x[:, n * block :].sum(axis=1).tolist(),
+    }
+
+
+@pytest.mark.slow
+async def test_the_same_tokens_give_the_same_audio_before_encoding(made, tmp_path, monkeypatch):
+    """Every 8192-sample block of the mastered audio (what the MP3 encoder is given) has the mean and RMS it
+    had before, to 1e-6."""
+    import music.track
+
+    captured = []
+    encode = music.track.write_mp3
+
+    def capture(audio, *args, **kwargs):
+        captured.append(np.array(audio, copy=True))
+        return encode(audio, *args, **kwargs)
+
+    monkeypatch.setattr(music.track, "write_mp3", capture)
+    rep = Representation()
+    plan = plan_track(TrackRequest(20, "rainy", 7), rep)
+    score = rep.decode(made["rainy 20 s seed 7"], tonic=plan.tonic, bpm=plan.bpm)
+    music.track.render_track(score, plan, tmp_path)
+    reference = json.loads(AUDIO.read_text())
+    (audio,) = captured
+    assert audio.shape[1] == reference["samples"]
+    now = _fingerprint(audio, reference["block"])
+    for key in ("mean", "rms", "tail_sum"):
+        np.testing.assert_allclose(now[key], reference[key], rtol=0, atol=1e-6, err_msg=key)
