@@ -38,15 +38,22 @@ class Ensemble:
 
     def combine(self, probs: list[np.ndarray]) -> np.ndarray:
         """Weighted mean of probabilities, or weighted geometric mean renormalised (float64)."""
+        out: np.ndarray
         if self.method == "geometric":
-            logp = sum(
-                w * np.log(np.maximum(p.astype(np.float64), 1e-30))
-                for w, p in zip(self.weights, probs, strict=True)
+            logp: np.ndarray = sum(
+                (
+                    w * np.log(np.maximum(p.astype(np.float64), 1e-30))
+                    for w, p in zip(self.weights, probs, strict=True)
+                ),
+                np.zeros(1),
             )
             out = np.exp(logp - logp.max(axis=1, keepdims=True))
         else:
-            out = sum(w * p.astype(np.float64) for w, p in zip(self.weights, probs, strict=True))
-        return out / out.sum(axis=1, keepdims=True)
+            out = sum(
+                (w * p.astype(np.float64) for w, p in zip(self.weights, probs, strict=True)), np.zeros(1)
+            )
+        normalised: np.ndarray = out / out.sum(axis=1, keepdims=True)
+        return normalised
 
 
 async def pin_ensemble(backend: Backend, rep: Representation, members: list[str] | None = None) -> Ensemble:

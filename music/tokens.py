@@ -165,7 +165,7 @@ class Representation:
 
     version = REPR_VERSION
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.vocab = Vocab()
         self.id_tables = _IdTables(self.vocab)
 
