@@ -1,5 +1,5 @@
 """One track from a generated score: arrange -> the two buses (FluidSynth + effects) -> mix with the ambience
--> master -> MP3 and cover."""
+-> master -> MP3 and cover; `render_track` runs the steps, one function each."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ import logging
 import random
 import re
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from music import buses, synth
-from music.arrange import MIDI_TPB, arrange, mido_key
-from music.drums import load_library
+from music.arrange import MIDI_TPB, Arrangement, arrange, mido_key
+from music.drums import GrooveLibrary, load_library
 from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
 from music.master import master
 from music.progress import Progress, Stage
@@ -139,32 +141,103 @@ def render_track(
     report = progress or (lambda *_: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seed = plan.request.seed
-    mood = plan.mood
-    title = score.title or track_title(mood.name, seed)
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{title}-{mood.name}-{seed}".lower()).strip("-")
+    title = score.title or track_title(plan.mood.name, plan.request.seed)
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{title}-{plan.mood.name}-{plan.request.seed}".lower()).strip("-")
     timings: dict[str, float] = {}
-    sound = mood.sound or {}
-
     report(Stage.ARRANGING)
+    with _timer(timings, "arrange"):
+        arrangement, seconds = _arrange(score, plan, title, load_library(groove_dir, cache_dir))
+        midi_path = arrangement.write(out_dir / f"{slug}.mid")
+    report(Stage.RENDERING)
+    mix = _mix_buses(arrangement, plan, Path(soundfont), seconds, timings)
+    report(Stage.MASTERING)
+    with _timer(timings, "master"):
+        mastered, lufs, tp = master(mix, SAMPLE_RATE)
+    report(Stage.ENCODING)
+    mp3_path, cover_path, kbps = _export(mastered, arrangement, plan, out_dir, slug, size_limit, timings)
+    files = TrackFiles(
+        mp3=mp3_path,
+        midi=midi_path,
+        cover=cover_path,
+        duration_s=mastered.shape[1] / SAMPLE_RATE,
+        bpm=float(plan.bpm),
+        key=arrangement.key,
+        mood=plan.mood.name,
+        seed=plan.request.seed,
+        title=title,
+        loudness_lufs=lufs,
+        true_peak_dbtp=tp,
+        timings=timings,
+    )
+    _log_rendered(files, seconds, kbps)
+    return files
+
+
+@contextmanager
+def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the seconds the block takes as timings[name] (`TrackFiles.timings`, logged and benchmarked)."""
     t = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t
+
+
+def _log_rendered(files: TrackFiles, seconds: float, kbps: int) -> None:
+    """One log line per track: what was made and how long each step took."""
+    log.info(
+        "rendered %s (%s, %.1f s, %d kbps, %.1f LUFS, %.1f dBTP) in %s",
+        files.mp3.name,
+        files.mood,
+        seconds,
+        kbps,
+        files.loudness_lufs,
+        files.true_peak_dbtp,
+        {k: round(v, 2) for k, v in files.timings.items()},
+    )
+
+
+def _arrange(score: Score, plan: TrackPlan, title: str, library: GrooveLibrary) -> tuple[Arrangement, float]:
+    """(arrangement, seconds): `score` fitted to the plan and arranged for exactly the asked length: whole
+    bars, and any remainder (under a bar) is the final chord ringing out."""
     fitted = fit_to_plan(score, plan)
-    library = load_library(groove_dir, cache_dir)
-    arrangement = arrange(fitted, sound, n_bars=plan.n_bars, seed=seed, title=title, library=library)
-    # exactly the asked length: whole bars, and any remainder (under a bar) is the final chord ringing out
+    arrangement = arrange(
+        fitted,
+        plan.mood.sound or {},
+        n_bars=plan.n_bars,
+        seed=plan.request.seed,
+        title=title,
+        library=library,
+    )
     seconds = plan.length_s if plan.length_s > 0 else arrangement.seconds
     tail_s = max(seconds - arrangement.seconds, 0.0)
     if tail_s > 0:
         arrangement = replace(arrangement, ring_ticks=int(round(tail_s * arrangement.bpm / 60.0 * MIDI_TPB)))
-    midi_path = arrangement.write(out_dir / f"{slug}.mid")
-    timings["arrange"] = time.perf_counter() - t
+    return arrangement, seconds
 
-    report(Stage.RENDERING)
-    t = time.perf_counter()
-    music, drums, bed = buses.render_buses(arrangement, Path(soundfont), seconds, sound, seed)
-    timings["stems"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+def _mix_buses(
+    arrangement: Arrangement, plan: TrackPlan, soundfont: Path, seconds: float, timings: dict[str, float]
+) -> np.ndarray:
+    """The track's mix before mastering: the two buses (music, drums) rendered and mixed over the ambience
+    bed, faded in and out; `seconds` long (the final chord rings past the bars when they are shorter).
+
+    Times the buses as timings['stems'] and the mixing as timings['mix'].
+    """
+    sound = plan.mood.sound or {}
+    with _timer(timings, "stems"):
+        music, drums, bed = buses.render_buses(arrangement, soundfont, seconds, sound, plan.request.seed)
+    with _timer(timings, "mix"):
+        return _mix(arrangement, plan, seconds, music, drums, bed)
+
+
+def _mix(
+    arrangement: Arrangement,
+    plan: TrackPlan,
+    seconds: float,
+    music: buses.Bus,
+    drums: buses.Bus,
+    bed: np.ndarray,
+) -> np.ndarray:
+    """The buses over the ambience `bed` (mixed in place in it), faded in and out."""
     # the ambience sits under the music: its level follows the dry buses' RMS (close enough to the wet mix;
     # the buses are uncorrelated, so their mean squares add). The bed is ours: the mix is built in it.
     mix = bed
@@ -175,29 +248,44 @@ def render_track(
         # the chains compress and colour differently: keep the drums where the mix put them next to the music
         both = np.isfinite(drums.change) and np.isfinite(music.change)
         mix += drums.wet * np.float32(10 ** ((music.change - drums.change) / 20.0) if both else 1.0)
+    tail_s = max(seconds - arrangement.seconds, 0.0)
     bar_s = arrangement.seconds / max(plan.n_bars, 1)
     fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))
-    mix = _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
-    timings["mix"] = time.perf_counter() - t
+    return _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
 
-    report(Stage.MASTERING)
-    t = time.perf_counter()
-    mastered, lufs, tp = master(mix, SAMPLE_RATE)
-    timings["master"] = time.perf_counter() - t
 
-    report(Stage.ENCODING)
-    key = arrangement.key
-    tags = {
-        "title": title,
+def _tags(arrangement: Arrangement, plan: TrackPlan) -> dict[str, str]:
+    """The MP3's tags: title, artist, album and genre, and the mood, tempo, key and seed that make it again."""
+    mood, seed = plan.mood.name, plan.request.seed
+    return {
+        "title": arrangement.title,
         "artist": "lofi bot",
-        "album": f"lofi {mood.name}",
+        "album": f"lofi {mood}",
         "genre": "LoFi",
-        "comment": f"mood={mood.name} bpm={plan.bpm:.1f} key={key} seed={seed}",
+        "comment": f"mood={mood} bpm={plan.bpm:.1f} key={arrangement.key} seed={seed}",
         "TBPM": str(round(plan.bpm)),
         "TKEY": mido_key(arrangement.tonic, arrangement.mode),  # ID3 spelling: "Dm", "Eb"
-        "mood": mood.name,
+        "mood": mood,
         "seed": str(seed),
     }
+
+
+def _export(
+    mastered: np.ndarray,
+    arrangement: Arrangement,
+    plan: TrackPlan,
+    out_dir: Path,
+    slug: str,
+    size_limit: int,
+    timings: dict[str, float],
+) -> tuple[Path, Path, int]:
+    """(MP3 path, cover path, kbps): the mastered audio encoded with its tags (`_tags`) to `slug`.mp3 in
+    `out_dir`, at most `size_limit` bytes, while the cover is drawn to `slug`.png on a second thread.
+
+    Times the encoding as timings['encode'] and the cover as timings['cover'].
+    """
+    mood = plan.mood
+    mp3_path, cover_path = out_dir / f"{slug}.mp3", out_dir / f"{slug}.png"
     with ThreadPoolExecutor(1) as pool:
         t_cover = time.perf_counter()
 
@@ -205,41 +293,17 @@ def render_track(
             write_cover(
                 arrangement.notes,
                 arrangement.total_ticks,
-                out_dir / f"{slug}.png",
-                title=title,
-                subtitle=f"{mood.name} \u00b7 {key} \u00b7 {plan.bpm:.0f} bpm",
-                colors=(sound.get("cover") or {}).get("colors"),
+                cover_path,
+                title=arrangement.title,
+                subtitle=f"{mood.name} \u00b7 {arrangement.key} \u00b7 {plan.bpm:.0f} bpm",
+                colors=((mood.sound or {}).get("cover") or {}).get("colors"),
             )
             return time.perf_counter() - t_cover
 
         cover_f = pool.submit(cover_job)
-        t = time.perf_counter()
-        mp3_path, kbps = write_mp3(
-            mastered, SAMPLE_RATE, out_dir / f"{slug}.mp3", tags=tags, size_limit=size_limit
-        )
-        timings["encode"] = time.perf_counter() - t
+        with _timer(timings, "encode"):
+            written, kbps = write_mp3(
+                mastered, SAMPLE_RATE, mp3_path, tags=_tags(arrangement, plan), size_limit=size_limit
+            )
         timings["cover"] = cover_f.result()
-    log.info(
-        "rendered %s (%s, %.1f s, %d kbps, %.1f LUFS, %.1f dBTP) in %s",
-        mp3_path.name,
-        mood.name,
-        seconds,
-        kbps,
-        lufs,
-        tp,
-        {k: round(v, 2) for k, v in timings.items()},
-    )
-    return TrackFiles(
-        mp3=mp3_path,
-        midi=midi_path,
-        cover=out_dir / f"{slug}.png",
-        duration_s=mastered.shape[1] / SAMPLE_RATE,
-        bpm=float(plan.bpm),
-        key=key,
-        mood=mood.name,
-        seed=seed,
-        title=title,
-        loudness_lufs=lufs,
-        true_peak_dbtp=tp,
-        timings=timings,
-    )
+    return written, cover_path, kbps
