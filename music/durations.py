@@ -79,9 +79,11 @@ def clock_text(seconds: float) -> str:
 
 
 def parse_length(text: str, min_s: float, max_s: float) -> float:
-    """Seconds in `text` (see `parse_duration`) within [min_s, max_s]; ValueError naming the limits otherwise.
+    """Seconds in `text` (see `parse_duration`) within [min_s, max_s].
 
-    The bot and `lofi generate` both call this, so they accept the same lengths.
+    ValueError: `parse_duration`'s for text that is not a length, one naming the limits for a length outside
+    them. The bot (`bot.transformers.DurationTransformer`, which words the error as a BadLength) and `lofi
+    generate` both call this, so they accept the same lengths.
     """
     seconds = float(parse_duration(str(text)))
     if not min_s <= seconds <= max_s:
