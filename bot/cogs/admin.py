@@ -86,7 +86,7 @@ class Admin(commands.Cog):
 
     def __init__(self, bot: LofiBot):
         self.bot = bot
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def cog_unload(self) -> None:
         for task in self._tasks:
@@ -121,10 +121,10 @@ class Admin(commands.Cog):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, interaction: discord.Interaction, run_id: int, params: dict) -> None:
+    async def _run(self, interaction: discord.Interaction, run_id: int, params: dict[str, Any]) -> None:
         last_edit = 0.0
 
-        async def on_progress(event: dict) -> None:
+        async def on_progress(event: dict[str, Any]) -> None:
             nonlocal last_edit
             if time.monotonic() - last_edit < EDIT_EVERY_S:
                 return
@@ -138,8 +138,10 @@ class Admin(commands.Cog):
             await interaction.edit_original_response(content=text)
         except discord.HTTPException:
             # The interaction token lasts 15 minutes; a long retrain reports in the channel instead.
-            with contextlib.suppress(discord.HTTPException, AttributeError):
-                await interaction.channel.send(text)
+            channel = interaction.channel
+            if isinstance(channel, discord.abc.Messageable):
+                with contextlib.suppress(discord.HTTPException):
+                    await channel.send(text)
 
     @app_commands.command(name="lofi-status", description="Serving health, queue, tracks and retrains")
     async def status(self, interaction: discord.Interaction) -> None:

@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 SLEEP_MIN_S, SLEEP_MAX_S = 60.0, 24 * 3600.0
 
 
+def _guild_id(interaction: discord.Interaction) -> int:
+    """The guild of a guild-only command."""
+    if interaction.guild_id is None:
+        raise RadioError("The radio plays in servers only.")
+    return interaction.guild_id
+
+
 class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi radio in a voice channel"):
     """The radio commands and the listeners that keep it in the right state."""
 
@@ -74,7 +81,7 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
     @app_commands.guild_only()
     async def mood(self, interaction: discord.Interaction, mood: app_commands.Choice[str]) -> None:
         """Change the mood."""
-        soon = await self.service.set_mood(interaction.guild_id, mood.value)
+        soon = await self.service.set_mood(_guild_id(interaction), mood.value)
         when = "at the next transition" if soon else "after the next piece (it is already composed)"
         await interaction.response.send_message(f"🎚️ Mood **{mood.value}** {when}.")
 
@@ -83,7 +90,7 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
     async def stop(self, interaction: discord.Interaction) -> None:
         """Stop the radio."""
         await interaction.response.defer(thinking=True)
-        if not await self.service.stop(interaction.guild_id, f"stopped by {interaction.user.display_name}"):
+        if not await self.service.stop(_guild_id(interaction), f"stopped by {interaction.user.display_name}"):
             raise RadioError("The radio is not playing here.")
         await interaction.followup.send("⏹️ Radio stopped.")
 
@@ -98,7 +105,7 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
             raise RadioError(f"Bad duration: {exc}.") from None
         if not SLEEP_MIN_S <= seconds <= SLEEP_MAX_S:
             raise RadioError("The sleep timer goes from 1m to 24h.")
-        at = await self.service.sleep(interaction.guild_id, seconds)
+        at = await self.service.sleep(_guild_id(interaction), seconds)
         await interaction.response.send_message(
             f"😴 The radio stops in {duration_text(seconds)} (at {at:%H:%M} UTC)."
         )
@@ -110,7 +117,7 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
         """Turn 24/7 mode on or off."""
         if not is_admin(interaction.user, self.bot.settings, getattr(interaction, "permissions", None)):
             raise RadioError("Only server managers or configured admins may change 24/7 mode.")
-        await self.service.set_always_on(interaction.guild_id, enabled)
+        await self.service.set_always_on(_guild_id(interaction), enabled)
         await interaction.response.send_message(
             "🔁 24/7 mode on: the radio stays, and comes back after a restart or a dropped connection."
             if enabled

@@ -31,6 +31,8 @@ from music.request import TrackRequest
 
 log = logging.getLogger(__name__)
 
+VoiceChannel = discord.VoiceChannel | discord.StageChannel
+
 Compose = Callable[[TrackRequest, Requester], Awaitable[TrackInfo]]
 Decode = Callable[[Path], np.ndarray]
 Announce = Callable[["LiveRadio", str, dict[str, Any]], Awaitable[None]]
@@ -55,7 +57,7 @@ class LiveRadio:
     message: discord.Message | None = None
     stop_at: datetime | None = None
     reconnects: int = 0
-    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     stopping: bool = False
 
     @property
@@ -80,7 +82,7 @@ class RadioService:
         decode: Decode | None = None,
         executor: Executor | None = None,
         announce: Announce | None = None,
-        connector: Callable[[discord.abc.Connectable], Awaitable[discord.VoiceClient]] | None = None,
+        connector: Callable[[VoiceChannel], Awaitable[discord.VoiceClient]] | None = None,
     ):
         from bot.radio.audio import load_pcm
 
@@ -130,7 +132,7 @@ class RadioService:
     async def start(
         self,
         guild: discord.Guild,
-        voice_channel: discord.abc.Connectable,
+        voice_channel: VoiceChannel,
         text_channel_id: int | None,
         mood: str,
         *,
@@ -204,7 +206,7 @@ class RadioService:
             )
             return radio
 
-    async def _connect(self, channel: discord.abc.Connectable) -> discord.VoiceClient:
+    async def _connect(self, channel: VoiceChannel) -> discord.VoiceClient:
         if self.connector is not None:
             return await self.connector(channel)
         existing = channel.guild.voice_client
@@ -267,7 +269,7 @@ class RadioService:
                 always_on=on,
                 **(
                     {}
-                    if row is not None
+                    if row is not None or radio is None
                     else {"voice_channel_id": radio.voice_channel_id, "mood": radio.mood, "active": True}
                 ),
             )
@@ -294,7 +296,11 @@ class RadioService:
                 continue
             guild = self.client.get_guild(guild_id)
             channel = guild.get_channel(vc_id) if guild is not None else None
-            if channel is None or (stop_at is not None and stop_at <= _now()):
+            if (
+                guild is None
+                or not isinstance(channel, VoiceChannel)
+                or (stop_at is not None and stop_at <= _now())
+            ):
                 async with self.sessionmaker.begin() as s:
                     await radio_repo.deactivate(s, guild_id)
                 continue
@@ -401,7 +407,7 @@ class RadioService:
         delay = 1.0
         while not radio.stopping:
             channel = guild.get_channel(radio.voice_channel_id) if guild is not None else None
-            if channel is None:
+            if not isinstance(channel, VoiceChannel):
                 await self.stop(radio.guild_id, "the voice channel is gone")
                 return
             try:

@@ -90,7 +90,7 @@ class RadioStation:
             on_drained=self._drained_threadsafe,
         )
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
         self.down: BaseException | None = None  # the error while the model server is unreachable
         self.composed = 0

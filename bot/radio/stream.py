@@ -52,7 +52,7 @@ class Piece:
     @property
     def seconds(self) -> float:
         """Its length in seconds."""
-        return self.pcm.shape[0] / SAMPLE_RATE
+        return float(self.pcm.shape[0] / SAMPLE_RATE)
 
 
 def to_pcm16(audio: np.ndarray) -> np.ndarray:
@@ -141,9 +141,9 @@ class RadioStream(discord.AudioSource):
         """Seconds until the sounding piece would end (so until the next transition at the latest)."""
         with self._lock:
             if self._incoming is not None:
-                return (self._incoming.pcm.shape[0] - self._in_pos) / SAMPLE_RATE
+                return float((self._incoming.pcm.shape[0] - self._in_pos) / SAMPLE_RATE)
             if self._current is not None:
-                return (self._current.pcm.shape[0] - self._pos) / SAMPLE_RATE
+                return float((self._current.pcm.shape[0] - self._pos) / SAMPLE_RATE)
             return 0.0
 
     # ------------------------------------------------------------------ consumer side (the audio thread)

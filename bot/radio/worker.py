@@ -7,8 +7,12 @@ import contextlib
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def background_priority() -> None:
@@ -32,7 +36,7 @@ class RenderWorker(Executor):
             max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=background_priority
         )
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         with self._lock:
             if self._pool is None:
                 self._pool = self._fresh()
