@@ -1,7 +1,7 @@
 """Load benchmark: simultaneous `/lofi` requests through the bot's own service layer; prints JSON.
 
 Drives what the `/lofi` cog does for each request, without Discord: `JobQueue.check` -> `TrackService.create`
--> `JobQueue.submit` -> `TrackService.run` (the real `serving.track.make_track`: shared generation on the
+-> `JobQueue.submit` -> `TrackService.run` (the real `compose.pipeline.Composer`: shared generation on the
 embedded model server's store called directly, as the bot does, or over gRPC with --grpc or --serving;
 rendering in a pool sized to the cores) -> `set_message` (a stand-in message id),
 on a real SQLite database. A refused request gets the queue's own message. Afterwards the database is audited:
@@ -48,27 +48,22 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
     from bot.errors import BotError
     from bot.queue import JobQueue
     from bot.services import Requester, TrackService
+    from compose.pipeline import Composer
     from db import repository as repo
     from db.engine import make_engine, make_sessionmaker, upgrade_engine
     from db.models import Track, TrackStatus
     from music.request import TrackRequest
-    from serving.batcher import shared_generator
-    from serving.track import make_track
 
     engine = make_engine(f"sqlite+aiosqlite:///{tmp / f'load-{users}.sqlite3'}")
     await upgrade_engine(engine)
     sm = make_sessionmaker(engine)
     pool = ThreadPoolExecutor(render_pool_size(settings.render_workers), thread_name_prefix="lofi-render")
-    opts = settings.render_options()
-
-    async def pipeline(request, c, out_dir, **kw):
-        return await make_track(request, c, out_dir, **kw, **opts)
-
-    svc = TrackService(sm, pipeline, lambda: client, tmp / f"out-{users}", pool)
+    composer = Composer(client, settings.render_config(), executor=pool)
+    svc = TrackService(sm, composer, tmp / f"out-{users}")
     queue = JobQueue(maxsize=queue_size, workers=workers, cooldown_s=settings.cooldown_s)
     queue.start()
     moods = ["rainy", "sunny", "chill", "night", "study", "nostalgic"]
-    batches_before = len(shared_generator(client).batch_sizes)
+    batches_before = len(composer.loop.batch_sizes)
 
     async def one(i: int) -> dict:
         request = TrackRequest(length, moods[i % len(moods)], 1000 + i)
@@ -115,6 +110,7 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     await queue.stop()
+    await composer.close()
     pool.shutdown(wait=True)
 
     async with sm() as s:
@@ -144,7 +140,7 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
         if a["accepted"]
         and not ((a["status"] == TrackStatus.done.value and a["posted"]) or a["status"] == "failed")
     ]
-    sizes = shared_generator(client).batch_sizes[batches_before:]
+    sizes = composer.loop.batch_sizes[batches_before:]
     return {
         "users": users,
         "length_s": length,

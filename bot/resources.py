@@ -66,7 +66,8 @@ class BotResources:
         sessionmaker: sessions over the migrated database.
         composer: makes `/lofi` tracks, variations and extensions; None when no model-server client could be
             made (jobs then fail with "not reachable", `/lofi-status` says so).
-        radio_composer: the same engine rendering in the radio's worker process (see `radio_worker`).
+        radio_composer: the same engine (one generation loop, one batch) rendering in the radio's worker
+            process (see `radio_worker`).
         models: the model server's status; None like `composer`.
         radio_worker: where the radio renders and decodes its pieces (a low-priority process, so that the
             numpy/pedalboard stages cannot hold the GIL the audio thread needs every 20 ms).

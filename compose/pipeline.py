@@ -8,6 +8,7 @@ the render configuration. Its owner (the entry point that made the backend) clos
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import functools
 import time
@@ -66,6 +67,16 @@ class Composer:
         self.executor = executor
         self.rep = Representation()
         self.loop = GenerationLoop(backend, members=members, rep=self.rep, max_batch=max_batch)
+
+    def rendering_in(self, executor: Executor) -> Composer:
+        """This engine with its renders in `executor` (the radio renders in a worker process of its own).
+
+        The generation loop is the same one, so its sequences share the batch with every other track's; close
+        the original engine only.
+        """
+        view = copy.copy(self)
+        view.executor = executor
+        return view
 
     async def close(self) -> None:
         """Stop the generation loop (what is in flight fails); the backend and executor are the owner's."""
@@ -165,11 +176,8 @@ class Composer:
             score,
             plan,
             Path(out_dir),
-            soundfont=render.soundfont,
-            size_limit=render.size_limit,
+            render=render,
             progress=progress,
-            groove_dir=render.groove_dir,
-            cache_dir=render.cache_dir,
         )
         files = await asyncio.get_running_loop().run_in_executor(self.executor, job)
         timings["render"] = time.perf_counter() - t

@@ -18,10 +18,11 @@ import numpy as np
 from music import buses, synth
 from music.arrange import MIDI_TPB, Arrangement, arrange, mido_key
 from music.drums import GrooveLibrary, load_library
-from music.export import UPLOAD_LIMIT_BYTES, write_cover, write_mp3
+from music.export import write_cover, write_mp3
 from music.master import master
 from music.progress import Progress, Stage
-from music.render import DEFAULT_SOUNDFONT, SAMPLE_RATE
+from music.render import SAMPLE_RATE
+from music.render_config import RenderConfig
 from music.request import TrackPlan
 from music.score import Score
 
@@ -100,15 +101,14 @@ def _fade(audio: np.ndarray, sample_rate: int, fade_s: float) -> np.ndarray:
     return audio
 
 
-def warm_up(
-    soundfont: Path = DEFAULT_SOUNDFONT, groove_dir: Path | None = None, cache_dir: Path | None = None
-) -> None:
+def warm_up(render: RenderConfig | None = None) -> None:
     """Load what the first render would otherwise wait for: the groove library and each bus thread's
     synthesizer with the soundfont loaded. A process can run this in the background while it loads its
-    models (`lofi generate` does); any failure is left for the real render to report."""
-    load_library(groove_dir, cache_dir)
+    models (`lofi generate` and `lofi bot` do); any failure is left for the real render to report."""
+    render = render or RenderConfig()
+    load_library(render.groove_dir, render.cache_dir)
     if synth.available():
-        buses.warm_up(soundfont)
+        buses.warm_up(render.soundfont)
 
 
 def render_track(
@@ -116,11 +116,8 @@ def render_track(
     plan: TrackPlan,
     out_dir: Path,
     *,
-    soundfont: Path = DEFAULT_SOUNDFONT,
-    size_limit: int = UPLOAD_LIMIT_BYTES,
+    render: RenderConfig | None = None,
     progress: Progress | None = None,
-    groove_dir: Path | None = None,
-    cache_dir: Path | None = None,
 ) -> TrackFiles:
     """Arrange, render, mix, master and encode one track; blocking and CPU-bound (run it in a worker).
 
@@ -128,17 +125,17 @@ def render_track(
         score: the decoded generated score (at the plan's tonic, or at tonic 0: it is moved to the plan's).
         plan: the track plan (mood, tempo, key, bars, seed).
         out_dir: where the .mp3, .mid and .png go (created if needed).
-        soundfont: .sf2 file (default: the General MIDI font of fluid-soundfont-gm).
-        size_limit: maximum MP3 size in bytes.
+        render: the soundfont, the drum groove corpus (and its cache) and the largest MP3 in bytes (default:
+            `RenderConfig()`: the General MIDI font of fluid-soundfont-gm, the bundled grooves, no cache,
+            Discord's upload limit).
         progress: called with Stage.ARRANGING, RENDERING, MASTERING and ENCODING as each starts.
-        groove_dir: the drum groove corpus (default: the bundled one).
-        cache_dir: where the extracted groove library is cached (default: not cached on disk).
     Returns:
         The files and facts of the track.
     Raises:
         RenderError: soundfont or FluidSynth problems, silent output.
     """
     report = progress or (lambda *_: None)
+    render = render or RenderConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = score.title or track_title(plan.mood.name, plan.request.seed)
@@ -146,15 +143,17 @@ def render_track(
     timings: dict[str, float] = {}
     report(Stage.ARRANGING)
     with _timer(timings, "arrange"):
-        arrangement, seconds = _arrange(score, plan, title, load_library(groove_dir, cache_dir))
+        arrangement, seconds = _arrange(score, plan, title, load_library(render.groove_dir, render.cache_dir))
         midi_path = arrangement.write(out_dir / f"{slug}.mid")
     report(Stage.RENDERING)
-    mix = _mix_buses(arrangement, plan, Path(soundfont), seconds, timings)
+    mix = _mix_buses(arrangement, plan, Path(render.soundfont), seconds, timings)
     report(Stage.MASTERING)
     with _timer(timings, "master"):
         mastered, lufs, tp = master(mix, SAMPLE_RATE)
     report(Stage.ENCODING)
-    mp3_path, cover_path, kbps = _export(mastered, arrangement, plan, out_dir, slug, size_limit, timings)
+    mp3_path, cover_path, kbps = _export(
+        mastered, arrangement, plan, out_dir, slug, render.size_limit, timings
+    )
     files = TrackFiles(
         mp3=mp3_path,
         midi=midi_path,

@@ -142,6 +142,26 @@ class Servable:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f'Serving signature name: "{sig_name}" not found in signature def',
             )
+        args = self._tensors(sig_name, sig, inputs)
+        outputs = list(output_filter) or list(sig.outputs)
+        for key in outputs:
+            if key not in sig.outputs:
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"output tensor alias not found in signature: {key} Outputs expected to be in "
+                    f"the set {{{','.join(sorted(sig.outputs))}}}.",
+                )
+        try:
+            result = fn(**args)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(exc).strip().splitlines()[0]) from exc
+        return {k: np.asarray(result[k].numpy()) for k in outputs}
+
+    def _tensors(
+        self, sig_name: str, sig: meta_graph_pb2.SignatureDef, inputs: dict[str, np.ndarray]
+    ) -> dict[str, tf.Tensor]:
+        """`inputs` as the signature's tensors, after TF Serving's checks (names, dtypes, shapes) with its
+        messages."""
         expected = sig.inputs
         for key in inputs:
             if key not in expected:
@@ -178,19 +198,7 @@ class Servable:
                         f"expects {want} (-1: any size)",
                     )
             args[key] = tf.constant(arr)
-        outputs = list(output_filter) or list(sig.outputs)
-        for key in outputs:
-            if key not in sig.outputs:
-                raise RpcError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"output tensor alias not found in signature: {key} Outputs expected to be in "
-                    f"the set {{{','.join(sorted(sig.outputs))}}}.",
-                )
-        try:
-            result = fn(**args)
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(exc).strip().splitlines()[0]) from exc
-        return {k: np.asarray(result[k].numpy()) for k in outputs}
+        return args
 
 
 def read_tfrecords(path: Path, limit: int) -> list[bytes]:
@@ -321,62 +329,85 @@ class ModelStore:
         """
         with self._refresh_lock:
             configs = list(self.config.model_config_list.config)
-            wanted_models = {c.name for c in configs}
             with self._lock:
                 current = {
                     c.name: {**self._standby.get(c.name, {}), **self.models.get(c.name, {})} for c in configs
                 }
             dirs = {c.name: version_dirs(Path(c.base_path)) for c in configs}
             preloaded = self._preload(configs, current, dirs)
-            failed: dict[str, set[int]] = {c.name: set() for c in configs}
-            group_bad: dict[Path, set[int]] = {}
-            keep: dict[str, dict[int, Servable]] = {}
-            for _ in range(len(configs) + 1):  # a member's failure can change its siblings' choice
-                changed = False
-                for mc in configs:
-                    root = _ensemble_root(mc)
-                    bad = failed[mc.name] | (group_bad.get(root, set()) if root else set())
-                    loaded = current[mc.name]
-                    candidates = sorted(v for v in dirs[mc.name] if v not in bad)
-                    while True:
-                        want = _policy_versions(mc.model_version_policy, candidates)
-                        missing = [v for v in want if v not in loaded or loaded[v].path != dirs[mc.name][v]]
-                        newly_failed = []
-                        for v in missing:
-                            key = (mc.name, v, dirs[mc.name][v])
-                            servable = preloaded.pop(key) if key in preloaded else self._load(*key)
-                            if servable is None:
-                                newly_failed.append(v)
-                            else:
-                                loaded[v] = servable
-                        if not newly_failed:
-                            break
-                        failed[mc.name].update(newly_failed)
-                        candidates = [v for v in candidates if v not in newly_failed]
-                        if root is not None:
-                            group_bad.setdefault(root, set()).update(newly_failed)
-                            changed = True
-                    keep[mc.name] = {v: loaded[v] for v in want}
-                if not changed:
-                    break
-            self._standby = {
-                mc.name: {
-                    v: sv
-                    for v, sv in current[mc.name].items()
-                    if v not in keep[mc.name] and v in dirs[mc.name] and v > max(keep[mc.name], default=0)
-                }
-                for mc in configs
-                if _ensemble_root(mc) is not None
+            keep = self._choose(configs, current, dirs, preloaded)
+            self._install(configs, current, dirs, keep)
+
+    def _choose(
+        self,
+        configs: list[model_server_config_pb2.ModelConfig],
+        current: dict[str, dict[int, Servable]],
+        dirs: dict[str, dict[int, Path]],
+        preloaded: dict[tuple[str, int, Path], Servable | None],
+    ) -> dict[str, dict[int, Servable]]:
+        """The versions to serve per model: the policy's pick among the versions that load (loading what is
+        missing into `current`); an ensemble member's failure removes that version from all its siblings."""
+        failed: dict[str, set[int]] = {c.name: set() for c in configs}
+        group_bad: dict[Path, set[int]] = {}
+        keep: dict[str, dict[int, Servable]] = {}
+        for _ in range(len(configs) + 1):  # a member's failure can change its siblings' choice
+            changed = False
+            for mc in configs:
+                root = _ensemble_root(mc)
+                bad = failed[mc.name] | (group_bad.get(root, set()) if root else set())
+                loaded = current[mc.name]
+                candidates = sorted(v for v in dirs[mc.name] if v not in bad)
+                while True:
+                    want = _policy_versions(mc.model_version_policy, candidates)
+                    missing = [v for v in want if v not in loaded or loaded[v].path != dirs[mc.name][v]]
+                    newly_failed = []
+                    for v in missing:
+                        key = (mc.name, v, dirs[mc.name][v])
+                        servable = preloaded.pop(key) if key in preloaded else self._load(*key)
+                        if servable is None:
+                            newly_failed.append(v)
+                        else:
+                            loaded[v] = servable
+                    if not newly_failed:
+                        break
+                    failed[mc.name].update(newly_failed)
+                    candidates = [v for v in candidates if v not in newly_failed]
+                    if root is not None:
+                        group_bad.setdefault(root, set()).update(newly_failed)
+                        changed = True
+                keep[mc.name] = {v: loaded[v] for v in want}
+            if not changed:
+                break
+        return keep
+
+    def _install(
+        self,
+        configs: list[model_server_config_pb2.ModelConfig],
+        current: dict[str, dict[int, Servable]],
+        dirs: dict[str, dict[int, Path]],
+        keep: dict[str, dict[int, Servable]],
+    ) -> None:
+        """Serve `keep`; newer ensemble versions that did not make it wait on standby; models dropped from
+        the config are unloaded."""
+        wanted_models = {c.name for c in configs}
+        self._standby = {
+            mc.name: {
+                v: sv
+                for v, sv in current[mc.name].items()
+                if v not in keep[mc.name] and v in dirs[mc.name] and v > max(keep[mc.name], default=0)
             }
-            with self._lock:
-                for mc in configs:
-                    for v in sorted(set(self.models.get(mc.name, {})) - set(keep[mc.name])):
-                        log.info("unloading %s version %d", mc.name, v)
-                    self.models[mc.name] = keep[mc.name]
-                for name in list(self.models):
-                    if name not in wanted_models:
-                        log.info("unloading model %s (removed from the config)", name)
-                        del self.models[name]
+            for mc in configs
+            if _ensemble_root(mc) is not None
+        }
+        with self._lock:
+            for mc in configs:
+                for v in sorted(set(self.models.get(mc.name, {})) - set(keep[mc.name])):
+                    log.info("unloading %s version %d", mc.name, v)
+                self.models[mc.name] = keep[mc.name]
+            for name in list(self.models):
+                if name not in wanted_models:
+                    log.info("unloading model %s (removed from the config)", name)
+                    del self.models[name]
 
     def _label_version(self, name: str, label: str) -> int:
         for mc in self.config.model_config_list.config:

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from lofi.settings import Settings, get_settings
+from lofi.warm import warm_render_stack
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.resources import BotResources
-    from music.render_config import RenderConfig
     from serving.client import ServingClient
     from serving.local import LocalBackend
 
@@ -48,17 +48,6 @@ def run(args: argparse.Namespace) -> int:
     return run_bot(
         get_settings(), sync=not args.no_sync, embedded=not getattr(args, "no_embedded_serving", False)
     )
-
-
-def warm_render_stack(config: RenderConfig) -> None:
-    """Load the soundfont and the grooves before the first track needs them (run it in a worker while the
-    rest starts); a failure is only logged, the first render reports any real problem itself."""
-    try:
-        from music.track import warm_up
-
-        warm_up(config.soundfont, config.groove_dir, config.cache_dir)
-    except Exception as exc:
-        log.warning("could not load the audio stack ahead of the first track: %s", exc)
 
 
 @contextlib.asynccontextmanager
@@ -125,8 +114,7 @@ async def open_resources(
     if backend is not None:
         composer = Composer(backend, render, executor=render_pool)
         stack.push_async_callback(composer.close)
-        radio_composer = Composer(backend, render, executor=radio_worker)
-        stack.push_async_callback(radio_composer.close)
+        radio_composer = composer.rendering_in(radio_worker)  # one loop: the radio shares the batch
     return BotResources(
         sessionmaker=sessionmaker,
         composer=composer,

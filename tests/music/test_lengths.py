@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from music.arrange import MIDI_TPB, arrange
+from music.render_config import RenderConfig
 from music.request import TrackRequest, fit_bars, load_moods, mood_names, plan_track
 from music.score import TICKS_PER_BEAT, bar_ticks
 from music.track import render_track
@@ -92,7 +93,12 @@ def _decoded_seconds(path) -> float:
 @pytest.mark.parametrize(("length", "mood"), [(15.0, "rainy"), (16.3, "sunny"), (21.7, "night")])
 def test_rendered_tracks_are_the_asked_length_and_fade_out(length, mood, soundfont, ffprobe, tmp_path):
     plan = plan_track(TrackRequest(length, mood, 4))
-    files = render_track(example_score(plan.n_bars, plan.bpm, plan.mode), plan, tmp_path, soundfont=soundfont)
+    files = render_track(
+        example_score(plan.n_bars, plan.bpm, plan.mode),
+        plan,
+        tmp_path,
+        render=RenderConfig(soundfont=soundfont),
+    )
     assert files.duration_s == pytest.approx(length, abs=1 / 44100)
     duration, delay = _probe(files.mp3)
     assert abs(duration - delay - length) <= TOLERANCE_S

@@ -7,6 +7,7 @@ import pytest
 
 from music.arrange import arrange
 from music.effects import DEFAULTS
+from music.render_config import RenderConfig
 from music.request import MOODS_FILE, TrackRequest, load_moods, plan_track
 from music.track import render_track
 from tests.support.scores import example_score
@@ -80,7 +81,12 @@ def test_a_new_mood_needs_no_code(tmp_path):
 @pytest.mark.parametrize("name", MOODS)
 def test_every_mood_renders(name, soundfont, tmp_path):
     plan = plan_track(TrackRequest(length_s=4, mood=name, seed=2))
-    files = render_track(example_score(plan.n_bars, plan.bpm, plan.mode), plan, tmp_path, soundfont=soundfont)
+    files = render_track(
+        example_score(plan.n_bars, plan.bpm, plan.mode),
+        plan,
+        tmp_path,
+        render=RenderConfig(soundfont=soundfont),
+    )
     assert files.mood == name and files.mp3.stat().st_size > 5000
     assert files.loudness_lufs == pytest.approx(-14.0, abs=1.0)
     assert files.true_peak_dbtp <= -1.0

@@ -9,6 +9,7 @@ from music.arrange import arrange
 from music.errors import RenderError
 from music.master import loudness, master, true_peak_dbtp
 from music.render import SAMPLE_RATE, check_soundfont, render_midi
+from music.render_config import RenderConfig
 from music.request import TrackRequest, load_moods, plan_track
 from music.track import render_track
 from tests.support.scores import example_score
@@ -51,7 +52,12 @@ def test_truncated_soundfont_fails_in_fluidsynth_with_render_error(soundfont, sh
 def test_pipeline_with_missing_soundfont_raises_render_error(tmp_path):
     plan = plan_track(TrackRequest(length_s=4, mood="chill", seed=1))
     with pytest.raises(RenderError):
-        render_track(example_score(plan.n_bars, plan.bpm), plan, tmp_path, soundfont=tmp_path / "missing.sf2")
+        render_track(
+            example_score(plan.n_bars, plan.bpm),
+            plan,
+            tmp_path,
+            render=RenderConfig(soundfont=tmp_path / "missing.sf2"),
+        )
 
 
 def test_master_hits_loudness_and_ceiling():
@@ -84,7 +90,7 @@ def track(soundfont, tmp_path_factory):
         example_score(plan.n_bars, plan.bpm, plan.mode),
         plan,
         tmp_path_factory.mktemp("track"),
-        soundfont=soundfont,
+        render=RenderConfig(soundfont=soundfont),
         progress=stages.append,
     )
     return plan, files, stages
