@@ -1,5 +1,8 @@
-"""`lofi`: one console script, one module per command under `lofi.cli` (each has `register(subparsers)`;
-TensorFlow is imported inside the commands only, so `lofi --help` stays fast)."""
+"""`lofi`: one console script, one module per command under `lofi.cli`.
+
+Each command module has `register(subparsers)`, which adds its subcommand with `set_defaults(func=run)`, and
+`run(args) -> int`, the command from parsed arguments (its exit status). TensorFlow is imported inside the
+commands only, so `lofi --help` stays fast."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from lofi.malloc import keep_freed_memory
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# The command modules, in `lofi --help` order; each exposes `register(subparsers)`.
+# The command modules, in `lofi --help` order; each exposes `register(subparsers)` and `run(args)`.
 COMMAND_MODULES = (
     "lofi.cli.corpus",
     "lofi.cli.train",

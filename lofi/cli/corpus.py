@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
+from lofi.cli.arguments import corpus_cache, reports_data_errors
 from lofi.settings import get_settings
 from music.chords import PITCH_NAMES
 from music.tokens import HEADER_LEN, TEMPO_CENTERS, TEMPO_EDGES, Representation
@@ -18,13 +18,13 @@ from music.tokens import HEADER_LEN, TEMPO_CENTERS, TEMPO_EDGES, Representation
 CHECK_MIN_SHARE = 0.99
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `corpus` command (`stats`, `check`) to the `lofi` parser."""
     corpus = subparsers.add_parser("corpus", help="inspect and check the training corpus")
     sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="SUBCOMMAND")
-    for name, func, helptext in (
-        ("stats", cmd_stats, "files read and skipped, pieces, tokens, keys and tempi"),
-        ("check", cmd_check, f"encode -> decode round trip of melody notes (needs >= {CHECK_MIN_SHARE:.0%})"),
+    for name, helptext in (  # argparse %-formats help: "99%%" prints 99%
+        ("stats", "files read and skipped, pieces, tokens, keys and tempi"),
+        ("check", f"encode -> decode round trip of melody notes (needs >= {CHECK_MIN_SHARE:.0%}%)"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="corpus folder(s) or zip file(s)")
@@ -34,22 +34,24 @@ def register(subparsers) -> None:
         )
         p.add_argument("--workers", type=int, default=2, help="parser processes (default 2)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        p.set_defaults(func=func)
+        p.set_defaults(func=run)
+
+
+@reports_data_errors
+def run(args: argparse.Namespace) -> int:
+    """`lofi corpus stats` or `lofi corpus check`."""
+    return {"stats": _stats, "check": _check}[args.corpus_command](args)
 
 
 def _load(args):
-    from training.corpus import CorpusError, load_corpus
+    from training.corpus import load_corpus
 
-    try:
-        return load_corpus(
-            args.paths,
-            cache_dir=args.cache or Path(get_settings().cache_dir) / "corpus",
-            workers=max(1, args.workers),
-            progress=not args.no_progress,
-        )
-    except CorpusError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
+    return load_corpus(
+        args.paths,
+        cache_dir=args.cache or corpus_cache(get_settings()),
+        workers=max(1, args.workers),
+        progress=not args.no_progress,
+    )
 
 
 def _tempo_label(i: int) -> str:
@@ -194,12 +196,9 @@ def _print_text(title: str, data: dict) -> None:
             print(f"  {k}: {v}")
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
+def _stats(args: argparse.Namespace) -> int:
     """`lofi corpus stats`."""
-    result = _load(args)
-    if result is None:
-        return 2
-    data = corpus_stats(result)
+    data = corpus_stats(_load(args))
     data["paths"] = [str(p) for p in args.paths]
     if args.json:
         print(json.dumps(data, indent=2))
@@ -208,12 +207,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> int:
     """`lofi corpus check`: exit status 1 when fewer than 99% of melody notes survive."""
-    result = _load(args)
-    if result is None:
-        return 2
-    data = corpus_check(result)
+    data = corpus_check(_load(args))
     if args.json:
         print(json.dumps(data, indent=2))
     else:

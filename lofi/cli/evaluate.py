@@ -7,19 +7,22 @@ import json
 import sys
 from pathlib import Path
 
+from lofi.cli.arguments import (
+    add_data_option,
+    add_models_option,
+    corpus_cache,
+    data_paths,
+    models_dir,
+    reports_data_errors,
+)
 from lofi.settings import get_settings
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `eval` subcommand."""
     e = subparsers.add_parser("eval", help="evaluate the served ensemble against n-gram baselines")
-    e.add_argument("--models", type=Path, default=None, help="models folder (default: settings.models_dir)")
-    e.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        help="corpus folder or zip (repeatable; its test split is evaluated; default: settings.data_dir)",
-    )
+    add_models_option(e)
+    add_data_option(e, note="its test split is evaluated; ")
     e.add_argument(
         "--test",
         type=Path,
@@ -35,50 +38,44 @@ def register(subparsers) -> None:
         help="evaluate on a fixed subset of whole test pieces of about this many tokens",
     )
     e.add_argument("--json", action="store_true", help="print the report as JSON")
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=run)
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+@reports_data_errors
+def run(args: argparse.Namespace) -> int:
     """Evaluate the exported ensemble on held-out music."""
     from music.tokens import Representation
-    from training.corpus import CorpusError
     from training.dataset import split_pieces
-    from training.errors import NoDataError, TrainingError
+    from training.errors import NoDataError
     from training.evaluate import Member, format_table, full_report, savedmodel_predictor
     from training.export import member_dirs
     from training.retrain import load_pieces
 
     s = get_settings()
-    models = args.models or s.models_dir
-    try:
-        dirs = member_dirs(models, args.version)
-        members, manifest = [], None
-        for d in dirs:
-            predict, m = savedmodel_predictor(d)
-            members.append(Member(predict, m.window))
-            manifest = manifest or m
-        split_seed = int(manifest.config.get("split_seed", 0))
-        pieces = load_pieces(args.data or [s.data_dir], Path(s.cache_dir) / "corpus")
-        splits = split_pieces(pieces, split_seed)
-        if args.test:
-            splits["test"] = load_pieces(args.test, Path(s.cache_dir) / "corpus")
-            seen = {tuple(p.ids) for p in splits["train"]}
-            leaked = sum(tuple(p.ids) in seen for p in splits["test"])
-            if leaked:
-                print(f"warning: {leaked} test pieces are also in the training split", file=sys.stderr)
-        if not splits["test"] or not splits["train"]:
-            raise NoDataError(f"no held-out test pieces among the {len(pieces)} pieces of the data")
-        report = full_report(
-            members,
-            splits,
-            len(Representation().vocab),
-            rule=manifest.combine,
-            max_examples=args.max_tokens,
-            seed=split_seed,
-        )
-    except (TrainingError, CorpusError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    members, manifest = [], None
+    for d in member_dirs(models_dir(args, s), args.version):
+        predict, m = savedmodel_predictor(d)
+        members.append(Member(predict, m.window))
+        manifest = manifest or m
+    split_seed = int(manifest.config.get("split_seed", 0))
+    pieces = load_pieces(data_paths(args, s), corpus_cache(s))
+    splits = split_pieces(pieces, split_seed)
+    if args.test:
+        splits["test"] = load_pieces(args.test, corpus_cache(s))
+        seen = {tuple(p.ids) for p in splits["train"]}
+        leaked = sum(tuple(p.ids) in seen for p in splits["test"])
+        if leaked:
+            print(f"warning: {leaked} test pieces are also in the training split", file=sys.stderr)
+    if not splits["test"] or not splits["train"]:
+        raise NoDataError(f"no held-out test pieces among the {len(pieces)} pieces of the data")
+    report = full_report(
+        members,
+        splits,
+        len(Representation().vocab),
+        rule=manifest.combine,
+        max_examples=args.max_tokens,
+        seed=split_seed,
+    )
     report["version"] = manifest.version
     if args.json:
         print(json.dumps(report, indent=1))

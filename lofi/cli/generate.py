@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SECONDS = 600.0  # wall-time bound on composing one track (the sampler also bounds its steps)
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `generate` to the `lofi` command."""
     s = get_settings()
     g = subparsers.add_parser("generate", help="make one track (the bot's pipeline, from the terminal)")
@@ -42,10 +43,10 @@ def register(subparsers) -> None:
     g.add_argument("--json", action="store_true", help="print the result (files, versions, timings) as JSON")
     g.add_argument("--serving", help="HOST:PORT of TF Serving (default: settings, else an embedded server)")
     g.add_argument("--models", type=Path, default=s.models_dir, help="models folder for the embedded server")
-    g.set_defaults(func=generate_main)
+    g.set_defaults(func=run)
 
 
-def generate_main(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """`lofi generate` from parsed arguments."""
     return generate(
         get_settings(),

@@ -15,7 +15,7 @@ from lofi.settings import get_settings
 MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `render` subcommand."""
     p = subparsers.add_parser("render", help="render tokens or a MIDI/MusicXML file to a LoFi MP3")
     p.add_argument("source", type=Path, help=".json/.txt with token strings or ids, or a .mid/.mxl file")
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
         help="seconds; the source's bars are looped or cut to fit (default: the source's own bars)",
     )
     p.add_argument("--soundfont", type=Path, default=None, help="an .sf2 (default: the settings' soundfont)")
-    p.set_defaults(func=run_render)
+    p.set_defaults(func=run)
 
 
 def load_source(path: Path):
@@ -56,7 +56,7 @@ def load_source(path: Path):
     return Representation().decode(tokens)
 
 
-def run_render(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Render the source with the mood and write the MP3, MIDI and cover."""
     from music.errors import MusicError
     from music.request import TrackRequest, plan_track

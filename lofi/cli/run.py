@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from lofi.cli.arguments import corpus_cache
 from lofi.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     models = Path(settings.models_dir)
     address = live_address(settings.serving_address, settings.serving_timeout_s)
     if address is None:
-        code = _ensure_models(models, settings.data_dir, Path(settings.cache_dir) / "corpus", args.preset)
+        code = _ensure_models(models, settings.data_dir, corpus_cache(settings), args.preset)
         if code:
             return code
     # address None: the bot and the demo each start the embedded server over MODELS_DIR.

@@ -5,6 +5,7 @@ Nothing here imports TensorFlow at module import time, so `lofi --help` stays fa
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import threading
@@ -15,7 +16,7 @@ from lofi.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `serve` to the `lofi` command."""
     s = get_settings()
     p = subparsers.add_parser(
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
         help="answer with raw tensor_content (faster) instead of float_val like TF Serving",
     )
     p.add_argument("--models", type=Path, default=s.models_dir, help="models folder (default %(default)s)")
-    p.set_defaults(func=serve_main)
+    p.set_defaults(func=run)
 
 
 def _server_config(args):
@@ -75,7 +76,7 @@ def _server_config(args):
     return config_for_models_dir(args.models)
 
 
-def serve_main(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the embedded server until SIGTERM or SIGINT."""
     from serving.server import EmbeddedServer
 

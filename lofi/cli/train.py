@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
+from lofi.cli.arguments import (
+    add_data_option,
+    add_models_option,
+    corpus_cache,
+    data_paths,
+    models_dir,
+    reports_data_errors,
+)
 from lofi.settings import get_settings
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` subcommand."""
     t = subparsers.add_parser("train", help="train the ensemble and export it for TF Serving")
-    t.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        help="corpus folder or zip (repeatable; default: settings.data_dir)",
-    )
+    add_data_option(t)
     t.add_argument("--preset", choices=("tiny", "quick", "full"), default="quick")
     t.add_argument("--members", type=int, default=None, help="number of members (default: the preset's)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--models", type=Path, default=None, help="models folder (default: settings.models_dir)")
+    add_models_option(t)
     t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the preset's)")
     t.add_argument(
         "--promote-if-better",
@@ -35,34 +36,26 @@ def register(subparsers) -> None:
         help="base path written in models.config (e.g. /models in a container; default: absolute)",
     )
     t.add_argument("--json", action="store_true", help="print the result as JSON")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=run)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+@reports_data_errors
+def run(args: argparse.Namespace) -> int:
     """Train (and export) a new ensemble version."""
-    from training.corpus import CorpusError
-    from training.errors import TrainingError
     from training.retrain import retrain
 
     s = get_settings()
-    models = args.models or s.models_dir
-    data = args.data or [s.data_dir]
-
-    try:
-        r = retrain(
-            models,
-            data,
-            preset=args.preset,
-            epochs=args.epochs,
-            seed=args.seed,
-            members=args.members,
-            only_if_better=args.promote_if_better,
-            config_base=args.config_base,
-            cache_dir=Path(s.cache_dir) / "corpus",
-        )
-    except (TrainingError, CorpusError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    r = retrain(
+        models_dir(args, s),
+        data_paths(args, s),
+        preset=args.preset,
+        epochs=args.epochs,
+        seed=args.seed,
+        members=args.members,
+        only_if_better=args.promote_if_better,
+        config_base=args.config_base,
+        cache_dir=corpus_cache(s),
+    )
     if args.json:
         print(
             json.dumps(
