@@ -1,9 +1,9 @@
 """The default hyper-parameters of one member, written once.
 
-`training.model.MemberConfig` (one member's architecture) and `training.train.Preset` (a training run, which
-scales the widths per member) both take their defaults from `DEFAULTS`, so the two cannot drift apart. This
-module imports nothing, not Keras: `training.train` reads it at import time and must stay quick to import
-(importing `training.model` pulls in TensorFlow, seconds).
+`training.model.MemberConfig` (one member's architecture: these fields and a vocabulary size) and
+`training.train.Preset` (a training run, which scales the widths per member) both take their defaults from
+here, so the two cannot drift apart. This module imports nothing, not Keras: `training.train` reads it at
+import time and must stay quick to import (importing `training.model` pulls in TensorFlow, seconds).
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Hyperparameters:
-    """Architecture and optimiser settings of a member (validated in `MemberConfig`, not here)."""
+    """Architecture and optimiser settings of a member (validated in `MemberConfig`, its subclass, not here).
+
+    Keyword-only, so that the subclass can put its own `vocab_size` first: `MemberConfig(vocab, window=8)`.
+    """
 
     window: int = 64  # tokens the member sees before the one it predicts
     embed: int = 64

@@ -18,26 +18,15 @@ from keras import layers, ops
 
 from music.tokens import PITCH_MAX, PITCH_MIN, Representation, aux_sizes
 from serving import contract
-from training.hyperparams import DEFAULTS
+from training.hyperparams import Hyperparameters
 
 
 @dataclass(frozen=True)
-class MemberConfig:
-    """The architecture of one member (validated); defaults from `training.hyperparams`."""
+class MemberConfig(Hyperparameters):
+    """The architecture of one member: its hyper-parameters (their fields and defaults are
+    `training.hyperparams`'), validated, for a vocabulary of `vocab_size` tokens."""
 
     vocab_size: int
-    window: int = DEFAULTS.window
-    embed: int = DEFAULTS.embed
-    conv_filters: int = DEFAULTS.conv_filters
-    conv_kernel: int = DEFAULTS.conv_kernel
-    conv_stride: int = DEFAULTS.conv_stride
-    lstm_units: int = DEFAULTS.lstm_units
-    attn_units: int = DEFAULTS.attn_units
-    dense: int = DEFAULTS.dense
-    dropout: float = DEFAULTS.dropout
-    learning_rate: float = DEFAULTS.learning_rate
-    aux_embed: int = DEFAULTS.aux_embed
-    max_interval: int = DEFAULTS.max_interval
 
     def __post_init__(self):
         for name in (
@@ -63,8 +52,8 @@ class MemberConfig:
             raise ValueError("learning_rate must be > 0")
 
     def to_dict(self) -> dict:
-        """Plain dict (for the manifest)."""
-        return asdict(self)
+        """Plain dict (for the manifest; `vocab_size` first, where the manifests have always had it)."""
+        return {"vocab_size": self.vocab_size, **asdict(self)}
 
 
 @keras.saving.register_keras_serializable(package="lofi")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import asdict
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ from music.tokens import HEADER_LEN, Representation
 from tests.support.pieces import synthetic_pieces
 from training.dataset import Examples, Piece, split_of, split_pieces
 from training.errors import PresetError
+from training.hyperparams import DEFAULTS
 from training.model import AttentionPooling, MemberConfig, build_member
 from training.train import PRESETS, Preset, get_preset, train_ensemble
 
@@ -60,6 +62,12 @@ def test_presets_are_named_and_validated():
 def test_a_preset_left_at_its_defaults_builds_the_default_member():
     preset = Preset("plain", windows=(MemberConfig(VOCAB).window,), width_scales=(1.0,))
     assert preset.member_config(0, VOCAB) == MemberConfig(VOCAB)
+
+
+def test_a_member_config_is_the_default_hyperparameters_for_a_vocabulary():
+    cfg = MemberConfig(VOCAB)
+    assert {k: v for k, v in cfg.to_dict().items() if k != "vocab_size"} == asdict(DEFAULTS)
+    assert list(cfg.to_dict())[:2] == ["vocab_size", "window"]  # the manifests' key order
 
 
 def test_presets_are_read_without_importing_tensorflow():
