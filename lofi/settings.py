@@ -10,8 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from music.export import UPLOAD_LIMIT_BYTES
 from music.limits import MAX_LENGTH_S, MIN_LENGTH_S
-from music.render import DEFAULT_SOUNDFONT
-from music.render_config import RenderConfig
+from music.render_config import DEFAULT_SOUNDFONT, RenderConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,9 +26,10 @@ from scipy import signal
 from music import ambience as amb
 from music import effects, synth
 from music.errors import RenderError
+from music.fluidsynth_cli import render_midi
 from music.master import loudness
 from music.pools import named_pool
-from music.render import SAMPLE_RATE, SILENCE_PEAK, check_soundfont, render_midi
+from music.render_config import SAMPLE_RATE, SILENCE_PEAK, check_soundfont
 
 MUSIC_RATE = SAMPLE_RATE // 2
 BUSES = {"music": (("keys", "bass", "melody"), MUSIC_RATE), "drums": (("drums",), SAMPLE_RATE)}

@@ -2,7 +2,7 @@
 
 A stem is rendered by sending the MIDI events of an in-memory `mido.MidiFile` to the synth and writing float
 samples between them: no MIDI or WAV file, no process start, no soundfont load per stem. Reverb and chorus
-are off (the effects chain adds ours), as with the command line (`music.render.render_midi`), which stays the
+are off (the effects chain adds ours), as with the command line (`music.fluidsynth_cli.render_midi`), which stays the
 fallback where pyfluidsynth or libfluidsynth is missing.
 """
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -194,25 +196,7 @@ class Representation:
         starts = score.bar_starts()
         report.notes_in += len(score.melody)
 
-        events: dict[int, dict] = {}  # tick -> {"chord": Chord, "notes": [Note]}
-        for c in score.chords:
-            if 0 <= c.start < starts[-1]:
-                events.setdefault(c.start, {"chord": None, "notes": []})["chord"] = c
-        seen: set[tuple[int, int]] = set()
-        for n in score.melody:
-            reason = None
-            if not 0 <= n.start < starts[-1]:
-                reason = "outside the piece's bars"
-            elif (n.start, n.pitch) in seen:
-                reason = "duplicate pitch at one onset"
-            elif len(events.get(n.start, {"notes": ()})["notes"]) >= MAX_NOTES_PER_ONSET:
-                reason = f"more than {MAX_NOTES_PER_ONSET} notes at one onset"
-            if reason:
-                report.lost[reason] += 1
-                continue
-            seen.add((n.start, n.pitch))
-            events.setdefault(n.start, {"chord": None, "notes": []})["notes"].append(n)
-
+        events = _events(score, starts[-1], report)
         velocity = None
         ticks = sorted(events)
         ti = 0
@@ -229,25 +213,7 @@ class Representation:
                 if ev["chord"] is not None:
                     tokens += self._chord_tokens(ev["chord"])
                 for n in sorted(ev["notes"], key=lambda n: n.pitch):
-                    pitch, reason = n.pitch, None
-                    while pitch < PITCH_MIN:
-                        pitch += 12
-                    while pitch > PITCH_MAX:
-                        pitch -= 12
-                    if pitch != n.pitch:
-                        reason = "pitch outside piano range (moved by octaves)"
-                    dur = nearest(DURATIONS, n.duration)
-                    if dur != n.duration and reason is None:
-                        reason = "duration not on the duration grid"
-                    v = nearest(VELOCITIES, n.velocity)
-                    if v != velocity:
-                        tokens.append(f"VEL_{v}")
-                        velocity = v
-                    tokens += [f"PITCH_{pitch}", f"DUR_{dur}"]
-                    if reason:
-                        report.lost[reason] += 1
-                    else:
-                        report.notes_exact += 1
+                    velocity = _note_tokens(n, velocity, tokens, report)
         tokens.append(EOS)
         return tokens
 
@@ -299,6 +265,55 @@ class Representation:
 
 def _kind(token: str) -> str:
     return token.split("_", 1)[0]
+
+
+def _events(score: Score, end: int, report: EncodeReport) -> dict[int, dict]:
+    """tick -> {"chord": Chord | None, "notes": [Note]} of what `encode` writes; the notes it cannot write
+    (outside the bars, a pitch repeated at an onset, too many at one onset) are counted in `report`."""
+    events: dict[int, dict] = {}
+    for c in score.chords:
+        if 0 <= c.start < end:
+            events.setdefault(c.start, {"chord": None, "notes": []})["chord"] = c
+    seen: set[tuple[int, int]] = set()
+    for n in score.melody:
+        reason = None
+        if not 0 <= n.start < end:
+            reason = "outside the piece's bars"
+        elif (n.start, n.pitch) in seen:
+            reason = "duplicate pitch at one onset"
+        elif len(events.get(n.start, {"notes": ()})["notes"]) >= MAX_NOTES_PER_ONSET:
+            reason = f"more than {MAX_NOTES_PER_ONSET} notes at one onset"
+        if reason:
+            report.lost[reason] += 1
+            continue
+        seen.add((n.start, n.pitch))
+        events.setdefault(n.start, {"chord": None, "notes": []})["notes"].append(n)
+    return events
+
+
+def _note_tokens(n: Note, velocity: int | None, tokens: list[str], report: EncodeReport) -> int:
+    """Append the tokens of note `n` (a VEL first when its level differs from `velocity`), counting in `report`
+    whether it was written exactly; returns the velocity level now current."""
+    pitch, reason = n.pitch, None
+    while pitch < PITCH_MIN:
+        pitch += 12
+    while pitch > PITCH_MAX:
+        pitch -= 12
+    if pitch != n.pitch:
+        reason = "pitch outside piano range (moved by octaves)"
+    dur = nearest(DURATIONS, n.duration)
+    if dur != n.duration and reason is None:
+        reason = "duration not on the duration grid"
+    v = nearest(VELOCITIES, n.velocity)
+    if v != velocity:
+        tokens.append(f"VEL_{v}")
+        velocity = v
+    tokens += [f"PITCH_{pitch}", f"DUR_{dur}"]
+    if reason:
+        report.lost[reason] += 1
+    else:
+        report.notes_exact += 1
+    return velocity
 
 
 class GrammarState:
@@ -426,74 +441,77 @@ class GrammarState:
         if tid is None or not self.allowed()[tid]:
             at = f" at position {where}" if where is not None else ""
             raise DecodeError(f"token {t!r}{at} is not allowed after {self._describe()}")
-        k = _kind(t)
         if self.phase == "start":
             self.phase = "header"
             self.header.append(t)
-            return
-        if self.phase == "header":
+        elif self.phase == "header":
             if t == BAR:
-                self.phase = "body"
-                n, d = self.header[2][3:].split("/")
-                self.sigs.append(TimeSignature(0, int(n), int(d)))
-                self.bar_len = bar_ticks(int(n), int(d))
-                self._start_bar()
-                return
-            self.header.append(t)
-            return
-        if t == EOS:
+                self._end_header()
+            else:
+                self.header.append(t)
+        elif t == EOS:
             self.phase = "done"
             self.after = "EOS"
-            return
-        if t == BAR:
+        elif t == BAR:
             self._start_bar()
-            return
-        if k == "TS":
-            n, d = t[3:].split("/")
-            self.sigs.append(TimeSignature(self.bar, int(n), int(d)))
-            self.bar_len = bar_ticks(int(n), int(d))
-            self.after = "TS"
-            return
-        if k == "POS":
-            self.pos = int(t[4:])
-            self.pitches_here = set()
-            self.after = "POS"
-            return
-        if k == "CHORD":
-            body = t[6:]
-            if body == NO_CHORD:
-                self.chords.append((self.bar_start + self.pos, 0, NO_CHORD, 0, None))
-                self.after = "CHORDN"
-            else:
-                root, quality = body.split("_", 1)
-                self.chords.append((self.bar_start + self.pos, int(root), quality, 0, None))
-                self.after = "CHORD"
-            return
-        if k == "BASS":
-            s, r, q, _, _ = self.chords[-1]
-            self.chords[-1] = (s, r, q, int(t[5:]), None)
-            self.after = "BASS"
-            return
-        if k == "VOICING":
-            _, spread, top = t.split("_")
-            s, r, q, b, _ = self.chords[-1]
-            self.chords[-1] = (s, r, q, b, Voicing(spread, int(top)))
-            self.after = "VOICING"
-            return
-        if k == "VEL":
-            self.velocity = int(t[4:])
-            self.after = "VEL"
-            return
-        if k == "PITCH":
-            self.pending_pitch = int(t[6:])
-            self.pitches_here.add(self.pending_pitch)
-            self.after = "PITCH"
-            return
-        if k == "DUR":
-            self.notes.append(Note(self.pending_pitch, self.bar_start + self.pos, int(t[4:]), self.velocity))
-            self.after = "DUR"
-            return
-        raise DecodeError(f"token {t!r} is not allowed here")  # pragma: no cover
+        else:
+            self._BODY_EVENTS[_kind(t)](self, t)
+            self.after = "CHORDN" if t == f"CHORD_{NO_CHORD}" else _kind(t)
+
+    def _end_header(self) -> None:
+        self.phase = "body"
+        n, d = self.header[2][3:].split("/")
+        self.sigs.append(TimeSignature(0, int(n), int(d)))
+        self.bar_len = bar_ticks(int(n), int(d))
+        self._start_bar()
+
+    def _on_time_signature(self, t: str) -> None:
+        n, d = t[3:].split("/")
+        self.sigs.append(TimeSignature(self.bar, int(n), int(d)))
+        self.bar_len = bar_ticks(int(n), int(d))
+
+    def _on_position(self, t: str) -> None:
+        self.pos = int(t[4:])
+        self.pitches_here = set()
+
+    def _on_chord(self, t: str) -> None:
+        body = t[6:]
+        if body == NO_CHORD:
+            self.chords.append((self.bar_start + self.pos, 0, NO_CHORD, 0, None))
+        else:
+            root, quality = body.split("_", 1)
+            self.chords.append((self.bar_start + self.pos, int(root), quality, 0, None))
+
+    def _on_bass(self, t: str) -> None:
+        s, r, q, _, _ = self.chords[-1]
+        self.chords[-1] = (s, r, q, int(t[5:]), None)
+
+    def _on_voicing(self, t: str) -> None:
+        _, spread, top = t.split("_")
+        s, r, q, b, _ = self.chords[-1]
+        self.chords[-1] = (s, r, q, b, Voicing(spread, int(top)))
+
+    def _on_velocity(self, t: str) -> None:
+        self.velocity = int(t[4:])
+
+    def _on_pitch(self, t: str) -> None:
+        self.pending_pitch = int(t[6:])
+        self.pitches_here.add(self.pending_pitch)
+
+    def _on_duration(self, t: str) -> None:
+        self.notes.append(Note(self.pending_pitch, self.bar_start + self.pos, int(t[4:]), self.velocity))
+
+    # what each kind of body token does to the state (the grammar mask has already admitted it)
+    _BODY_EVENTS: ClassVar[dict[str, Callable[[GrammarState, str], None]]] = {
+        "TS": _on_time_signature,
+        "POS": _on_position,
+        "CHORD": _on_chord,
+        "BASS": _on_bass,
+        "VOICING": _on_voicing,
+        "VEL": _on_velocity,
+        "PITCH": _on_pitch,
+        "DUR": _on_duration,
+    }
 
     def _start_bar(self) -> None:
         # A TS token right after BAR sets the length of that bar, so the bar that just ended

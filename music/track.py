@@ -21,8 +21,7 @@ from music.drums import GrooveLibrary, load_library
 from music.export import write_cover, write_mp3
 from music.master import master
 from music.progress import Progress, Stage
-from music.render import SAMPLE_RATE
-from music.render_config import RenderConfig
+from music.render_config import SAMPLE_RATE, RenderConfig
 from music.request import TrackPlan
 from music.score import Score
 

@@ -150,36 +150,11 @@ class RadioService:
                 saved = await radio_repo.get_station(s, guild.id)
             if always_on is None:
                 always_on = bool(saved and saved.always_on)
-            ref: dict[str, LiveRadio | None] = {"radio": None}
-            station = RadioStation(
-                self._piece_maker(ref, guild.id, text_channel_id),
-                mood,
-                self.config,
-                on_event=lambda kind, data: self._on_event(guild.id, kind, data),
+            radio = self._new_radio(
+                guild.id, voice_channel.id, text_channel_id, mood, always_on, user_id, user_name, stop_at
             )
-            radio = LiveRadio(
-                guild.id,
-                voice_channel.id,
-                text_channel_id,
-                station,
-                always_on=always_on,
-                started_by=user_id,
-                started_by_name=user_name,
-                stop_at=stop_at,
-            )
-            ref["radio"] = radio
             self.radios[guild.id] = radio
-            try:
-                # compose first (seconds), then connect: a voice connection idle meanwhile gains nothing
-                await station.start(wait_first=True)
-                radio.vc = await self._connect(voice_channel)
-            except BaseException:
-                self.radios.pop(guild.id, None)
-                await station.stop()
-                if radio.vc is not None:
-                    with contextlib.suppress(Exception):
-                        await radio.vc.disconnect(force=True)
-                raise
+            await self._compose_and_connect(radio, voice_channel)
             await self._save(
                 radio,
                 active=True,
@@ -191,12 +166,7 @@ class RadioService:
                 started_by_name=user_name,
                 stop_at=stop_at,
             )
-            radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(guild.id, err))
-            radio.tasks["watchdog"] = asyncio.create_task(
-                self._watchdog(radio), name=f"radio-watch-{guild.id}"
-            )
-            if stop_at is not None:
-                self._schedule_sleep(radio, stop_at)
+            self._play(radio, stop_at)
             log.info(
                 "radio started in guild %s, channel %s, mood %s (resumed=%s)",
                 guild.id,
@@ -205,6 +175,62 @@ class RadioService:
                 resumed,
             )
             return radio
+
+    def _new_radio(
+        self,
+        guild_id: int,
+        voice_channel_id: int,
+        text_channel_id: int | None,
+        mood: str,
+        always_on: bool,
+        user_id: int | None,
+        user_name: str | None,
+        stop_at: datetime | None,
+    ) -> LiveRadio:
+        """A guild's radio and its station, not yet composing or connected."""
+        ref: dict[str, LiveRadio | None] = {"radio": None}
+        station = RadioStation(
+            self._piece_maker(ref, guild_id, text_channel_id),
+            mood,
+            self.config,
+            on_event=lambda kind, data: self._on_event(guild_id, kind, data),
+        )
+        radio = LiveRadio(
+            guild_id,
+            voice_channel_id,
+            text_channel_id,
+            station,
+            always_on=always_on,
+            started_by=user_id,
+            started_by_name=user_name,
+            stop_at=stop_at,
+        )
+        ref["radio"] = radio
+        return radio
+
+    async def _compose_and_connect(self, radio: LiveRadio, voice_channel: VoiceChannel) -> None:
+        """Compose the first piece (seconds), then connect: a voice connection idle meanwhile gains nothing.
+        On any failure the radio is forgotten, its station stopped and the connection dropped."""
+        try:
+            await radio.station.start(wait_first=True)
+            radio.vc = await self._connect(voice_channel)
+        except BaseException:
+            self.radios.pop(radio.guild_id, None)
+            await radio.station.stop()
+            if radio.vc is not None:
+                with contextlib.suppress(Exception):
+                    await radio.vc.disconnect(force=True)
+            raise
+
+    def _play(self, radio: LiveRadio, stop_at: datetime | None) -> None:
+        """Start the stream, its watchdog and the sleep timer."""
+        assert radio.vc is not None
+        radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err))
+        radio.tasks["watchdog"] = asyncio.create_task(
+            self._watchdog(radio), name=f"radio-watch-{radio.guild_id}"
+        )
+        if stop_at is not None:
+            self._schedule_sleep(radio, stop_at)
 
     async def _connect(self, channel: VoiceChannel) -> discord.VoiceClient:
         if self.connector is not None:

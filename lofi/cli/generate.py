@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from lofi.settings import Settings, get_settings
+from lofi.warm import warm_render_stack
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,9 @@ async def _generate(
     from serving.errors import ServingError
 
     # the audio stack (imports, soundfont, grooves) loads on the other core while the models load and compose
-    threading.Thread(target=_warm_render, args=(settings,), name="warm-render", daemon=True).start()
+    threading.Thread(
+        target=warm_render_stack, args=(settings.render_config(),), name="warm-render", daemon=True
+    ).start()
     try:
         async with one_shot_backend(address, models, settings.serving_timeout_s) as backend:
             if backend is None:
@@ -181,16 +184,6 @@ async def _generate(
         return 1
     _report(result, request, out, as_json)
     return 0
-
-
-def _warm_render(settings: Settings) -> None:
-    try:
-        from music.track import warm_up
-
-        config = settings.render_config()
-        warm_up(config.soundfont, config.groove_dir, config.cache_dir)
-    except Exception as exc:  # the render itself reports any real problem, with its own message
-        log.debug("warming the render stack failed: %s", exc)
 
 
 def _report(result, request, out: Path | None, as_json: bool) -> None:

@@ -81,10 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 plan,
                 Path(tmp),
                 progress=lambda s: print(f"{s}...", file=sys.stderr),
-                soundfont=config.soundfont,
-                size_limit=config.size_limit,
-                groove_dir=config.groove_dir,
-                cache_dir=config.cache_dir,
+                render=config,
             )
             shutil.move(files.mp3, out)
             shutil.move(files.midi, out.with_suffix(".mid"))

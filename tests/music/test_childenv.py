@@ -13,7 +13,7 @@ import pytest
 from music.childenv import child_env, is_secret
 from music.errors import RenderError
 from music.export import write_mp3
-from music.render import render_midi
+from music.fluidsynth_cli import render_midi
 
 BOT_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB"
 SECRETS = {

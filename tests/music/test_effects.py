@@ -9,7 +9,7 @@ from scipy import signal
 
 from music import effects
 from music.buses import MUSIC_RATE, drums_wet, music_wet, to_output_rate
-from music.render import SAMPLE_RATE
+from music.render_config import SAMPLE_RATE
 
 
 @pytest.mark.parametrize("drive_db", [0.0, 4.0, 6.0])

@@ -7,9 +7,9 @@ import pytest
 
 from music.arrange import arrange
 from music.errors import RenderError
+from music.fluidsynth_cli import render_midi
 from music.master import loudness, master, true_peak_dbtp
-from music.render import SAMPLE_RATE, check_soundfont, render_midi
-from music.render_config import RenderConfig
+from music.render_config import SAMPLE_RATE, RenderConfig, check_soundfont
 from music.request import TrackRequest, load_moods, plan_track
 from music.track import render_track
 from tests.support.scores import example_score

@@ -1,4 +1,5 @@
-"""MIDI -> audio with the FluidSynth command line (44.1 kHz stereo float arrays)."""
+"""MIDI -> audio with the FluidSynth command line (44.1 kHz stereo float arrays): the fallback when pyfluidsynth
+cannot keep a synthesizer in the process (`music.synth`), and the reference its tests compare with."""
 
 from __future__ import annotations
 
@@ -11,27 +12,7 @@ import numpy as np
 
 from music.childenv import child_env
 from music.errors import RenderError
-
-SAMPLE_RATE = 44100
-SILENCE_PEAK = 1e-4  # below -80 dBFS everywhere counts as silent
-DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")  # Debian's fluid-soundfont-gm
-
-
-def check_soundfont(soundfont: Path) -> Path:
-    """`soundfont` if it exists and starts like a SoundFont 2 file; RenderError saying what is wrong otherwise."""
-    path = Path(soundfont)
-    if not path.is_file():
-        raise RenderError(f"soundfont not found: {path} (install fluid-soundfont-gm or set SOUNDFONT)")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(12)
-    except OSError as exc:
-        raise RenderError(f"soundfont {path} cannot be read: {exc}") from exc
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
-        raise RenderError(
-            f"soundfont {path} is not a SoundFont 2 file (no RIFF/sfbk header): broken or wrong file"
-        )
-    return path
+from music.render_config import SAMPLE_RATE, SILENCE_PEAK, check_soundfont
 
 
 def fluidsynth_binary() -> str:
@@ -69,43 +50,9 @@ def render_midi(
         RenderError: missing/broken soundfont, FluidSynth failure or timeout, silent output.
     """
     check_soundfont(soundfont)
-    exe = fluidsynth_binary()
     with tempfile.TemporaryDirectory(prefix="lofi-render-") as tmp:
         wav = Path(tmp) / "out.wav"
-        cmd = [
-            exe,
-            "-ni",
-            "-q",
-            "-R",
-            "0",
-            "-C",
-            "0",
-            "-o",
-            "synth.dynamic-sample-loading=1",  # load only the presets used: ~0.1 s less per process
-            "-g",
-            f"{gain:.3f}",
-            "-r",
-            str(sample_rate),
-            "-O",
-            "float",
-            "-T",
-            "wav",
-            "-F",
-            str(wav),
-            str(soundfont),
-            str(midi),
-        ]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False, env=child_env())
-        except subprocess.TimeoutExpired as exc:
-            raise RenderError(f"fluidsynth took longer than {timeout_s:.0f} s on {midi}") from exc
-        err = (proc.stderr or b"").decode(errors="replace") + (proc.stdout or b"").decode(errors="replace")
-        if proc.returncode != 0:
-            raise RenderError(f"fluidsynth failed (exit {proc.returncode}) on {midi}: {err.strip()[-500:]}")
-        if "failed to load" in err.lower() or "not a soundfont" in err.lower():
-            raise RenderError(f"fluidsynth could not load the soundfont {soundfont}: {err.strip()[-500:]}")
-        if not wav.exists() or wav.stat().st_size <= 44:
-            raise RenderError(f"fluidsynth wrote no audio for {midi}: {err.strip()[-500:]}")
+        _run_fluidsynth(_command(soundfont, midi, wav, gain, sample_rate), midi, soundfont, timeout_s)
         audio = read_wav(wav)
     if seconds is not None:
         n = int(round(seconds * sample_rate))
@@ -115,6 +62,49 @@ def render_midi(
             f"fluidsynth rendered silence for {midi} with {soundfont} (broken soundfont or empty MIDI?)"
         )
     return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _command(soundfont: Path, midi: Path, wav: Path, gain: float, sample_rate: int) -> list[str]:
+    """FluidSynth's command line: no shell, no reverb or chorus, float WAV out."""
+    return [
+        fluidsynth_binary(),
+        "-ni",
+        "-q",
+        "-R",
+        "0",
+        "-C",
+        "0",
+        "-o",
+        "synth.dynamic-sample-loading=1",  # load only the presets used: ~0.1 s less per process
+        "-g",
+        f"{gain:.3f}",
+        "-r",
+        str(sample_rate),
+        "-O",
+        "float",
+        "-T",
+        "wav",
+        "-F",
+        str(wav),
+        str(soundfont),
+        str(midi),
+    ]
+
+
+def _run_fluidsynth(cmd: list[str], midi: Path, soundfont: Path, timeout_s: float) -> None:
+    """Run `cmd`; RenderError for a timeout, a failure, a soundfont it could not load or no audio written."""
+    wav = Path(cmd[cmd.index("-F") + 1])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False, env=child_env())
+    except subprocess.TimeoutExpired as exc:
+        raise RenderError(f"fluidsynth took longer than {timeout_s:.0f} s on {midi}") from exc
+    err = (proc.stderr or b"").decode(errors="replace") + (proc.stdout or b"").decode(errors="replace")
+    if proc.returncode != 0:
+        raise RenderError(f"fluidsynth failed (exit {proc.returncode}) on {midi}: {err.strip()[-500:]}")
+    if "failed to load" in err.lower() or "not a soundfont" in err.lower():
+        raise RenderError(f"fluidsynth could not load the soundfont {soundfont}: {err.strip()[-500:]}")
+    if not wav.exists() or wav.stat().st_size <= 44:
+        raise RenderError(f"fluidsynth wrote no audio for {midi}: {err.strip()[-500:]}")
 
 
 def read_wav(path: Path) -> np.ndarray:
