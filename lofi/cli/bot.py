@@ -137,29 +137,35 @@ async def serve(settings: Settings, token: str, make_backend: Callable[[], Backe
             await bot.start(token)
 
 
+def _refusal(settings: Settings, token: str) -> str | None:
+    """Why the bot cannot start with these settings (checked before logging in), or None."""
+    if not token:
+        return (
+            "DISCORD_TOKEN is not set (environment or .env); create a bot at "
+            "https://discord.com/developers/applications and export its token."
+        )
+    from db.engine import check_database_url
+    from db.errors import DatabaseConfigError
+
+    try:
+        check_database_url(settings.database_url)  # a wrong URL or folder is one line, not a traceback
+    except DatabaseConfigError as exc:
+        return str(exc)
+    return None
+
+
 def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> int:
     """Start the bot; exit 2 with a clear message when DISCORD_TOKEN is missing.
 
     With SERVING_ADDRESS unset (and `embedded`), an embedded model server serves MODELS_DIR meanwhile."""
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
-    if not token:
-        print(
-            "lofi bot: DISCORD_TOKEN is not set (environment or .env); create a bot at "
-            "https://discord.com/developers/applications and export its token.",
-            file=sys.stderr,
-        )
+    refusal = _refusal(settings, token)
+    if refusal:
+        print(f"lofi bot: {refusal}", file=sys.stderr)
         return 2
-    from db.engine import check_database_url
-    from db.errors import DatabaseConfigError
-
-    try:
-        check_database_url(settings.database_url)  # before logging in: a wrong URL or folder is one line
-    except DatabaseConfigError as exc:
-        print(f"lofi bot: {exc}", file=sys.stderr)
-        return 2
-
     import discord
 
+    from db.errors import DatabaseConfigError
     from lofi.logsafe import install_redaction
 
     install_redaction().add_secret(token)  # the exact token, whatever it looks like, never reaches a log

@@ -6,6 +6,7 @@ No TensorFlow here: these commands only parse and tokenize (through the cache in
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 from collections import Counter
 from pathlib import Path
@@ -60,38 +61,33 @@ def _tempo_label(i: int) -> str:
     return f"{lo:g}-{hi:g}" if hi != float("inf") else f">{lo:g}"
 
 
+def _count_piece(p, count: dict[str, Counter[str]]) -> None:
+    """Add one piece's key, mode, tempo bucket, source, metre and parse provenance to `count`."""
+    count["keys"][f"{PITCH_NAMES[p.tonic % 12]} {p.mode}"] += 1
+    count["modes"][p.mode] += 1
+    count["tempi"][_tempo_label(bisect.bisect_left(TEMPO_EDGES, p.bpm))] += 1
+    count["sources"][p.source] += 1
+    count["sigs"][p.stats.get("time_signature", "?")] += 1
+    parse = p.stats.get("parse", {})
+    count["chords"][parse.get("chords_from", "?")] += 1
+    count["melody"][parse.get("melody_from", "?").split(":")[0]] += 1
+    count["key"][parse.get("key_from", "?")] += 1
+    count["tempo"][parse.get("tempo_from", "?")] += 1
+
+
 def corpus_stats(result) -> dict:
     """The numbers `lofi corpus stats` prints, from a `CorpusResult`."""
     rep = Representation()
     pieces = result.pieces
     used: set[int] = set()
     tokens = bars = 0
-    keys, modes, tempi, sigs, sources, kinds = (
-        Counter(),
-        Counter(),
-        Counter(),
-        Counter(),
-        Counter(),
-        Counter(),
-    )
-    chord_src, melody_src, key_src, tempo_src = Counter(), Counter(), Counter(), Counter()
-    import bisect
-
+    names = ("keys", "modes", "tempi", "sigs", "sources", "chords", "melody", "key", "tempo")
+    count: dict[str, Counter[str]] = {name: Counter() for name in names}
     for p in pieces:
         used.update(p.ids)
         tokens += len(p.ids)
         bars += p.n_bars
-        keys[f"{PITCH_NAMES[p.tonic % 12]} {p.mode}"] += 1
-        modes[p.mode] += 1
-        tempi[_tempo_label(bisect.bisect_left(TEMPO_EDGES, p.bpm))] += 1
-        sources[p.source] += 1
-        sigs[p.stats.get("time_signature", "?")] += 1
-        parse = p.stats.get("parse", {})
-        kinds[parse.get("kind", "?")] += 1
-        chord_src[parse.get("chords_from", "?")] += 1
-        melody_src[parse.get("melody_from", "?").split(":")[0]] += 1
-        key_src[parse.get("key_from", "?")] += 1
-        tempo_src[parse.get("tempo_from", "?")] += 1
+        _count_piece(p, count)
     bpms = sorted(p.bpm for p in pieces)
     body = tokens - (HEADER_LEN + 1) * len(pieces)
     return {
@@ -101,7 +97,7 @@ def corpus_stats(result) -> dict:
         "skipped_by_reason": dict(Counter(r for _, r in result.skipped).most_common()),
         "skipped": [{"file": f, "reason": r} for f, r in result.skipped],
         "pieces": len(pieces),
-        "pieces_by_source": dict(sources.most_common()),
+        "pieces_by_source": dict(count["sources"].most_common()),
         "from_cache": result.from_cache,
         "parsed_this_run": result.parsed,
         "tokens": tokens,
@@ -110,19 +106,21 @@ def corpus_stats(result) -> dict:
         "tokens_per_piece": round(tokens / len(pieces), 1) if pieces else 0.0,
         "vocab_used": len(used),
         "vocab_size": len(rep.vocab),
-        "modes": dict(modes.most_common()),
-        "keys": dict(keys.most_common()),
+        "modes": dict(count["modes"].most_common()),
+        "keys": dict(count["keys"].most_common()),
         "tempo_bpm": {
             "min": bpms[0] if bpms else None,
             "median": bpms[len(bpms) // 2] if bpms else None,
             "max": bpms[-1] if bpms else None,
-            "buckets": {_tempo_label(i): tempi.get(_tempo_label(i), 0) for i in range(len(TEMPO_CENTERS))},
+            "buckets": {
+                _tempo_label(i): count["tempi"].get(_tempo_label(i), 0) for i in range(len(TEMPO_CENTERS))
+            },
         },
-        "time_signatures": dict(sigs.most_common()),
-        "chords_from": dict(chord_src.most_common()),
-        "melody_from": dict(melody_src.most_common()),
-        "key_from": dict(key_src.most_common()),
-        "tempo_from": dict(tempo_src.most_common()),
+        "time_signatures": dict(count["sigs"].most_common()),
+        "chords_from": dict(count["chords"].most_common()),
+        "melody_from": dict(count["melody"].most_common()),
+        "key_from": dict(count["key"].most_common()),
+        "tempo_from": dict(count["tempo"].most_common()),
         "seconds": round(result.seconds, 2),
     }
 
