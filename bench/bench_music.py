@@ -1,10 +1,11 @@
 """Benchmark: does what the models write sound like the corpus's music? Prints JSON.
 
 N tracks per mood are generated through the pipeline `lofi generate` and the bot run
-(`compose.pipeline.Composer.make_track`, with the in-process backend over the SavedModels in --models), and compared
-with held-out real pieces of the corpus (its test split, as training/dataset.py's `split_of` defines it; the
-same pieces every run) played through the same arranger at the same length, as `lofi render song.mid
---length 60` does. Both sides are read back from the arranged MIDI files by `music.analysis.features` alone.
+(`compose.pipeline.Composer.make_track`, with the in-process `LocalBackend` over the SavedModels in --models),
+and compared with held-out real pieces of the corpus (its test split, as training/dataset.py's `split_of`
+defines it; the same pieces every run) played through the same arranger at the same length, as `lofi render
+song.mid --length 60` does. Both sides are read back from the arranged MIDI files by `music.analysis.features`
+alone.
 
 Only the arranged MIDI is needed, so the audio half of the render (FluidSynth, effects, mastering, MP3) is
 skipped: `make_track` runs exactly as in production except that `music.track.render_track` is replaced by
@@ -148,10 +149,15 @@ def real_tracks(
 async def generated_tracks(
     models: Path, moods: list[str], seeds: list[int], length: float, out: Path, audio: bool
 ):
-    """Every (mood, seed) through `make_track` on the in-process backend; (rows, versions, manifest config)."""
-    from serving.backend import InProcessBackend
+    """Every (mood, seed) through `make_track` on the in-process backend (`serving.local.LocalBackend`, as
+    `lofi generate` composes); (rows, versions, manifest config)."""
+    from serving.local import open_local_backend
 
-    backend = InProcessBackend(models)
+    async with open_local_backend(models) as backend:
+        return await _tracks_over(backend, moods, seeds, length, out, audio)
+
+
+async def _tracks_over(backend, moods: list[str], seeds: list[int], length: float, out: Path, audio: bool):
     composer = Composer(backend)
     rows, versions = [], {}
     try:
@@ -188,7 +194,6 @@ async def generated_tracks(
                 patch.stop()
     finally:
         await composer.close()
-        await backend.close()
     return rows, versions, manifest
 
 

@@ -40,9 +40,7 @@ from bot.radio.worker import RenderWorker  # noqa: E402
 
 
 async def soak(args: argparse.Namespace) -> dict:
-    from compose.pipeline import Composer
-    from music.request import TrackRequest
-    from serving.backend import InProcessBackend
+    from serving.local import open_local_backend
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-radio-"))
     models, which = args.models, "given"
@@ -51,7 +49,15 @@ async def soak(args: argparse.Namespace) -> dict:
 
         models, which = tmp / "models", "tiny stand-ins"
         make_tiny_models(models, members=2, seed=0, version=1)
-    backend = InProcessBackend(Path(models))
+    async with open_local_backend(Path(models)) as backend:  # as `lofi generate` and the bot compose
+        return await play(args, backend, tmp, which)
+
+
+async def play(args: argparse.Namespace, backend, tmp: Path, which: str) -> dict:
+    """The soak itself, over `backend`."""
+    from compose.pipeline import Composer
+    from music.request import TrackRequest
+
     worker = RenderWorker()
     composer = Composer(backend, executor=worker)
     loop = asyncio.get_running_loop()

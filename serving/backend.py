@@ -1,14 +1,14 @@
-"""The interface generation talks to (`Backend`), numpy <-> TensorProto helpers, and a server-less backend.
+"""The interface generation talks to (`Backend`), what its implementations share, numpy <-> TensorProto helpers,
+and the SavedModel loading and version folders the embedded server builds on.
 
-Two backends run in production: `serving.client.ServingClient` (gRPC, to TF Serving or the embedded server) and
-`serving.local.LocalBackend` (the embedded server's store called directly). `InProcessBackend` below loads the
-SavedModels itself and implements `Backend` only (no `model_status`): tests and benchmarks use it where no
-server is wanted, and a test checks that generation over it gives the same tokens as over gRPC.
+Two backends implement it: `serving.client.ServingClient` (gRPC, to TF Serving or the embedded server) and
+`serving.local.LocalBackend` (the embedded server's store called directly, in the process that embeds it; tests
+and benchmarks get one over a models folder from `serving.local.open_local_backend`). A test checks that both
+give the same tokens bit for bit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -201,7 +201,7 @@ def load_saved_model(path: Path, tags: list[str] | None = None) -> SavedModel:
     return cast(SavedModel, tf.saved_model.load(str(path), tags=tags))
 
 
-# ------------------------------------------------------------------ in-process backend
+# ------------------------------------------------------------------ version folders
 MEMBER_DIR = re.compile(rf"^{re.escape(contract.MODEL_PREFIX)}_\d+$")
 
 
@@ -218,73 +218,3 @@ def version_dirs(base: Path) -> dict[int, Path]:
         return dirs
     complete = set(contract.complete_versions(base.parent))
     return {v: p for v, p in dirs.items() if v in complete}
-
-
-class InProcessBackend:
-    """Calls the members' SavedModel signatures directly (tf.saved_model.load), no network in between."""
-
-    def __init__(self, models_dir: Path):
-        self.models_dir = Path(models_dir)
-        self._loaded: dict[tuple[str, int], SavedModel] = {}
-
-    def _load(self, name: str, version: int) -> SavedModel:
-        key = (name, version)
-        if key not in self._loaded:
-            path = version_dirs(self.models_dir / name).get(version)
-            if path is None:
-                raise ModelNotFound(f"Servable not found for request: Specific({name}, {version})")
-            self._loaded[key] = load_saved_model(path)
-        return self._loaded[key]
-
-    def signature(self, name: str, version: int, signature: str = contract.SIGNATURE) -> Signature:
-        """The concrete function of one signature (for benchmarks)."""
-        try:
-            return self._load(name, version).signatures[signature]
-        except KeyError as exc:
-            raise ContractError(f"{name} v{version} has no signature {signature!r}") from exc
-
-    async def latest_versions(self, names: list[str]) -> dict[str, int]:
-        out = {}
-        for name in names:
-            versions = version_dirs(self.models_dir / name)
-            if not versions:
-                raise ModelNotFound(f"Could not find any versions of model {name}")
-            out[name] = max(versions)
-        return out
-
-    async def window(self, name: str, version: int) -> int:
-        """The static window (second dimension of `tokens`) of the serving signature."""
-        fn = self.signature(name, version)
-        spec = fn.structured_input_signature[1].get(contract.INPUT_TOKENS)
-        return static_window(name, version, list(spec.shape) if spec is not None else [])
-
-    async def members(self) -> list[str]:
-        """Names of the ensemble members, from member 0's manifest."""
-        return await ensemble_members(self)
-
-    async def manifest(self, name: str, version: int) -> contract.Manifest:
-        import tensorflow as tf
-
-        fn = self.signature(name, version, contract.MANIFEST_SIGNATURE)
-        out = fn(**{contract.MANIFEST_INPUT: tf.constant([0], tf.int32)})
-        raw = out[contract.MANIFEST_OUTPUT].numpy()
-        return parse_manifest(name, version, raw.reshape(-1)[0] if isinstance(raw, np.ndarray) else raw)
-
-    async def predict(
-        self, name: str, version: int, tokens: np.ndarray, cond: np.ndarray, aux: np.ndarray
-    ) -> np.ndarray:
-        import tensorflow as tf
-
-        fn = self.signature(name, version)
-        out = fn(
-            **{
-                contract.INPUT_TOKENS: tf.constant(tokens, tf.int32),
-                contract.INPUT_COND: tf.constant(cond, tf.int32),
-                contract.INPUT_AUX: tf.constant(aux, tf.int32),
-            }
-        )
-        return out[contract.OUTPUT_PROBS].numpy()
-
-    async def close(self) -> None:
-        self._loaded.clear()
-        await asyncio.sleep(0)

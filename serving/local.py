@@ -7,13 +7,18 @@ same `ModelStore` (its versions, published-set rule, failed loads and request va
 messages) without the network, and gives the same results bit for bit as `ServingClient` (tested). The
 members of a step run in parallel threads (TensorFlow releases the GIL). Other processes still reach the
 embedded server over gRPC; a separate TF Serving is always reached over gRPC.
+
+`open_local_backend` sets one up over a models folder with a store of its own (for one command, a test or a
+benchmark).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Set
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar, overload
 
 import grpc
@@ -23,7 +28,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 from serving import contract
 from serving.backend import ensemble_members, newest_available, parse_manifest, static_window
 from serving.errors import BadRequest, ContractError, ModelNotFound, ServingError
-from serving.server import ModelStore, RpcError
+from serving.server import ModelStore, RpcError, config_for_models_dir
 
 T = TypeVar("T")
 
@@ -123,3 +128,29 @@ class LocalBackend:
     async def close(self) -> None:
         """Stop the threads (the store, and the server that owns it, stay up)."""
         self._pool.shutdown(wait=False)
+
+
+@asynccontextmanager
+async def open_local_backend(
+    models_dir: str | Path, *, warmup_batch_sizes: Set[int] | None = frozenset({1}), threads: int = 4
+) -> AsyncIterator[LocalBackend]:
+    """A `LocalBackend` over a `ModelStore` of its own that serves every member under `models_dir`.
+
+    The store loads what the embedded server would (`config_for_models_dir`: complete sets, the newest two
+    versions) before this yields; an empty store when nothing loads (its calls raise ModelNotFound, the
+    caller may check `backend.store.models`). `warmup_batch_sizes`: the batch sizes whose warm-up requests
+    are replayed before (each one an XLA compilation per member): batch 1 by default (one track sends one row
+    at a time); None: all of them; an empty set: none (a size compiles on its first call). On exit the threads
+    stop; the store has nothing to close (its models go with the last reference to it).
+    """
+    store = ModelStore(
+        config_for_models_dir(models_dir),
+        warmup_batch_sizes=None if warmup_batch_sizes is None else set(warmup_batch_sizes),
+    )
+    if store.config.model_config_list.config:
+        await asyncio.to_thread(store.refresh)  # loading and compiling take seconds: not on the event loop
+    backend = LocalBackend(store, threads=threads)
+    try:
+        yield backend
+    finally:
+        await backend.close()

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.serving.conftest import tiny_models, tiny_server  # noqa: F401  (fixtures: pytest finds them by name)
+from tests.serving.conftest import tiny_backend, tiny_models, tiny_server  # noqa: F401  (fixtures: pytest finds them by name)

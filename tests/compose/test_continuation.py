@@ -10,12 +10,6 @@ from compose.errors import GenerationError
 from compose.loop import GenerationLoop, generate
 from music.request import TrackRequest, plan_track
 from music.tokens import Representation
-from serving.backend import InProcessBackend
-
-
-@pytest.fixture(scope="module")
-def backend(tiny_models):
-    return InProcessBackend(tiny_models)
 
 
 async def generate_continuation(backend, plan, prefix, rep):
@@ -26,15 +20,15 @@ async def generate_continuation(backend, plan, prefix, rep):
         await loop.close()
 
 
-async def test_continuation_keeps_the_prefix_and_reaches_the_new_length(backend):
+async def test_continuation_keeps_the_prefix_and_reaches_the_new_length(tiny_backend):
     rep = Representation()
     short = plan_track(TrackRequest(16, "rainy", 7), rep)
-    first = (await generate(backend, short, rep=rep)).tokens[0]
+    first = (await generate(tiny_backend, short, rep=rep)).tokens[0]
     longer = extended_plan(short.request, short.seconds * 2, rep)
     assert longer.n_bars == 2 * short.n_bars
     assert (longer.tonic, longer.bpm, longer.header) == (short.tonic, short.bpm, short.header)
 
-    gen = await generate_continuation(backend, longer, first, rep=rep)
+    gen = await generate_continuation(tiny_backend, longer, first, rep=rep)
     tokens = gen.tokens[0]
     _, body = split_tokens(first, short, rep)
     assert tokens[: len(short.header) + len(body)] == first[: len(short.header) + len(body)]
@@ -44,9 +38,9 @@ async def test_continuation_keeps_the_prefix_and_reaches_the_new_length(backend)
     assert gen.steps > 0
 
 
-async def test_a_prefix_as_long_as_the_plan_is_refused(backend):
+async def test_a_prefix_as_long_as_the_plan_is_refused(tiny_backend):
     rep = Representation()
     plan = plan_track(TrackRequest(16, "chill", 3), rep)
-    tokens = (await generate(backend, plan, rep=rep)).tokens[0]
+    tokens = (await generate(tiny_backend, plan, rep=rep)).tokens[0]
     with pytest.raises(GenerationError, match="already has"):
-        await generate_continuation(backend, plan, tokens, rep=rep)
+        await generate_continuation(tiny_backend, plan, tokens, rep=rep)

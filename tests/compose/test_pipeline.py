@@ -18,7 +18,6 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from compose.pipeline import Composer
 from music.request import TrackRequest
-from serving.backend import InProcessBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "tf-serving" / "saved_model_half_plus_two_2_versions"
@@ -32,9 +31,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-async def test_make_track_renders_with_pinned_versions(tiny_models, tmp_path):
+async def test_make_track_renders_with_pinned_versions(tiny_backend, tmp_path):
     stages = []
-    composer = Composer(InProcessBackend(tiny_models))
+    composer = Composer(tiny_backend)
     try:
         result = await composer.make_track(
             TrackRequest(16, "rainy", 5), tmp_path, progress=lambda stage, *a, **k: stages.append(stage)

@@ -21,7 +21,7 @@ from compose.continuation import extended_plan
 from compose.loop import GenerationLoop, generate
 from music.request import TrackRequest, plan_track
 from music.tokens import Representation
-from serving.backend import InProcessBackend
+from serving.local import LocalBackend, open_local_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = ROOT / "tests" / "fixtures" / "audio-rainy-20s-seed7.json"
@@ -45,8 +45,12 @@ def made() -> dict[str, list[int]]:
 
 
 async def _make() -> dict[str, list[int]]:
+    async with open_local_backend(ROOT / "models") as backend:
+        return await _make_over(backend)
+
+
+async def _make_over(backend: LocalBackend) -> dict[str, list[int]]:
     rep = Representation()
-    backend = InProcessBackend(ROOT / "models")
     loop = GenerationLoop(backend, rep=rep)
     try:
         rainy7 = plan_track(TrackRequest(20, "rainy", 7), rep)
@@ -63,7 +67,6 @@ async def _make() -> dict[str, list[int]]:
         tokens["rainy seed 7 extended to 40 s"] = extension.tokens[0]
     finally:
         await loop.close()
-        await backend.close()
     return tokens
 
 

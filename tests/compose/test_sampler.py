@@ -1,4 +1,4 @@
-"""Ensemble generation over the in-process backend and over gRPC (embedded server on loopback)."""
+"""Ensemble generation over the in-process backend (`LocalBackend`) and over gRPC (embedded server on loopback)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from compose.loop import generate
 from compose.sampler import SamplingOptions
 from music.request import TrackRequest, plan_track
 from music.tokens import BAR, EOS, Representation
-from serving.backend import InProcessBackend
 from serving.client import ServingClient
 from serving.errors import ModelNotFound, ServingTimeout, ServingUnavailable, VocabularyMismatch
+from serving.local import open_local_backend
 from serving.server import EmbeddedServer, config_for_models_dir
 from tests.support.contract_models import make_contract_models
 from tests.support.tiny_models import make_tiny_models
@@ -37,9 +37,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_generated_tokens_decode_to_the_planned_bars(tiny_models):
+async def test_generated_tokens_decode_to_the_planned_bars(tiny_backend):
     plan = _plan()
-    gen = await generate(InProcessBackend(tiny_models), plan)
+    gen = await generate(tiny_backend, plan)
     toks = REP.vocab.strs(gen.tokens[0])
     score = REP.decode(gen.tokens[0], tonic=plan.tonic, bpm=plan.bpm)
     assert toks[:5] == list(plan.header) and toks[-1] == EOS
@@ -48,28 +48,29 @@ async def test_generated_tokens_decode_to_the_planned_bars(tiny_models):
     assert max(n.start + n.duration for n in score.melody) <= score.total_ticks  # ends on the bar line
 
 
-async def test_last_bar_opens_on_the_tonic_chord(tiny_models):
+async def test_last_bar_opens_on_the_tonic_chord(tiny_backend):
     plan = _plan(mood="rainy")
-    toks = REP.vocab.strs((await generate(InProcessBackend(tiny_models), plan)).tokens[0])
+    toks = REP.vocab.strs((await generate(tiny_backend, plan)).tokens[0])
     last = len(toks) - 1 - toks[::-1].index(BAR)
     assert toks[last + 1] == "POS_0"
     assert toks[last + 2].startswith("CHORD_0_min") and toks[last + 3] == "BASS_0"
 
 
-async def test_same_seed_same_tokens_and_grpc_matches_in_process(tiny_models, tiny_server):
+async def test_same_seed_same_tokens_and_grpc_matches_in_process(tiny_backend, tiny_server):
+    """The same seed gives the same tokens in process (`LocalBackend` over the server's store) and over gRPC."""
     plan = _plan()
-    a = await generate(InProcessBackend(tiny_models), plan)
-    b = await generate(InProcessBackend(tiny_models), plan)
+    a = await generate(tiny_backend, plan)
+    b = await generate(tiny_backend, plan)
     async with ServingClient(tiny_server.address) as client:
         c = await generate(client, plan)
-    other = await generate(InProcessBackend(tiny_models), plan, seed=99)
+    other = await generate(tiny_backend, plan, seed=99)
     assert a.tokens == b.tokens == c.tokens
     assert other.tokens != a.tokens
 
 
-async def test_batch_of_sequences_all_decode(tiny_models):
+async def test_batch_of_sequences_all_decode(tiny_backend):
     plan = _plan(seconds=15)
-    gen = await generate(InProcessBackend(tiny_models), plan, n=3, options=SamplingOptions(top_k=20))
+    gen = await generate(tiny_backend, plan, n=3, options=SamplingOptions(top_k=20))
     assert len(gen.tokens) == 3 and len({tuple(t) for t in gen.tokens}) == 3
     for t in gen.tokens:
         assert REP.decode(t).n_bars == plan.n_bars
@@ -80,7 +81,8 @@ async def test_geometric_combine_with_weights(tmp_path):
         tmp_path, members=3, version=1, combine={"method": "geometric", "weights": [0.5, 0.25, 0.25]}
     )
     plan = _plan(seconds=15)
-    gen = await generate(InProcessBackend(tmp_path), plan)
+    async with open_local_backend(tmp_path) as backend:
+        gen = await generate(backend, plan)
     assert len(gen.versions) == 3
     assert REP.decode(gen.tokens[0]).n_bars == plan.n_bars
 
@@ -89,8 +91,9 @@ async def test_foreign_vocabulary_is_refused(tmp_path):
     vocab = list(REP.vocab.tokens)
     vocab[-1] = "DUR_999"
     make_contract_models(tmp_path, members=1, version=1, vocab=vocab)
-    with pytest.raises(VocabularyMismatch, match="lofi_member_0 version 1"):
-        await generate(InProcessBackend(tmp_path), _plan())
+    async with open_local_backend(tmp_path) as backend:
+        with pytest.raises(VocabularyMismatch, match="lofi_member_0 version 1"):
+            await generate(backend, _plan())
 
 
 class SwapMidway:
@@ -219,11 +222,11 @@ def _record_forced_steps(monkeypatch) -> list[int]:
     return steps
 
 
-async def test_models_see_the_state_features_training_computes(tiny_models, monkeypatch):
+async def test_models_see_the_state_features_training_computes(tiny_backend, monkeypatch):
     from music.tokens import AUX_FEATURES, aux_rows
 
     forced = _record_forced_steps(monkeypatch)
-    rec = Recording(InProcessBackend(tiny_models))
+    rec = Recording(tiny_backend)
     gen = await generate(rec, _plan(seconds=15))
     sent = np.concatenate(rec.aux)
     seq = [REP.vocab.id("BOS")] + gen.tokens[0][5:]
@@ -235,9 +238,9 @@ async def test_models_see_the_state_features_training_computes(tiny_models, monk
     np.testing.assert_array_equal(sent[:, same], expected[:, same])
 
 
-async def test_forced_tokens_ask_no_model(tiny_models, monkeypatch):
+async def test_forced_tokens_ask_no_model(tiny_backend, monkeypatch):
     forced = _record_forced_steps(monkeypatch)
-    rec = Recording(InProcessBackend(tiny_models))
+    rec = Recording(tiny_backend)
     gen = await generate(rec, _plan(seconds=60, mood="chill", seed=5))  # returning bars are copied
     assert len(forced) > gen.steps // 5
     assert len(rec.aux) == gen.steps - len(forced)  # one call per step that had a choice
@@ -276,9 +279,9 @@ def _chords(bar):
     return [t for t in bar if t.startswith(("CHORD_", "BASS_", "VOICING_"))]
 
 
-async def test_generation_follows_the_planned_form(tiny_models):
+async def test_generation_follows_the_planned_form(tiny_backend):
     plan = _plan(seconds=60, mood="chill", seed=5)
-    gen = await generate(InProcessBackend(tiny_models), plan)
+    gen = await generate(tiny_backend, plan)
     bars = _bars(gen.tokens[0])
     assert len(bars) == plan.n_bars == len(plan.form)
     opening = bars[0]
@@ -301,7 +304,7 @@ async def test_generation_follows_the_planned_form(tiny_models):
     assert copies >= 4
 
 
-async def test_form_can_be_switched_off(tiny_models):
+async def test_form_can_be_switched_off(tiny_backend):
     plan = _plan(seconds=30, seed=2)
-    gen = await generate(InProcessBackend(tiny_models), plan, options=SamplingOptions(form=False))
+    gen = await generate(tiny_backend, plan, options=SamplingOptions(form=False))
     assert REP.decode(gen.tokens[0]).n_bars == plan.n_bars

@@ -1,4 +1,5 @@
-"""Fixtures for the serving tests: tiny contract-following members, an embedded server over them."""
+"""Fixtures for the serving tests: tiny contract-following members, an embedded server over them, and the
+production in-process backend over that server's store."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ def tiny_server(tiny_models):
 
     with EmbeddedServer(config_for_models_dir(tiny_models), poll_s=0) as srv:
         yield srv
+
+
+@pytest.fixture
+async def tiny_backend(tiny_server):
+    """`LocalBackend` over `tiny_server`'s store, as the process that embeds a server composes: the tiny
+    members are loaded and compiled once a session, not once a test (`open_local_backend` gives one over a
+    models folder of a test's own)."""
+    from serving.local import LocalBackend
+
+    backend = LocalBackend(tiny_server.store)
+    yield backend
+    await backend.close()

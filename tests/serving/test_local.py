@@ -1,4 +1,5 @@
-"""LocalBackend: the embedded server's store called directly answers exactly as the same server over gRPC."""
+"""LocalBackend: the embedded server's store called directly answers exactly as the same server over gRPC;
+`open_local_backend` sets one up over a models folder."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from compose.loop import generate
 from music.request import TrackRequest, plan_track
 from serving.client import ServingClient
 from serving.errors import BadRequest, ModelNotFound
-from serving.local import LocalBackend
+from serving.local import LocalBackend, open_local_backend
 
 
 async def test_same_tokens_status_and_metadata_as_grpc_to_the_same_server(tiny_server):
@@ -47,3 +48,30 @@ async def test_errors_are_the_clients_errors_with_tf_servings_messages(tiny_serv
         )
     finally:
         await local.close()
+
+
+async def test_open_local_backend_serves_a_folder_as_the_server_does(tiny_models, tiny_server):
+    """A store of its own (batch 1 compiled before, other sizes on their first call) gives the server's
+    tokens bit for bit, and its threads stop on exit."""
+    plan = plan_track(TrackRequest(16, "chill", 2))
+    async with open_local_backend(tiny_models) as local:
+        assert local.store is not tiny_server.store
+        assert await local.model_status() == {m: {1: "AVAILABLE"} for m in ("lofi_member_0", "lofi_member_1")}
+        mine = await generate(local, plan, n=3)
+    async with ServingClient(tiny_server.address) as client:
+        assert mine.tokens == (await generate(client, plan, n=3)).tokens
+    with pytest.raises(RuntimeError, match="shutdown"):
+        await local.predict(
+            "lofi_member_0",
+            1,
+            np.zeros((1, 16), np.int32),
+            np.zeros((1, 4), np.int32),
+            np.zeros((1, 6), np.int32),
+        )
+
+
+async def test_open_local_backend_over_a_folder_without_models_serves_nothing(tmp_path):
+    async with open_local_backend(tmp_path / "missing") as local:
+        assert not local.store.models
+        with pytest.raises(ModelNotFound):
+            await local.members()

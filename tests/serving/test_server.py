@@ -234,7 +234,7 @@ def _half_published(models):
 
 @pytest.mark.parametrize("markers", [True, False], ids=["published-markers", "legacy-no-markers"])
 async def test_a_half_published_version_is_served_by_nobody(tmp_path, tiny_models, markers):
-    from serving.backend import InProcessBackend
+    from serving.local import open_local_backend
     from training.export import latest_version
 
     models = tmp_path / "m"
@@ -245,7 +245,8 @@ async def test_a_half_published_version_is_served_by_nobody(tmp_path, tiny_model
         _publish_marker(models, 1)
     _half_published(models)
     assert latest_version(models) == 1
-    assert await InProcessBackend(models).latest_versions(MEMBERS) == {m: 1 for m in MEMBERS}
+    async with open_local_backend(models, warmup_batch_sizes=frozenset()) as local:
+        assert await local.latest_versions(MEMBERS) == {m: 1 for m in MEMBERS}
     with EmbeddedServer(config_for_models_dir(models), poll_s=0.05) as srv:
         async with ServingClient(srv.address) as client:
             await _still(client, {1: "AVAILABLE"}, polls=0.3)

@@ -52,13 +52,10 @@ def test_every_member_matches_this_codes_vocabulary_and_representation():
 async def test_the_shipped_ensemble_writes_a_track_that_decodes():
     from compose.loop import generate
     from music.request import TrackRequest, plan_track
-    from serving.backend import InProcessBackend
+    from serving.local import open_local_backend
 
     plan = plan_track(TrackRequest(15, "rainy", 1))
-    backend = InProcessBackend(MODELS)
-    try:
+    async with open_local_backend(MODELS) as backend:
         gen = await generate(backend, plan)
-    finally:
-        await backend.close()
     score = Representation().decode(gen.tokens[0], tonic=plan.tonic, bpm=plan.bpm)
     assert score.n_bars == plan.n_bars and score.melody and score.chords
