@@ -134,22 +134,13 @@ async def one_shot_backend(
             async with ServingClient(live, timeout_s=timeout_s) as client:
                 yield client
         return
-    from serving.server import ModelStore, config_for_models_dir
+    from serving.local import open_local_backend
 
-    config = config_for_models_dir(Path(models_dir))
-    store = ModelStore(config, warmup_batch_sizes=warmup_batch_sizes)
-    if config.model_config_list.config:
-        store.refresh()
-    if not any(store.models.values()):
-        yield None
-        return
-    from lofi.collector import freeze_startup_objects
-    from serving.local import LocalBackend
+    async with open_local_backend(Path(models_dir), warmup_batch_sizes=warmup_batch_sizes) as backend:
+        if not any(backend.store.models.values()):
+            yield None
+            return
+        from lofi.collector import freeze_startup_objects
 
-    freeze_startup_objects(collect=False)  # one command: a full pass would only add 0.22 s to its start
-
-    backend = LocalBackend(store)
-    try:
+        freeze_startup_objects(collect=False)  # one command: a full pass would only add 0.22 s to its start
         yield backend
-    finally:
-        await backend.close()
