@@ -133,7 +133,9 @@ async def test_queue_full_is_refused_clearly_and_queued_jobs_finish(fake_discord
     running = await fake_discord.send_interaction("lofi", {"length": "30s", "mood": "rainy"}, user=users[0])
     await asyncio.wait_for(fake_pipeline.started.wait(), 10)
     waiting = await fake_discord.send_interaction("lofi", {"length": "30s", "mood": "rainy"}, user=users[1])
-    await fake_discord.wait_for(of(waiting, "interaction_callback"))
+    # queued once it shows its place: the defer comes before the job is recorded and submitted, and a third
+    # request checked in between would pass the check and be refused only at submit
+    await fake_discord.wait_for(of(waiting, "original_edit"))
     refused = await fake_discord.send_interaction("lofi", {"length": "30s", "mood": "rainy"}, user=users[2])
     assert "busy" in (await ephemeral_reply(fake_discord, refused)).lower()
 
