@@ -233,7 +233,8 @@ def _policy_versions(
 
 
 def _fingerprint(path: Path) -> Fingerprint:
-    """What a failed version's files look like, so the same failure is logged once, not every poll."""
+    """What a version's files look like (names, sizes, mtimes), so a version that failed is tried again only
+    once they change."""
     try:
         return tuple(
             sorted(
@@ -275,16 +276,22 @@ class ModelStore:
         self.refresh()
 
     def _load(self, name: str, version: int, path: Path) -> Servable | None:
+        """The version at `path`, loaded and warmed up; None when it fails to load.
+
+        A version that failed is not tried again until its files change (size or mtime): each try cost
+        seconds of CPU and left memory behind in TensorFlow (measured: a bot polling two broken versions
+        grew 1.62 -> 2.19 GB and burned 332 CPU-seconds in 270 s).
+        """
+        stamp = _fingerprint(path)  # before the load: files that change during it are tried again
+        if self._failed.get(path) == stamp:
+            return None
         t0 = time.perf_counter()
         try:
             servable = Servable.load(name, version, path, self.warmup_batch_sizes)
         except Exception as exc:  # a broken export must not take the server (or the served version) down
-            stamp = _fingerprint(path)
-            level = logging.DEBUG if self._failed.get(path) == stamp else logging.ERROR
             self._failed[path] = stamp
-            log.log(
-                level,
-                "failed to load %s version %d from %s (skipped; retried on the next poll): %s",
+            log.error(
+                "failed to load %s version %d from %s (skipped; tried again when its files change): %s",
                 name,
                 version,
                 path,

@@ -333,3 +333,31 @@ async def test_a_reload_may_only_name_folders_under_the_models_root(tiny_models,
             assert await client.model_status() == {m: {1: "AVAILABLE"} for m in MEMBERS}
             resp = await _reload(client, cfg)  # inside the root: allowed
             assert resp.status.error_code == 0
+
+
+def test_a_version_that_failed_is_not_loaded_again_until_its_files_change(tmp_path, tiny_models, monkeypatch):
+    """Each try of a broken version cost seconds of CPU and grew the process: it is tried once, then again
+    only when its files change."""
+    from serving.server import ModelStore, Servable
+
+    models = tmp_path / "m"
+    shutil.copytree(tiny_models, models)
+    _corrupt_version(models, 2, "garbage")
+    tries: list[tuple[str, int]] = []
+    load = Servable.load
+
+    def counting(name, version, path, *args, **kwargs):
+        tries.append((name, version))
+        return load(name, version, path, *args, **kwargs)
+
+    monkeypatch.setattr(Servable, "load", staticmethod(counting))
+    store = ModelStore(config_for_models_dir(models), warmup_batch_sizes=set())
+    for _ in range(4):  # four polls
+        store.refresh()
+    assert {m: set(store.models[m]) for m in MEMBERS} == {m: {1} for m in MEMBERS}
+    assert sorted(tries) == sorted([(m, 1) for m in MEMBERS] + [(m, 2) for m in MEMBERS])
+    for m in MEMBERS:  # the retrain writes version 2 again, whole this time
+        shutil.rmtree(models / m / "2")
+        shutil.copytree(models / m / "1", models / m / "2")
+    store.refresh()
+    assert {m: set(store.models[m]) for m in MEMBERS} == {m: {1, 2} for m in MEMBERS}
