@@ -247,6 +247,11 @@ def _fingerprint(path: Path) -> Fingerprint:
         return ()
 
 
+def _to_load(want: list[int], loaded: dict[int, Servable], dirs: dict[int, Path]) -> list[int]:
+    """The versions in `want` that are not loaded from their folder yet (a folder replaced counts as new)."""
+    return [v for v in want if v not in loaded or loaded[v].path != dirs[v]]
+
+
 def _ensemble_root(mc: model_server_config_pb2.ModelConfig) -> Path | None:
     """The models folder of an ensemble member (`.../lofi_member_<i>`): its versions load as one set."""
     base = Path(mc.base_path)
@@ -314,11 +319,7 @@ class ModelStore:
         for mc in configs:
             want = _policy_versions(mc.model_version_policy, sorted(dirs[mc.name]))
             loaded = current[mc.name]
-            jobs += [
-                (mc.name, v, dirs[mc.name][v])
-                for v in want
-                if v not in loaded or loaded[v].path != dirs[mc.name][v]
-            ]
+            jobs += [(mc.name, v, dirs[mc.name][v]) for v in _to_load(want, loaded, dirs[mc.name])]
         if len(jobs) < 2:
             return {}
         with futures.ThreadPoolExecutor(
@@ -366,7 +367,7 @@ class ModelStore:
                 candidates = sorted(v for v in dirs[mc.name] if v not in bad)
                 while True:
                     want = _policy_versions(mc.model_version_policy, candidates)
-                    missing = [v for v in want if v not in loaded or loaded[v].path != dirs[mc.name][v]]
+                    missing = _to_load(want, loaded, dirs[mc.name])
                     newly_failed = []
                     for v in missing:
                         key = (mc.name, v, dirs[mc.name][v])
