@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from lofi.settings import Settings
 from music.progress import Progress, Stage
 from music.request import TrackRequest, plan_track
 from music.track import TrackFiles
+from tests.support.fake_engine import ExtendsByMaking
 
 
 @pytest.fixture
@@ -38,15 +38,15 @@ async def sessionmaker(settings):
     await engine.dispose()
 
 
-class FakeComposer:
+class FakeComposer(ExtendsByMaking):
     """A `bot.resources.TrackMaker` (what `compose.pipeline.Composer` is): writes small files, reports
     progress, records its calls; `error` makes every call fail with it."""
 
     def __init__(self, mp3_bytes: int = 1000, error: Exception | None = None):
+        super().__init__()
         self.mp3_bytes = mp3_bytes
         self.error = error
         self.calls: list[tuple[TrackRequest, Path]] = []
-        self.extensions: list[tuple[TrackRequest, list[int], TrackRequest]] = []
 
     async def make_track(
         self,
@@ -84,19 +84,6 @@ class FakeComposer:
         return TrackResult(
             files=files, tokens=[5, 6, 7], versions={"lofi_member_0": 3}, plan=plan, timings={"total": 0.2}
         )
-
-    async def extend_track(
-        self,
-        request: TrackRequest,
-        out_dir: Path,
-        *,
-        prefix: Sequence[int],
-        base: TrackRequest,
-        progress: Progress | None = None,
-        size_limit: int | None = None,
-    ) -> TrackResult:
-        self.extensions.append((request, list(prefix), base))
-        return await self.make_track(request, out_dir, progress=progress, size_limit=size_limit)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import contextlib
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +22,7 @@ from music.progress import Progress, Stage
 from music.request import TrackRequest, plan_track
 from music.track import TrackFiles
 from tests.e2e.fake_discord import FakeDiscord
+from tests.support.fake_engine import ExtendsByMaking
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def ffprobe_format(data: bytes, tmp_path: Path) -> str:
     return json.loads(out.stdout)["format"]["format_name"]
 
 
-class FakeComposer:
+class FakeComposer(ExtendsByMaking):
     """A `bot.resources.TrackMaker` (what ``compose.pipeline.Composer`` is): copies real tiny files into
     ``out_dir``, reports progress, records its calls (``extensions``: Extend's prefix and base request).
 
@@ -160,11 +161,11 @@ class FakeComposer:
     """
 
     def __init__(self, media: Media, *, delay_s: float = 0.2) -> None:
+        super().__init__()
         self.media = media
         self.delay_s = delay_s
         self.gate: asyncio.Event | None = None
         self.calls: list[TrackRequest] = []
-        self.extensions: list[tuple[TrackRequest, list[int], TrackRequest]] = []
         self.started = asyncio.Event()
 
     async def make_track(
@@ -210,19 +211,6 @@ class FakeComposer:
             plan=plan_track(request),
             timings={"total": 0.2},
         )
-
-    async def extend_track(
-        self,
-        request: TrackRequest,
-        out_dir: Path,
-        *,
-        prefix: Sequence[int],
-        base: TrackRequest,
-        progress: Progress | None = None,
-        size_limit: int | None = None,
-    ) -> TrackResult:
-        self.extensions.append((request, list(prefix), base))
-        return await self.make_track(request, out_dir, progress=progress, size_limit=size_limit)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -22,17 +22,19 @@ from music.track import TrackFiles
 from tests.e2e.conftest import bot_resources, serving_stub, start_client, stop_client
 from tests.e2e.fake_voice import FakeVoice
 from tests.e2e.tones import write_tone
+from tests.support.fake_engine import ExtendsByMaking
 
 TONES = {"rainy": 220.0, "sunny": 440.0, "night": 330.0}
 
 
-class ToneComposer:
+class ToneComposer(ExtendsByMaking):
     """A `bot.resources.TrackMaker`: writes a real MP3 (pedalboard, 44.1 kHz like the real chain) of a sine
     whose pitch names the mood, a real MIDI and a cover, in `executor` (the engine's render executor; the
     radio's worker process in these tests). `down = True` makes it fail like an unreachable model server;
     `delay_s` is the composing time."""
 
     def __init__(self, media, *, delay_s: float = 0.05, executor: Executor | None = None):
+        super().__init__()
         self.media = media
         self.delay_s = delay_s
         self.executor = executor
@@ -79,18 +81,6 @@ class ToneComposer:
             timings={},
         )
         return TrackResult(files=files, tokens=[1, 2, 3], versions={"tone": 1}, plan=plan_track(request))
-
-    async def extend_track(
-        self,
-        request: TrackRequest,
-        out_dir: Path,
-        *,
-        prefix: Sequence[int],
-        base: TrackRequest,
-        progress: Progress | None = None,
-        size_limit: int | None = None,
-    ) -> TrackResult:
-        return await self.make_track(request, out_dir, progress=progress, size_limit=size_limit)
 
 
 @pytest.fixture
