@@ -20,16 +20,6 @@ class ExtendsByMaking:
     def __init__(self) -> None:
         self.extensions: list[tuple[TrackRequest, list[int], TrackRequest]] = []
 
-    async def make_track(
-        self,
-        request: TrackRequest,
-        out_dir: Path,
-        *,
-        progress: Progress | None = None,
-        size_limit: int | None = None,
-    ) -> TrackResult:
-        raise NotImplementedError
-
     async def extend_track(
         self,
         request: TrackRequest,
