@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from music.export import UPLOAD_LIMIT_BYTES
@@ -29,6 +29,25 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None  # e.g. ws://127.0.0.1:8080/gateway
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
+
+    # Sharding (Discord requires it from 2,500 guilds). SHARD_COUNT unset: the count Discord recommends
+    # (GET /gateway/bot). SHARD_IDS (JSON, e.g. [0,1]; needs SHARD_COUNT): the shards this process runs, for
+    # several processes that split the shards between them; unset: all of them.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> Settings:
+        """SHARD_IDS needs SHARD_COUNT, and each id is in [0, SHARD_COUNT)."""
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards)")
+            bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if bad or not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
+                raise ValueError(
+                    f"SHARD_IDS must be distinct ids in [0, {self.shard_count}), not {self.shard_ids}"
+                )
+        return self
 
     # Model serving
     serving_address: str | None = None  # host:port of TF Serving; unset = start the embedded server
