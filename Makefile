@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Packages type-checked strictly by `make test` and `make lint` (mypy, [tool.mypy] in pyproject.toml)
-TYPED := serving compose bot
+TYPED := serving compose bot jobs
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2

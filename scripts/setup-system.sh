@@ -7,6 +7,7 @@
 #                       throw-away cluster of their own; Debian's default cluster is not used
 #   libopus0            the Opus codec discord.py's voice client encodes the radio with (loaded with ctypes)
 #   openssl             the e2e tests' fake voice server makes its self-signed certificate with it
+#   redis-server        the job engine's broker (BROKER_URL): the tests start throw-away servers of their own
 set -euo pipefail
 need=()
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
@@ -15,6 +16,7 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ -n "$(ls /usr/lib/*/libopus.so.0 /lib/*/libopus.so.0 2>/dev/null)" ] || need+=(libopus0)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "setup: installing Debian packages: ${need[*]}"

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "lofi.cli.generate",
     "lofi.cli.render",
     "lofi.cli.bot",
+    "lofi.cli.worker",
     "lofi.cli.run",
 )
 

@@ -22,7 +22,7 @@ from lofi.warm import warm_render_stack
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from bot.resources import BotResources
+    from bot.resources import BotResources, TrackMaker
     from serving.client import ServingClient
     from serving.local import LocalBackend
 
@@ -93,8 +93,8 @@ async def open_resources(
     backend: Backend | None
     try:
         backend = make_backend()
-    except Exception:
-        log.exception("could not create the serving client")
+    except Exception as exc:
+        log.warning("no model-server client (%s); /lofi-status will say so", exc)
         backend = None
     if backend is not None:
         stack.push_async_callback(backend.close)
@@ -110,11 +110,15 @@ async def open_resources(
     # long enough (100-800 ms) to delay discord.py's audio thread, an audible gap in the stream.
     radio_worker = RenderWorker()
     stack.callback(radio_worker.shutdown, wait=False, cancel_futures=True)
-    composer = radio_composer = None
-    if backend is not None:
-        composer = Composer(backend, render, executor=render_pool)
-        stack.push_async_callback(composer.close)
-        radio_composer = composer.rendering_in(radio_worker)  # one loop: the radio shares the batch
+    composer: TrackMaker | None = None
+    radio_composer: TrackMaker | None = None
+    if settings.broker_url:  # tracks and radio pieces are made by `lofi worker` processes
+        composer = radio_composer = broker_track_maker(stack, settings.broker_url, settings)
+    elif backend is not None:
+        engine = Composer(backend, render, executor=render_pool)
+        stack.push_async_callback(engine.close)
+        composer = engine
+        radio_composer = engine.rendering_in(radio_worker)  # one loop: the radio shares the batch
     return BotResources(
         sessionmaker=sessionmaker,
         composer=composer,
@@ -122,6 +126,22 @@ async def open_resources(
         models=backend,
         radio_worker=radio_worker,
     )
+
+
+def no_model_server() -> Backend:
+    """No model-server client: the bot was not told where one is (`/lofi-status` says so)."""
+    raise RuntimeError("SERVING_ADDRESS is not set; the workers reach the model server")
+
+
+def broker_track_maker(stack: contextlib.AsyncExitStack, broker_url: str, settings: Settings) -> TrackMaker:
+    """The engine's calls sent through the broker at `broker_url` to the workers (its connections closed by
+    `stack`)."""
+    from jobs.celery_app import make_celery_app
+    from jobs.remote import BrokerTrackMaker
+
+    app = make_celery_app(broker_url, redeliver_s=settings.job_redeliver_s)
+    stack.callback(app.close)
+    return BrokerTrackMaker(app, deadline_s=settings.job_timeout_s)
 
 
 async def serve(settings: Settings, token: str, make_backend: Callable[[], Backend], *, sync: bool) -> None:
@@ -151,6 +171,10 @@ def _refusal(settings: Settings, token: str) -> str | None:
         check_database_url(settings.database_url)  # a wrong URL or folder is one line, not a traceback
     except DatabaseConfigError as exc:
         return str(exc)
+    if settings.broker_url:
+        from jobs.celery_app import broker_problem
+
+        return broker_problem(settings.broker_url)
     return None
 
 
@@ -176,7 +200,7 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
         settings.models_dir,
         long_lived=True,
         port=settings.serving_port,
-        embedded=embedded,
+        embedded=embedded and not settings.broker_url,  # with a broker, the workers hold the models
     ) as (address, server):
         settings = settings.model_copy(update={"serving_address": address})
         make_backend: Callable[[], Backend]
@@ -185,8 +209,10 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
 
             store = server.store
             make_backend = lambda: LocalBackend(store)  # noqa: E731
-        else:
+        elif address is not None:
             make_backend = lambda: serving_backend(settings)  # noqa: E731
+        else:  # a broker and no SERVING_ADDRESS: the workers reach the models, the bot has no status of them
+            make_backend = no_model_server
         try:
             # logging is configured by `lofi` itself; discord.py never logs the token.
             asyncio.run(serve(settings, token, make_backend, sync=sync))

@@ -1,0 +1,81 @@
+"""What crosses the broker: jobs, results with their files, failures by name; nothing else gets through."""
+
+from __future__ import annotations
+
+import pytest
+
+from compose.errors import GenerationError
+from compose.pipeline import TrackResult
+from jobs.errors import JobFailed
+from jobs.wire import TrackJob, error_to_wire, failure_of, result_from_wire, result_to_wire
+from music.errors import MoodError
+from music.request import TrackRequest, plan_track
+from music.track import TrackFiles
+from serving.errors import ServingTimeout
+
+
+def made_track(tmp_path) -> TrackResult:
+    files = {}
+    for name, data in (("t.mp3", b"ID3mp3-bytes"), ("t.mid", b"MThd-midi"), ("t.png", b"\x89PNG-cover")):
+        (tmp_path / name).write_bytes(data)
+        files[name] = tmp_path / name
+    request = TrackRequest(length_s=30.0, mood="rainy", seed=7)
+    track_files = TrackFiles(
+        mp3=files["t.mp3"], midi=files["t.mid"], cover=files["t.png"], duration_s=30.0, bpm=72.0,
+        key="A minor", mood="rainy", seed=7, title="hazy cassette", loudness_lufs=-14.2,
+        true_peak_dbtp=-1.1, timings={"render": 0.5},
+    )  # fmt: skip
+    return TrackResult(track_files, [1, 2, 3], {"lofi_member_0": 4}, plan_track(request), {"total": 1.5})
+
+
+def test_a_job_and_an_extension_survive_the_wire():
+    new = TrackJob(TrackRequest(length_s=45.0, mood="chill", seed=3, bpm=80.0), size_limit=1000)
+    longer = TrackJob(
+        TrackRequest(length_s=75.0, mood="chill", seed=3), None, (5, 6, 7), TrackRequest(45.0, "chill", 3)
+    )
+    assert TrackJob.from_wire(new.to_wire()) == new
+    assert TrackJob.from_wire(longer.to_wire()) == longer
+
+
+def test_a_result_carries_its_files_and_facts(tmp_path):
+    (tmp_path / "worker").mkdir()
+    made = made_track(tmp_path / "worker")
+    job = TrackJob(TrackRequest(length_s=30.0, mood="rainy", seed=7))
+    got = result_from_wire(result_to_wire(made), job, tmp_path / "bot")
+    assert got.files.mp3.parent == tmp_path / "bot"
+    assert got.files.mp3.read_bytes() == b"ID3mp3-bytes" and got.files.cover.read_bytes() == b"\x89PNG-cover"
+    assert (got.tokens, got.versions, got.files.key, got.files.title) == (
+        [1, 2, 3],
+        {"lofi_member_0": 4},
+        "A minor",
+        "hazy cassette",
+    )
+    assert got.plan == made.plan
+
+
+def test_a_result_never_writes_outside_its_folder(tmp_path):
+    wire = result_to_wire(made_track(tmp_path))
+    wire["files"]["mp3"]["name"] = "../../escaped.mp3"
+    got = result_from_wire(wire, TrackJob(TrackRequest(30.0, "rainy", 7)), tmp_path / "bot")
+    assert got.files.mp3 == tmp_path / "bot" / "escaped.mp3"
+    assert not (tmp_path.parent / "escaped.mp3").exists()
+    wire["files"]["midi"]["name"] = ".."
+    with pytest.raises(JobFailed, match="usable name"):
+        result_from_wire(wire, TrackJob(TrackRequest(30.0, "rainy", 7)), tmp_path / "bot")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(ServingTimeout("slow"), ServingTimeout), (GenerationError("bound"), GenerationError),
+     (MoodError("no such mood"), MoodError), (KeyError("surprise"), JobFailed)],
+)  # fmt: skip
+def test_failures_arrive_as_the_errors_the_bot_knows(error, expected):
+    got = failure_of(error_to_wire(error))
+    assert type(got) is expected and str(error) in str(got)
+
+
+def test_a_malformed_job_is_refused_with_its_reason():
+    with pytest.raises(MoodError):
+        TrackJob.from_wire({"request": {"length_s": 30, "mood": "evil", "seed": 1}})
+    with pytest.raises(ValueError):
+        TrackJob.from_wire({"request": {"length_s": -5, "mood": "rainy", "seed": 1}})
