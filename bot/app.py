@@ -9,6 +9,7 @@ Usage (what `lofi bot` does, inside the `AsyncExitStack` that opened the resourc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -48,9 +49,10 @@ EXTENSIONS = ("bot.cogs.lofi", "bot.cogs.votes", "bot.cogs.browse", "bot.cogs.ad
 def configure_endpoints(api_base: str | None, gateway_url: str | None) -> None:
     """Point discord.py at another HTTP API base and gateway (a self-hosted or test Discord).
 
-    discord.py builds every REST URL (interaction webhooks included) from `Route.BASE`, and a non-sharded
-    client opens its first gateway connection at `DiscordWebSocket.DEFAULT_GATEWAY` (later resumes use the
-    `resume_gateway_url` the gateway sends in READY). Both are class attributes, so this is process-wide.
+    discord.py builds every REST URL (interaction webhooks included) from `Route.BASE`. The sharded client
+    opens its gateway connections at the `url` of `GET /gateway/bot` when it asks that route for the shard
+    count, else (SHARD_COUNT set) at `DiscordWebSocket.DEFAULT_GATEWAY`; later resumes use the
+    `resume_gateway_url` the gateway sends in READY. Both are class attributes, so this is process-wide.
     """
     if api_base:
         discord.http.Route.BASE = api_base.rstrip("/")
@@ -90,9 +92,15 @@ class LofiTree(app_commands.CommandTree["LofiBot"]):
         await on_app_command_error(interaction, error)
 
 
-class LofiBot(commands.Bot):
+class LofiBot(commands.AutoShardedBot):
     """The LoFi bot over `resources` (opened and closed by its owner); `retrain_command` replaces
-    `python -m training.runner`, `radio_config` the radio's settings. Then `await bot.start(token)`."""
+    `python -m training.runner`, `radio_config` the radio's settings. Then `await bot.start(token)`.
+
+    It is sharded (discord.py's `AutoShardedBot`): `settings.shard_count` shards (unset: as many as Discord
+    recommends), of which this process runs `settings.shard_ids` (unset: all), one gateway connection each.
+    Nothing here holds one connection: a guild's voice goes through its own shard's connection
+    (`guild.shard_id`), replies go over HTTP, and `latency` is the shards' mean.
+    """
 
     def __init__(
         self,
@@ -113,6 +121,9 @@ class LofiBot(commands.Bot):
             help_command=None,
             connector=connector,
             tree_cls=LofiTree,
+            shard_count=settings.shard_count,
+            # None (all shards) is discord.py's own default; its typed options name only a list
+            shard_ids=settings.shard_ids,  # type: ignore[arg-type]
         )
         self.resources = resources
         self._sync_commands = sync_commands
@@ -172,13 +183,28 @@ class LofiBot(commands.Bot):
         return synced
 
     async def on_ready(self) -> None:
-        """Log who and where we are."""
+        """Log who and where we are (every shard of this process is ready by now)."""
         user = self.user
-        log.info("logged in as %s (%s) in %d guild(s)", user, user.id if user else "?", len(self.guilds))
+        log.info(
+            "logged in as %s (%s) in %d guild(s), shard(s) %s of %s",
+            user,
+            user.id if user else "?",
+            len(self.guilds),
+            sorted(self.shards),
+            self.shard_count,
+        )
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Log each shard as its guilds arrive."""
+        count = sum(1 for g in self.guilds if g.shard_id == shard_id)
+        log.info("shard %d of %s ready with %d guild(s)", shard_id, self.shard_count, count)
 
     async def close(self) -> None:
         """Stop the queue, the radios and the retrain process, then disconnect (the resources are the owner's)."""
         await self.queue.stop()
         await self.radio.shutdown()
         self.retrains.terminate()
+        if not isinstance(self.loop, asyncio.AbstractEventLoop):
+            # never entered nor logged in: the sharded client's close needs the event queue its setup makes
+            await self._async_setup_hook()
         await super().close()

@@ -18,6 +18,8 @@ class BotSettings(Protocol):
     discord_gateway_url: str | None
     admin_user_ids: list[int]
     admin_role_ids: list[int]
+    shard_count: int | None
+    shard_ids: list[int] | None
     serving_address: str | None
     serving_port: int
     serving_timeout_s: float

@@ -8,6 +8,12 @@ per-attachment limit (10 MiB) get ``413 / 40005``; bot routes need ``Authorizati
 
 Tests drive it with ``send_interaction``, ``send_component``, ``add_reaction``/``remove_reaction`` and read
 what the bot did with ``wait_for`` (``Recorded`` entries: route kind, JSON payload, uploaded files).
+
+Sharding follows Discord's gateway docs: ``/gateway/bot`` recommends ``shards`` (1 by default); with more
+than one, every IDENTIFY must carry ``shard: [shard_id, num_shards]`` (none, or fewer shards than required:
+close 4011 "Sharding required"; a malformed pair or ``shard_id >= num_shards``: 4010 "Invalid shard"). A
+session gets READY with its ``shard`` and only its guilds, ``(guild_id >> 22) % num_shards == shard_id``, and
+every event of a guild goes out on that guild's session. More guilds come from ``add_guild``.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ OP_HEARTBEAT_ACK = 11
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_VOICE_STATES = 1 << 7
 INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
 
 # Application command option types (Discord docs), for typing test-supplied option values.
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP = 1, 2
@@ -331,6 +339,39 @@ class InteractionState:
     followups: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class FakeGuild:
+    """One guild the bot is in: a text channel, a voice channel and who is in voice (user id -> state)."""
+
+    id: str
+    channel_id: str
+    voice_channel_id: str
+    name: str = "LoFi Test Guild"
+    voice_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class GatewaySession:
+    """One identified gateway connection: its shard ``[shard_id, num_shards]`` and what it was sent."""
+
+    ws: web.WebSocketResponse
+    send: Callable[[dict[str, Any]], Any]
+    identify: dict[str, Any]
+    shard: tuple[int, int]
+    session_id: str
+    seq: int = 0
+    events: list[tuple[str, str | None]] = field(default_factory=list)  # (event name, guild id)
+
+    @property
+    def intents(self) -> int:
+        return int(self.identify["intents"])
+
+
+def shard_of(guild_id: int | str, num_shards: int) -> int:
+    """Discord's sharding formula: the shard that receives a guild's events."""
+    return (int(guild_id) >> 22) % num_shards
+
+
 class HTTPError(Exception):
     """Raised inside a handler to answer with Discord's error JSON."""
 
@@ -386,7 +427,11 @@ def _iso(ts: float | None = None) -> str:
 
 
 class FakeDiscord:
-    """An aiohttp server on 127.0.0.1 that the real discord.py client can log in to and use."""
+    """An aiohttp server on 127.0.0.1 that the real discord.py client can log in to and use.
+
+    ``guild_id``/``channel_id``/``voice_channel_id``/``voice_states`` are the first guild's; ``add_guild``
+    adds others. ``shards`` is the shard count ``/gateway/bot`` recommends and IDENTIFY must honour.
+    """
 
     def __init__(
         self,
@@ -399,6 +444,7 @@ class FakeDiscord:
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         ack_deadline: float = 3.0,
         heartbeat_interval_ms: int = 41_250,
+        shards: int = 1,
     ) -> None:
         self.token = token
         self.application_id = str(application_id)
@@ -406,8 +452,15 @@ class FakeDiscord:
         self.guild_id = str(guild_id)
         self.channel_id = str(channel_id)
         self.voice_channel_id = str(voice_channel_id)
+        self.guilds: dict[str, FakeGuild] = {}  # by id, in the order they were added
+        default_guild = self.add_guild(guild_id, channel_id=channel_id, voice_channel_id=voice_channel_id)
+        self.shards = shards
+        self.sessions: dict[int, GatewaySession] = {}  # shard id -> its identified connection
+        self.identify_attempts: list[dict[str, Any]] = []  # every IDENTIFY payload, refused ones too
+        self.gateway_problems: list[str] = []  # what the client sent that Discord would ignore or refuse
         self.voice: Any = None  # a tests.e2e.fake_voice.FakeVoice: VOICE_SERVER_UPDATE names its endpoint
-        self.voice_states: dict[str, dict[str, Any]] = {}  # user id -> voice state (who is in which channel)
+        # user id -> voice state (who is in which channel) in the first guild; each guild has its own
+        self.voice_states: dict[str, dict[str, Any]] = default_guild.voice_states
         self.voice_requests: list[dict[str, Any]] = []  # every op 4 the bot sent
         self.upload_limit = upload_limit
         self.ack_deadline = ack_deadline
@@ -433,14 +486,12 @@ class FakeDiscord:
         self.messages: dict[str, dict[str, Any]] = {}
         self.reactions: dict[tuple[str, str], set[str]] = {}  # (message id, emoji) -> user ids
         self.interactions: dict[str, InteractionState] = {}  # by token
-        self.identify: dict[str, Any] | None = None
+        self.identify: dict[str, Any] | None = None  # the last IDENTIFY accepted
         self.intents = 0
         self.heartbeats = 0
         self.session_id = "fake-session-0001"
         self._ids = itertools.count()
-        self._seq = 0
-        self._ws: web.WebSocketResponse | None = None
-        self._compressor: Any = None
+        self._session_ids = itertools.count(1)
         self._identified = asyncio.Event()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -494,6 +545,48 @@ class FakeDiscord:
         ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
         return str((ms << 22) | (next(self._ids) & 0x3FFFFF))
 
+    def add_guild(
+        self,
+        guild_id: int | str,
+        *,
+        channel_id: int | str | None = None,
+        voice_channel_id: int | str | None = None,
+        name: str = "LoFi Test Guild",
+    ) -> FakeGuild:
+        """Put the bot in one more guild (before it connects: GUILD_CREATE goes out at IDENTIFY), with a text
+        and a voice channel of its own. Channel ids default to the guild id + 100 and + 200."""
+        gid = int(guild_id)
+        guild = FakeGuild(
+            id=str(gid),
+            channel_id=str(channel_id if channel_id is not None else gid + 100),
+            voice_channel_id=str(voice_channel_id if voice_channel_id is not None else gid + 200),
+            name=name,
+        )
+        if guild.id in self.guilds:
+            raise ValueError(f"guild {guild.id} exists")
+        self.guilds[guild.id] = guild
+        return guild
+
+    def guild(self, guild_id: int | str | None = None) -> FakeGuild:
+        """The guild ``guild_id`` (the first guild when None); KeyError when the bot is not in it."""
+        return self.guilds[str(guild_id) if guild_id is not None else self.guild_id]
+
+    def _guild_of_channel(self, channel_id: str) -> FakeGuild:
+        for guild in self.guilds.values():
+            if channel_id == guild.channel_id:
+                return guild
+        raise HTTPError(404, 10003, "Unknown Channel")
+
+    def session_for(self, guild_id: int | str | None) -> GatewaySession | None:
+        """The identified connection that receives ``guild_id``'s events (DMs: shard 0's), or None."""
+        for session in self.sessions.values():
+            shard_id, num_shards = session.shard
+            if guild_id is None and shard_id == 0:
+                return session
+            if guild_id is not None and shard_of(guild_id, num_shards) == shard_id:
+                return session
+        return None
+
     def make_user(self, user_id: int | str, username: str) -> dict[str, Any]:
         """Register a (non-bot) user that is a member of the test guild."""
         user = {
@@ -528,11 +621,12 @@ class FakeDiscord:
             member["permissions"] = permissions
         return member
 
-    def channel_payload(self) -> dict[str, Any]:
+    def channel_payload(self, guild: FakeGuild | None = None) -> dict[str, Any]:
+        guild = guild or self.guild()
         return {
-            "id": self.channel_id,
+            "id": guild.channel_id,
             "type": 0,
-            "guild_id": self.guild_id,
+            "guild_id": guild.id,
             "name": "lofi",
             "position": 0,
             "permission_overwrites": [],
@@ -544,11 +638,12 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def voice_channel_payload(self) -> dict[str, Any]:
+    def voice_channel_payload(self, guild: FakeGuild | None = None) -> dict[str, Any]:
+        guild = guild or self.guild()
         return {
-            "id": self.voice_channel_id,
+            "id": guild.voice_channel_id,
             "type": 2,
-            "guild_id": self.guild_id,
+            "guild_id": guild.id,
             "name": "lofi-voice",
             "position": 1,
             "permission_overwrites": [],
@@ -563,9 +658,12 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def guild_payload(self) -> dict[str, Any]:
+    def guild_payload(self, guild: FakeGuild | None = None, *, intents: int | None = None) -> dict[str, Any]:
+        """GUILD_CREATE's guild (voice states only with ``intents`` that include voice states)."""
+        guild = guild or self.guild()
+        intents = self.intents if intents is None else intents
         everyone = {
-            "id": self.guild_id,
+            "id": guild.id,
             "name": "@everyone",
             "permissions": MEMBER_PERMISSIONS,
             "position": 0,
@@ -580,8 +678,8 @@ class FakeDiscord:
         }
         members = [self._member(self.bot_user)] + [self._member(u) for u in self.users.values()]
         return {
-            "id": self.guild_id,
-            "name": "LoFi Test Guild",
+            "id": guild.id,
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -611,14 +709,14 @@ class FakeDiscord:
             "roles": [everyone],
             "emojis": [],
             "stickers": [],
-            "channels": [self.channel_payload(), self.voice_channel_payload()],
+            "channels": [self.channel_payload(guild), self.voice_channel_payload(guild)],
             "threads": [],
             "members": members,
             "member_count": len(members),
             "presences": [],
             "voice_states": (
-                [self._voice_state_payload(v, with_member=False) for v in self.voice_states.values()]
-                if self.intents & INTENT_GUILD_VOICE_STATES
+                [self._voice_state_payload(v, guild, with_member=False) for v in guild.voice_states.values()]
+                if intents & INTENT_GUILD_VOICE_STATES
                 else []
             ),
             "stage_instances": [],
@@ -630,7 +728,8 @@ class FakeDiscord:
             "lazy": True,
         }
 
-    def _attachments(self, files: list[UploadedFile]) -> list[dict[str, Any]]:
+    def _attachments(self, files: list[UploadedFile], channel_id: str | None = None) -> list[dict[str, Any]]:
+        channel_id = channel_id or self.channel_id
         out = []
         for f in files:
             att_id = self.snowflake()
@@ -639,8 +738,8 @@ class FakeDiscord:
                     "id": att_id,
                     "filename": f.filename,
                     "size": len(f.data),
-                    "url": f"https://cdn.discordapp.com/attachments/{self.channel_id}/{att_id}/{f.filename}",
-                    "proxy_url": f"https://media.discordapp.net/attachments/{self.channel_id}/{att_id}/{f.filename}",
+                    "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{att_id}/{f.filename}",
+                    "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{att_id}/{f.filename}",
                     "content_type": f.content_type,
                     "flags": 0,
                 }
@@ -648,14 +747,23 @@ class FakeDiscord:
         return out
 
     def _message(
-        self, payload: dict[str, Any], files: list[UploadedFile], *, interaction: InteractionState | None
+        self,
+        payload: dict[str, Any],
+        files: list[UploadedFile],
+        *,
+        interaction: InteractionState | None,
+        guild: FakeGuild | None = None,
     ) -> dict[str, Any]:
-        attachments = self._attachments(files)
+        """A message in ``guild``'s text channel (an interaction's message: in the interaction's guild)."""
+        if interaction is not None:
+            guild = self.guild(interaction.payload["guild_id"])
+        guild = guild or self.guild()
+        attachments = self._attachments(files, guild.channel_id)
         message = {
             "id": self.snowflake(),
             "type": 20 if interaction is not None else 0,
-            "channel_id": self.channel_id,
-            "guild_id": self.guild_id,
+            "channel_id": guild.channel_id,
+            "guild_id": guild.id,
             "author": dict(self.bot_user),
             "content": payload.get("content") or "",
             "timestamp": _iso(),
@@ -679,7 +787,7 @@ class FakeDiscord:
                 "id": interaction.id,
                 "type": interaction.payload["type"],
                 "user": user,
-                "authorizing_integration_owners": {"0": self.guild_id},
+                "authorizing_integration_owners": {"0": guild.id},
             }
             if "message" in interaction.payload:  # a component interaction
                 message["interaction_metadata"]["interacted_message_id"] = interaction.payload["message"][
@@ -881,7 +989,7 @@ class FakeDiscord:
 
     async def _h_gateway_bot(self, rec: Recorded) -> tuple[int, Any]:
         limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}
-        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return 200, {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
 
     async def _h_gateway(self, rec: Recorded) -> tuple[int, Any]:
         return 200, {"url": self.gateway_url}
@@ -1035,7 +1143,7 @@ class FakeDiscord:
         if rec.files or "attachments" in body:
             kept = {str(a.get("id")) for a in body.get("attachments") or []}
             old = [a for a in message["attachments"] if a["id"] in kept]
-            message["attachments"] = old + self._attachments(rec.files)
+            message["attachments"] = old + self._attachments(rec.files, message["channel_id"])
         message["flags"] = int(message.get("flags", 0)) & ~LOADING
         message["edited_timestamp"] = _iso()
         rec.message = message
@@ -1104,10 +1212,9 @@ class FakeDiscord:
         return 204, None
 
     def _channel_message(self, rec: Recorded) -> dict[str, Any]:
-        if rec.params["channel_id"] != self.channel_id:
-            raise HTTPError(404, 10003, "Unknown Channel")
+        guild = self._guild_of_channel(rec.params["channel_id"])
         message = self.messages.get(rec.params.get("message_id", ""))
-        if message is None or message["channel_id"] != self.channel_id or message["flags"] & EPHEMERAL:
+        if message is None or message["channel_id"] != guild.channel_id or message["flags"] & EPHEMERAL:
             raise HTTPError(404, 10008, "Unknown Message")
         return message
 
@@ -1161,19 +1268,16 @@ class FakeDiscord:
         return 200, self._edit(message, rec)
 
     async def _h_channel_message(self, rec: Recorded) -> tuple[int, Any]:
-        if rec.params["channel_id"] != self.channel_id:
-            raise HTTPError(404, 10003, "Unknown Channel")
+        guild = self._guild_of_channel(rec.params["channel_id"])
         body = rec.json or {}
         if not (body.get("content") or body.get("embeds") or rec.files or body.get("components")):
             raise HTTPError(400, 50006, "Cannot send an empty message")
-        message = self._message(body, rec.files, interaction=None)
+        message = self._message(body, rec.files, interaction=None, guild=guild)
         rec.message = message
         return 200, message
 
     async def _h_get_channel(self, rec: Recorded) -> tuple[int, Any]:
-        if rec.params["channel_id"] != self.channel_id:
-            raise HTTPError(404, 10003, "Unknown Channel")
-        return 200, self.channel_payload()
+        return 200, self.channel_payload(self._guild_of_channel(rec.params["channel_id"]))
 
     # ------------------------------------------------------------------ gateway
 
@@ -1227,8 +1331,10 @@ class FakeDiscord:
                     break
         finally:
             self._sockets.discard(ws)
-            if self._ws is ws:
-                self._ws = None
+            for shard_id, session in list(self.sessions.items()):
+                if session.ws is ws:
+                    del self.sessions[shard_id]
+            if not self.sessions:
                 self._identified.clear()
         return ws
 
@@ -1242,8 +1348,32 @@ class FakeDiscord:
 
         return send
 
+    def _check_shard(self, data: dict[str, Any]) -> tuple[int, tuple[int, int] | None, bytes]:
+        """(close code, shard, reason) for an IDENTIFY's ``shard``; code 0 when it is acceptable.
+
+        Discord: ``[shard_id, num_shards]`` with ``0 <= shard_id < num_shards`` (4010 otherwise); a session
+        that would hold more guilds than one shard may (here: fewer shards than ``/gateway/bot`` says) is
+        refused with 4011. More shards than recommended are allowed (that is how bots reshard)."""
+        shard = data.get("shard")
+        if shard is None:
+            if self.shards > 1:
+                return CLOSE_SHARDING_REQUIRED, None, b"Sharding required."
+            return 0, (0, 1), b""
+        if (
+            not isinstance(shard, list)
+            or len(shard) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+            or shard[1] < 1
+            or not 0 <= shard[0] < shard[1]
+        ):
+            return CLOSE_INVALID_SHARD, None, b"Invalid shard."
+        if shard[1] < self.shards:
+            return CLOSE_SHARDING_REQUIRED, None, b"Sharding required."
+        return 0, (shard[0], shard[1]), b""
+
     async def _on_identify(self, ws: web.WebSocketResponse, send: Any, data: dict[str, Any]) -> None:
-        if self.identify is not None and self._ws is not None:
+        self.identify_attempts.append(data)
+        if any(s.ws is ws for s in self.sessions.values()):
             await ws.close(code=4005, message=b"Already authenticated.")
             return
         if data.get("token") != self.token:
@@ -1252,35 +1382,52 @@ class FakeDiscord:
         if not isinstance(data.get("intents"), int):
             await ws.close(code=4013, message=b"Invalid intent(s).")
             return
+        code, shard, reason = self._check_shard(data)
+        if shard is None:
+            await ws.close(code=code, message=reason)
+            return
+        if shard[0] in self.sessions:  # the fake routes each shard's events to one connection
+            await ws.close(code=4005, message=b"Already authenticated.")
+            return
+        session_id = self.session_id if not self.sessions else f"fake-session-{next(self._session_ids):04d}"
+        session = GatewaySession(ws=ws, send=send, identify=data, shard=shard, session_id=session_id)
+        self.sessions[shard[0]] = session
         self.identify, self.intents = data, data["intents"]
-        self._ws, self._send = ws, send
+        guilds = [g for g in self.guilds.values() if shard_of(g.id, shard[1]) == shard[0]]
         ready = {
             "v": 10,
             "user": self.bot_user,
-            "session_id": self.session_id,
+            "session_id": session_id,
             "resume_gateway_url": self.gateway_url,
             "session_type": "normal",
-            "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "guilds": [{"id": g.id, "unavailable": True} for g in guilds],
             "private_channels": [],
             "relationships": [],
             "presences": [],
             "guild_join_requests": [],
             "geo_ordered_rtc_regions": [],
             "user_settings": {},
-            "shard": [0, 1],
+            "shard": list(shard),
             "application": {"id": self.application_id, "flags": 0},
             "_trace": ["fake-discord"],
         }
-        await self.dispatch("READY", ready)
-        if self.intents & INTENT_GUILDS:
-            await self.dispatch("GUILD_CREATE", self.guild_payload())
+        await self._send_event(session, "READY", ready)
+        if session.intents & INTENT_GUILDS:
+            for g in guilds:
+                await self._send_event(
+                    session, "GUILD_CREATE", self.guild_payload(g, intents=session.intents)
+                )
         self._identified.set()
+        async with self._changed:
+            self._changed.notify_all()
 
     # ------------------------------------------------------------------ voice
 
-    def _voice_state_payload(self, v: dict[str, Any], *, with_member: bool = True) -> dict[str, Any]:
+    def _voice_state_payload(
+        self, v: dict[str, Any], guild: FakeGuild | None = None, *, with_member: bool = True
+    ) -> dict[str, Any]:
         state = {
-            "guild_id": self.guild_id,
+            "guild_id": (guild or self.guild()).id,
             "channel_id": v["channel_id"],
             "user_id": v["user_id"],
             "session_id": v["session_id"],
@@ -1301,7 +1448,10 @@ class FakeDiscord:
     async def _on_voice_state_update(self, ws: web.WebSocketResponse, d: Any) -> bool:
         """Gateway op 4 from the bot: join, move or leave a voice channel. Like Discord, answer with
         VOICE_STATE_UPDATE (the bot's new state) and, on a join, VOICE_SERVER_UPDATE naming the voice
-        server. False when the payload is refused (the socket is closed, as Discord does: 4002)."""
+        server. False when the payload is refused (the socket is closed, as Discord does: 4002).
+
+        Discord acts on op 4 only from the session whose shard holds the guild: one sent on another shard's
+        connection is ignored (and noted in ``gateway_problems``)."""
         fields = {"guild_id", "channel_id", "self_mute", "self_deaf"}
         if (
             not isinstance(d, dict)
@@ -1312,42 +1462,60 @@ class FakeDiscord:
             await ws.close(code=4002, message=b"Error while decoding payload.")
             return False
         self.voice_requests.append(d)
-        if str(d["guild_id"]) != self.guild_id:
+        guild = self.guilds.get(str(d["guild_id"]))
+        if guild is None:
             return True  # an unknown guild: Discord ignores it
+        session = self.session_for(guild.id)
+        if session is None or session.ws is not ws:
+            sent_on = next((s.shard for s in self.sessions.values() if s.ws is ws), None)
+            self.gateway_problems.append(
+                f"voice state update for guild {guild.id} (shard {shard_of(guild.id, self._num_shards())}) "
+                f"sent on the connection of shard {sent_on}"
+            )
+            return True
         channel_id = d["channel_id"]
         if channel_id is None:
-            if self.voice_states.pop(self.bot_user_id, None) is not None:
+            if guild.voice_states.pop(self.bot_user_id, None) is not None:
                 await self.dispatch(
                     "VOICE_STATE_UPDATE",
                     self._voice_state_payload(
-                        {"channel_id": None, "user_id": self.bot_user_id, "session_id": self.session_id}
+                        {"channel_id": None, "user_id": self.bot_user_id, "session_id": session.session_id},
+                        guild,
                     ),
                 )
             return True
-        if str(channel_id) != self.voice_channel_id:
+        if str(channel_id) != guild.voice_channel_id:
             return True  # not a voice channel of this guild: no answer, the client times out
         state = {
-            "channel_id": self.voice_channel_id,
+            "channel_id": guild.voice_channel_id,
             "user_id": self.bot_user_id,
             "session_id": f"voice-{self.snowflake()}",
             "self_deaf": d["self_deaf"],
             "self_mute": d["self_mute"],
         }
-        self.voice_states[self.bot_user_id] = state
-        await self.dispatch("VOICE_STATE_UPDATE", self._voice_state_payload(state))
+        guild.voice_states[self.bot_user_id] = state
+        await self.dispatch("VOICE_STATE_UPDATE", self._voice_state_payload(state, guild))
         if self.voice is not None:
-            token = self.voice.issue(self.guild_id, self.bot_user_id, state["session_id"])
+            token = self.voice.issue(guild.id, self.bot_user_id, state["session_id"])
             await self.dispatch(
                 "VOICE_SERVER_UPDATE",
-                {"token": token, "guild_id": self.guild_id, "endpoint": self.voice.endpoint},
+                {"token": token, "guild_id": guild.id, "endpoint": self.voice.endpoint},
             )
         return True
 
-    async def set_user_voice(self, user: dict[str, Any], channel_id: str | None) -> None:
-        """A user joins (`channel_id`) or leaves (None) the voice channel; dispatched like Discord does."""
+    def _num_shards(self) -> int:
+        """The shard count the connected sessions use (the recommended one before any connects)."""
+        return next(iter(self.sessions.values())).shard[1] if self.sessions else self.shards
+
+    async def set_user_voice(
+        self, user: dict[str, Any], channel_id: str | None, *, guild_id: int | str | None = None
+    ) -> None:
+        """A user joins (`channel_id`) or leaves (None) the voice channel of ``guild_id`` (the first guild
+        when None); dispatched like Discord does."""
+        guild = self.guild(guild_id)
         self.users.setdefault(str(user["id"]), user)
         if channel_id is None:
-            state = self.voice_states.pop(str(user["id"]), None)
+            state = guild.voice_states.pop(str(user["id"]), None)
             if state is None:
                 return
             state = {**state, "channel_id": None}
@@ -1357,40 +1525,72 @@ class FakeDiscord:
                 "user_id": str(user["id"]),
                 "session_id": self.snowflake(),
             }
-            self.voice_states[str(user["id"])] = state
-        if self._ws is not None and self.intents & INTENT_GUILD_VOICE_STATES:
-            await self.dispatch("VOICE_STATE_UPDATE", self._voice_state_payload(state))
+            guild.voice_states[str(user["id"])] = state
+        session = self.session_for(guild.id)
+        if session is not None and session.intents & INTENT_GUILD_VOICE_STATES:
+            await self.dispatch("VOICE_STATE_UPDATE", self._voice_state_payload(state, guild))
 
-    async def disconnect_bot_voice(self) -> None:
-        """A moderator disconnects the bot from voice (Discord sends VOICE_STATE_UPDATE with no channel)."""
-        if self.voice_states.pop(self.bot_user_id, None) is not None:
+    async def disconnect_bot_voice(self, *, guild_id: int | str | None = None) -> None:
+        """A moderator disconnects the bot from voice in ``guild_id`` (the first guild when None): Discord
+        sends VOICE_STATE_UPDATE with no channel."""
+        guild = self.guild(guild_id)
+        if guild.voice_states.pop(self.bot_user_id, None) is not None:
+            session = self.session_for(guild.id)
             await self.dispatch(
                 "VOICE_STATE_UPDATE",
                 self._voice_state_payload(
-                    {"channel_id": None, "user_id": self.bot_user_id, "session_id": self.session_id}
+                    {
+                        "channel_id": None,
+                        "user_id": self.bot_user_id,
+                        "session_id": session.session_id if session else self.session_id,
+                    },
+                    guild,
                 ),
             )
         if self.voice is not None:
             await self.voice.drop(code=4014)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send one DISPATCH (op 0) to the identified client."""
-        if self._ws is None:
-            raise RuntimeError("no identified gateway connection")
-        self._seq += 1
-        await self._send({"op": OP_DISPATCH, "d": data, "s": self._seq, "t": event})
+        """Send one DISPATCH (op 0) on the connection of the shard that holds ``data["guild_id"]`` (shard 0
+        for an event without a guild, as Discord sends DMs)."""
+        guild_id = data.get("guild_id")
+        session = self.session_for(guild_id)
+        if session is None:
+            where = f"guild {guild_id}'s shard" if guild_id is not None else "shard 0"
+            raise RuntimeError(f"no identified gateway connection for {where}")
+        await self._send_event(session, event, data)
+
+    async def _send_event(self, session: GatewaySession, event: str, data: dict[str, Any]) -> None:
+        session.seq += 1
+        guild_id = data.get("guild_id", data.get("id") if event == "GUILD_CREATE" else None)
+        session.events.append((event, str(guild_id) if guild_id is not None else None))
+        await session.send({"op": OP_DISPATCH, "d": data, "s": session.seq, "t": event})
 
     async def wait_until_connected(self, timeout: float = 10.0) -> None:
-        """Wait for the client's IDENTIFY (READY and GUILD_CREATE have been sent by then)."""
+        """Wait for the client's (first) IDENTIFY (its READY and GUILD_CREATEs have been sent by then)."""
         await asyncio.wait_for(self._identified.wait(), timeout)
+
+    async def wait_sessions(self, count: int, timeout: float = 30.0) -> list[GatewaySession]:
+        """Wait until ``count`` shards have identified; their sessions, by shard id."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with self._changed:
+            while len(self.sessions) < count:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self.sessions)} of {count} shards identified in {timeout}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        return [self.sessions[k] for k in sorted(self.sessions)]
 
     # ------------------------------------------------------------------ test-side API
 
-    def find_command(self, name: str) -> dict[str, Any]:
-        """The registered command called ``name`` (guild commands first, then global)."""
-        cmd = self.guild_commands.get(self.guild_id, {}).get(name) or self.commands.get(name)
+    def find_command(self, name: str, guild_id: int | str | None = None) -> dict[str, Any]:
+        """The command called ``name`` registered for ``guild_id`` (the first guild when None): that guild's
+        commands first, then global ones."""
+        gid = self.guild(guild_id).id
+        cmd = self.guild_commands.get(gid, {}).get(name) or self.commands.get(name)
         if cmd is None:
-            registered = sorted(set(self.commands) | set(self.guild_commands.get(self.guild_id, {})))
+            registered = sorted(set(self.commands) | set(self.guild_commands.get(gid, {})))
             raise KeyError(f"command {name!r} is not registered; registered: {registered}")
         return cmd
 
@@ -1414,8 +1614,13 @@ class FakeDiscord:
         return out
 
     def _base_interaction(
-        self, itype: int, user: dict[str, Any] | None, member_permissions: str | int | None
+        self,
+        itype: int,
+        user: dict[str, Any] | None,
+        member_permissions: str | int | None,
+        guild: FakeGuild | None = None,
     ) -> tuple[dict[str, Any], InteractionState]:
+        guild = guild or self.guild()
         user = user or self.default_user
         self.users.setdefault(str(user["id"]), user)
         interaction_id = self.snowflake()
@@ -1425,10 +1630,10 @@ class FakeDiscord:
             "id": interaction_id,
             "application_id": self.application_id,
             "type": itype,
-            "guild_id": self.guild_id,
-            "guild": {"id": self.guild_id, "features": [], "locale": "en-US"},
-            "channel_id": self.channel_id,
-            "channel": self.channel_payload(),
+            "guild_id": guild.id,
+            "guild": {"id": guild.id, "features": [], "locale": "en-US"},
+            "channel_id": guild.channel_id,
+            "channel": self.channel_payload(guild),
             "member": self._member(user, perms),
             "token": token,
             "version": 1,
@@ -1436,7 +1641,7 @@ class FakeDiscord:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": self.guild_id},
+            "authorizing_integration_owners": {"0": guild.id},
             "context": 0,
             "attachment_size_limit": self.upload_limit,
         }
@@ -1450,10 +1655,13 @@ class FakeDiscord:
         *,
         user: dict[str, Any] | None = None,
         member_permissions: str | int | None = None,
+        guild_id: int | str | None = None,
     ) -> InteractionState:
-        """Dispatch an APPLICATION_COMMAND INTERACTION_CREATE for a registered slash command."""
-        cmd = self.find_command(command_name)
-        payload, state = self._base_interaction(2, user, member_permissions)
+        """Dispatch an APPLICATION_COMMAND INTERACTION_CREATE for a registered slash command, used in the text
+        channel of ``guild_id`` (the first guild when None), on that guild's shard."""
+        guild = self.guild(guild_id)
+        cmd = self.find_command(command_name, guild.id)
+        payload, state = self._base_interaction(2, user, member_permissions, guild)
         data: dict[str, Any] = {
             "id": cmd["id"],
             "name": cmd["name"],
@@ -1486,7 +1694,8 @@ class FakeDiscord:
         ]
         if custom_id not in declared:
             raise KeyError(f"custom_id {custom_id!r} not on message; components: {declared}")
-        payload, state = self._base_interaction(3, user, member_permissions)
+        guild = self.guild(message["guild_id"])
+        payload, state = self._base_interaction(3, user, member_permissions, guild)
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = values
@@ -1533,14 +1742,15 @@ class FakeDiscord:
         return await self._dispatch_reaction(event, message, str(user_id), emoji)
 
     async def _dispatch_reaction(self, event: str, message: dict[str, Any], user_id: str, emoji: str) -> bool:
-        if self._ws is None or not self.intents & INTENT_GUILD_MESSAGE_REACTIONS:
+        session = self.session_for(message["guild_id"])
+        if session is None or not session.intents & INTENT_GUILD_MESSAGE_REACTIONS:
             return False
         channel_id, message_id = message["channel_id"], message["id"]
         data: dict[str, Any] = {
             "user_id": str(user_id),
             "channel_id": str(channel_id),
             "message_id": str(message_id),
-            "guild_id": self.guild_id,
+            "guild_id": message["guild_id"],
             "emoji": {"id": None, "name": emoji},
             "burst": False,
             "type": 0,
