@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -86,7 +87,7 @@ class ProgressRelay:
             if self._last is not None and self._last[0] == stage and done < self._last[1] + 0.1:
                 return
             self._last = (stage, done)
-        meta = {"stage": str(stage), "fraction": fraction, "at": time.time()}
+        meta = {"stage": str(stage), "fraction": fraction, "at": time.time(), "pid": os.getpid()}
         try:
             self._task.backend.store_result(self._task_id, meta, PROGRESS)
         except Exception as exc:  # progress is a courtesy: a broker hiccup must not fail the track
