@@ -75,15 +75,22 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
         )
         await interaction.followup.send(f"📻 LoFi radio on in {channel.mention}, mood **{chosen}**.")
 
-    @app_commands.command(name="mood", description="Change the radio's mood at the next transition")
+    @app_commands.command(name="mood", description="Switch the radio to another mood's station")
     @app_commands.describe(mood="The new mood")
     @app_commands.choices(mood=MOOD_CHOICES)
     @app_commands.guild_only()
     async def mood(self, interaction: discord.Interaction, mood: app_commands.Choice[str]) -> None:
-        """Change the mood."""
-        soon = await self.service.set_mood(_guild_id(interaction), mood.value)
-        when = "at the next transition" if soon else "after the next piece (it is already composed)"
-        await interaction.response.send_message(f"🎚️ Mood **{mood.value}** {when}.")
+        """Tune to the mood's station: at once if it is on air, else after composing its first piece."""
+        guild_id = _guild_id(interaction)
+        if self.service.get(guild_id) is None:
+            raise RadioError("The radio is not playing here; start it with `/lofi-radio start`.")
+        if self.service.on_air(mood.value):
+            await self.service.set_mood(guild_id, mood.value)
+            await interaction.response.send_message(f"🎚️ Now playing the **{mood.value}** station.")
+            return
+        await interaction.response.defer(thinking=True)  # its first piece takes seconds to compose
+        await self.service.set_mood(guild_id, mood.value)
+        await interaction.followup.send(f"🎚️ Now playing the **{mood.value}** station.")
 
     @app_commands.command(name="stop", description="Stop the radio and leave the voice channel")
     @app_commands.guild_only()

@@ -1,9 +1,12 @@
-"""The radio service: one `RadioStation` per guild, its voice connection, its text-channel messages and its
-state in the database (so that a 24/7 radio comes back after a restart or a dropped connection).
+"""The radio service: broadcast stations, one per mood, composed and encoded once (`bot.radio.stations`), and
+for each listening guild its voice connection playing a `Listener` tuned to one of them, its text-channel
+messages and its state in the database (so that a 24/7 radio comes back after a restart or a dropped
+connection). A guild's mood change tunes its listener to another station: at once when that station is on air.
 
 The service is given the track-making function (`compose(request, who) -> TrackInfo`, i.e. the `/lofi`
-engine through the track service, so every piece is a recorded track whose votes count), a decoder
-(`decode(mp3) -> PCM`) and where its messages go (`announce`); it imports neither serving nor training.
+engine through the track service, so every piece is a recorded track whose votes count; it may render on
+another machine, the service only decodes the MP3 it gets back), a decoder (`decode(mp3) -> PCM`) and where its
+messages go (`announce`); it imports neither serving nor training.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import BotError
+from bot.radio.listener import Listener
 from bot.radio.station import RadioConfig, RadioStation
+from bot.radio.stations import StationHub
 from bot.radio.stream import Piece
 from bot.services import Requester, TrackInfo
 from db import radio as radio_repo
@@ -44,7 +49,8 @@ class RadioError(BotError):
 
 @dataclass
 class LiveRadio:
-    """A playing radio: the station, its voice client and where it talks."""
+    """A guild's playing radio: the station it is tuned to, its listener (what its voice client plays), its
+    voice client and where it talks."""
 
     guild_id: int
     voice_channel_id: int
@@ -59,6 +65,8 @@ class LiveRadio:
     reconnects: int = 0
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     stopping: bool = False
+    listener: Listener = field(default_factory=Listener)
+    shown: Piece | None = None  # the piece its now-playing message shows
 
     @property
     def mood(self) -> str:
@@ -95,6 +103,7 @@ class RadioService:
         self.announce = announce
         self.connector = connector
         self.radios: dict[int, LiveRadio] = {}
+        self.hub = StationHub(self._new_station)
         self._locks: dict[int, asyncio.Lock] = {}
         self._closing = False
 
@@ -107,25 +116,25 @@ class RadioService:
 
     # ------------------------------------------------------------------ pieces
 
-    def _piece_maker(
-        self, radio_ref: dict[str, LiveRadio | None], guild_id: int, text_channel_id: int | None
-    ) -> Callable[[str, int], Awaitable[Piece]]:
+    def _new_station(self, mood: str) -> RadioStation:
+        """A station of `mood` whose pieces are tracks recorded as the radio's (no guild: every guild hears them)."""
         loop = asyncio.get_running_loop()
 
         async def make(mood: str, seed: int) -> Piece:
-            radio = radio_ref.get("radio")
             request = TrackRequest(length_s=self.config.piece_length_s, mood=mood, seed=seed)
-            who = Requester(
-                (radio.started_by if radio else None) or (self.client.user.id if self.client.user else 0),
-                (radio.started_by_name if radio else None) or "lofi radio",
-                guild_id,
-                text_channel_id,
-            )
+            me = self.client.user
+            who = Requester(me.id if me is not None else 0, f"lofi radio ({mood})")
             info = await self.compose(request, who)
             pcm = await loop.run_in_executor(self.executor, self.decode, info.mp3)
             return Piece(pcm, mood=info.mood, seed=info.seed, track=info)
 
-        return make
+        station = RadioStation(make, mood, self.config)
+        station.on_event = lambda kind, data: self._on_station_event(station, kind, data)
+        return station
+
+    def on_air(self, mood: str) -> bool:
+        """Whether `mood`'s station is broadcasting (so tuning to it is immediate)."""
+        return self.hub.on_air(mood)
 
     # ------------------------------------------------------------------ control
 
@@ -142,7 +151,8 @@ class RadioService:
         stop_at: datetime | None = None,
         resumed: bool = False,
     ) -> LiveRadio:
-        """Compose the first piece, join `voice_channel` and play; the state is saved as active."""
+        """Tune in to `mood`'s station (composing its first piece if it was off the air), join `voice_channel`
+        and play; the state is saved as active."""
         async with self._lock(guild.id):
             if guild.id in self.radios:
                 raise RadioError("The radio is already playing here; use `/lofi-radio mood` or `stop`.")
@@ -150,11 +160,22 @@ class RadioService:
                 saved = await radio_repo.get_station(s, guild.id)
             if always_on is None:
                 always_on = bool(saved and saved.always_on)
-            radio = self._new_radio(
-                guild.id, voice_channel.id, text_channel_id, mood, always_on, user_id, user_name, stop_at
+            # the station first (seconds when off the air), then connect: a voice connection idle meanwhile
+            # gains nothing
+            station = await self.hub.tune_in(mood, guild.id)
+            radio = LiveRadio(
+                guild.id,
+                voice_channel.id,
+                text_channel_id,
+                station,
+                always_on=always_on,
+                started_by=user_id,
+                started_by_name=user_name,
+                stop_at=stop_at,
             )
+            radio.listener.tune(station.broadcast)
             self.radios[guild.id] = radio
-            await self._compose_and_connect(radio, voice_channel)
+            await self._connect_or_leave(radio, voice_channel)
             await self._save(
                 radio,
                 active=True,
@@ -176,61 +197,28 @@ class RadioService:
             )
             return radio
 
-    def _new_radio(
-        self,
-        guild_id: int,
-        voice_channel_id: int,
-        text_channel_id: int | None,
-        mood: str,
-        always_on: bool,
-        user_id: int | None,
-        user_name: str | None,
-        stop_at: datetime | None,
-    ) -> LiveRadio:
-        """A guild's radio and its station, not yet composing or connected."""
-        ref: dict[str, LiveRadio | None] = {"radio": None}
-        station = RadioStation(
-            self._piece_maker(ref, guild_id, text_channel_id),
-            mood,
-            self.config,
-            on_event=lambda kind, data: self._on_event(guild_id, kind, data),
-        )
-        radio = LiveRadio(
-            guild_id,
-            voice_channel_id,
-            text_channel_id,
-            station,
-            always_on=always_on,
-            started_by=user_id,
-            started_by_name=user_name,
-            stop_at=stop_at,
-        )
-        ref["radio"] = radio
-        return radio
-
-    async def _compose_and_connect(self, radio: LiveRadio, voice_channel: VoiceChannel) -> None:
-        """Compose the first piece (seconds), then connect: a voice connection idle meanwhile gains nothing.
-        On any failure the radio is forgotten, its station stopped and the connection dropped."""
+    async def _connect_or_leave(self, radio: LiveRadio, voice_channel: VoiceChannel) -> None:
+        """Connect; on any failure the radio is forgotten, its station left and the connection dropped."""
         try:
-            await radio.station.start(wait_first=True)
             radio.vc = await self._connect(voice_channel)
         except BaseException:
             self.radios.pop(radio.guild_id, None)
-            await radio.station.stop()
+            await self.hub.leave(radio.station.mood, radio.guild_id)
             if radio.vc is not None:
                 with contextlib.suppress(Exception):
                     await radio.vc.disconnect(force=True)
             raise
 
     def _play(self, radio: LiveRadio, stop_at: datetime | None) -> None:
-        """Start the stream, its watchdog and the sleep timer."""
+        """Start the listener, its watchdog and the sleep timer, and show what the station plays."""
         assert radio.vc is not None
-        radio.vc.play(radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err))
+        radio.vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
         radio.tasks["watchdog"] = asyncio.create_task(
             self._watchdog(radio), name=f"radio-watch-{radio.guild_id}"
         )
         if stop_at is not None:
             self._schedule_sleep(radio, stop_at)
+        self._show_soon(radio)
 
     async def _connect(self, channel: VoiceChannel) -> discord.VoiceClient:
         if self.connector is not None:
@@ -242,26 +230,38 @@ class RadioService:
         return await channel.connect(timeout=self.config.connect_timeout_s, reconnect=True, self_deaf=True)
 
     async def set_mood(self, guild_id: int, mood: str) -> bool:
-        """Change the radio's mood from the next transition (False: from the one after)."""
-        radio = self._require(guild_id)
-        soon = radio.station.set_mood(mood)
+        """Tune the guild to `mood`'s station: at once if it is on air (True), else once its first piece is
+        composed (False); the station left behind goes off the air if nobody else listens."""
+        async with self._lock(guild_id):
+            radio = self._require(guild_id)
+            old = radio.station
+            if old.mood == mood:
+                return True
+            was_on_air = self.hub.on_air(mood)
+            station = await self.hub.tune_in(mood, guild_id)
+            radio.station = station
+            radio.listener.tune(station.broadcast)
+            await self.hub.leave(old.mood, guild_id)
         await self._save(radio, mood=mood)
-        return soon
+        self._show_soon(radio)
+        return was_on_air
 
     async def stop(self, guild_id: int, reason: str = "stopped", *, keep_active: bool = False) -> bool:
         """Stop the radio and leave voice; `keep_active` keeps it marked active (a restart brings it back)."""
-        radio = self.radios.pop(guild_id, None)
-        if radio is None:
-            return False
-        radio.stopping = True
-        current = asyncio.current_task()
-        for task in radio.tasks.values():
-            if task is not current:
-                task.cancel()
-        await radio.station.stop()
-        if radio.vc is not None:
-            with contextlib.suppress(Exception):
-                await radio.vc.disconnect(force=True)
+        async with self._lock(guild_id):
+            radio = self.radios.pop(guild_id, None)
+            if radio is None:
+                return False
+            radio.stopping = True
+            current = asyncio.current_task()
+            for task in radio.tasks.values():
+                if task is not current:
+                    task.cancel()
+            if radio.vc is not None:
+                with contextlib.suppress(Exception):
+                    await radio.vc.disconnect(force=True)
+            radio.listener.tune(None)
+            await self.hub.leave(radio.station.mood, guild_id)
         if not keep_active:
             async with self.sessionmaker.begin() as s:
                 await radio_repo.deactivate(s, guild_id)
@@ -355,6 +355,7 @@ class RadioService:
         for guild_id in list(self.radios):
             with contextlib.suppress(Exception):
                 await self.stop(guild_id, "the bot is restarting", keep_active=True)
+        await self.hub.close()
 
     # ------------------------------------------------------------------ voice channel events
 
@@ -421,7 +422,7 @@ class RadioService:
             if not gone:
                 if vc.is_connected() and not vc.is_playing() and not vc.is_paused():
                     log.warning("radio player of guild %s had stopped; restarting it", radio.guild_id)
-                    vc.play(radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err))
+                    vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
                 continue
             # discord.py let go of the connection (kicked, channel gone, reconnects exhausted)
             if not radio.always_on:
@@ -438,9 +439,7 @@ class RadioService:
                 return
             try:
                 radio.vc = await self._connect(channel)
-                radio.vc.play(
-                    radio.station.stream, after=lambda err: self._player_stopped(radio.guild_id, err)
-                )
+                radio.vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
             except Exception as exc:
                 log.warning(
                     "radio reconnect in guild %s failed (%s); again in %.0f s", radio.guild_id, exc, delay
@@ -453,15 +452,32 @@ class RadioService:
             await self._announce(radio, "reconnected", {})
             return
 
-    async def _on_event(self, guild_id: int, kind: str, data: dict[str, Any]) -> None:
-        radio = self.radios.get(guild_id)
-        if radio is None:
-            return
+    async def _on_station_event(self, station: RadioStation, kind: str, data: dict[str, Any]) -> None:
+        """A station's event, told to every guild tuned to it (each has its own now-playing message)."""
+        radios = [self.radios.get(g) for g in sorted(self.hub.listeners(station))]
+        tuned = [r for r in radios if r is not None and r.station is station]
+        # concurrently: one slow guild's channel must not delay the others' messages
         if kind == "now_playing":
-            piece: Piece = data["piece"]
-            track_id = piece.track.track_id if piece.track is not None else None
-            await self._save(radio, now_playing_track_id=track_id)
-        await self._announce(radio, kind, data)
+            await asyncio.gather(*(self._show(r, data["piece"]) for r in tuned))
+        else:
+            await asyncio.gather(*(self._announce(r, kind, data) for r in tuned))
+
+    def _show_soon(self, radio: LiveRadio) -> None:
+        """Show the station's current piece (a guild that just tuned in missed its start)."""
+        piece = radio.station.now_playing
+        if piece is not None and piece is not radio.shown:
+            radio.tasks["show"] = asyncio.create_task(
+                self._show(radio, piece), name=f"radio-show-{radio.guild_id}"
+            )
+
+    async def _show(self, radio: LiveRadio, piece: Piece) -> None:
+        """The guild's now-playing message shows `piece` and its state records it (once per piece)."""
+        if radio.shown is piece or radio.stopping:
+            return
+        radio.shown = piece  # before any await: a concurrent call for the same piece returns above
+        track_id = piece.track.track_id if piece.track is not None else None
+        await self._save(radio, now_playing_track_id=track_id)
+        await self._announce(radio, "now_playing", {"piece": piece})
 
     async def _announce(self, radio: LiveRadio, kind: str, data: dict[str, Any]) -> None:
         if self.announce is None:

@@ -1,8 +1,11 @@
-"""One guild's radio: composes pieces ahead of playback into a `RadioStream`, changes mood at transitions,
-and keeps playing its buffer out when the model server is down (then resumes by itself).
+"""A broadcast station: composes pieces of one mood ahead of playback into a `RadioStream` (the crossfading
+mixer), whose audio its `Broadcast` encodes once into Opus for every guild tuned in; keeps playing its buffer out
+when the model server is down (then resumes by itself).
 
-The station knows nothing of Discord: it is given a `make_piece(mood, seed)` coroutine (the `/lofi` pipeline
-plus decoding to 48 kHz PCM) and reports what happens through `on_event(kind, data)` on the event loop.
+The station knows nothing of Discord nor of guilds: it is given a `make_piece(mood, seed)` coroutine (the
+`/lofi` pipeline plus decoding to 48 kHz PCM) and reports what happens through `on_event(kind, data)` on the
+event loop. A guild changes mood by tuning to another station (`bot.radio.stations`), so a station's mood is
+fixed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import BotSettings
+from bot.radio.broadcast import Broadcast
 from bot.radio.stream import Piece, RadioStream
 from music.limits import SEED_MAX
 
@@ -67,7 +71,7 @@ def _is_serving_down(exc: BaseException) -> bool:
 
 
 class RadioStation:
-    """Compose-ahead loop over a stream. `start()`, then `set_mood()` any time, `stop()` at the end."""
+    """Compose-ahead loop over a stream, broadcast as Opus. `start()`, then `stop()` when nobody listens."""
 
     def __init__(
         self,
@@ -89,6 +93,8 @@ class RadioStation:
             on_start=self._started_threadsafe,
             on_drained=self._drained_threadsafe,
         )
+        # on air once the first piece is ready (before, it would only encode silence and report a drain)
+        self.broadcast = Broadcast(self.stream.read, name=f"radio-{mood}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
@@ -118,23 +124,9 @@ class RadioStation:
             if not self._first.is_set():
                 raise TimeoutError(f"no piece composed within {self.config.first_piece_timeout_s:.0f} s")
 
-    def set_mood(self, mood: str) -> bool:
-        """Change the mood from the next transition on. Queued pieces of another mood are dropped when the
-        playing piece leaves time to compose a new one; returns whether that was the case (else the change
-        comes one piece later)."""
-        self.mood = mood
-        margin = max(3.0 * self._typical_compose_s(), self.config.crossfade_s + 2.0)
-        if self.stream.current_left_s() - self.config.crossfade_s > margin:
-            dropped = self.stream.drop_queued(keep=lambda p: p.mood == mood or mood == "random")
-            if dropped:
-                log.info("radio: dropped %d queued piece(s) for the new mood %s", len(dropped), mood)
-            self._wake.set()
-            return True
-        self._wake.set()
-        return self.stream.queued == 0
-
     async def stop(self) -> None:
-        """Stop composing and silence the stream."""
+        """Stop composing and broadcasting (listeners still tuned here hear silence)."""
+        await asyncio.to_thread(self.broadcast.stop)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -152,10 +144,6 @@ class RadioStation:
         return self.audio_seconds / spent if spent > 0 else float("inf")
 
     # ------------------------------------------------------------------ the compose-ahead loop
-
-    def _typical_compose_s(self) -> float:
-        recent = self.compose_seconds[-5:]
-        return max(recent) if recent else 10.0
 
     def _needs_more(self) -> bool:
         return self.stream.queued == 0 or self.stream.remaining_s() < self.config.ahead_s
@@ -206,11 +194,9 @@ class RadioStation:
             if self.down is not None:
                 self.down = None
                 await self._emit("up", {"buffered_s": self.stream.remaining_s()})
-            if mood != self.mood and self.stream.queued > 0 and self.stream.current_left_s() > 2 * elapsed:
-                log.info("radio: the mood changed while composing; this %s piece is dropped", mood)
-                continue
             self.stream.enqueue(piece)
             self._first.set()
+            self.broadcast.start()
 
     # ------------------------------------------------------------------ events
 

@@ -1,4 +1,4 @@
-"""The radio's stream and station without Discord: 20 ms frames, crossfades, underruns, mood changes, outages."""
+"""The radio's stream and station without Discord: 20 ms frames, crossfades, underruns, the broadcast, outages."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def test_piece_rejects_the_wrong_format():
         Piece(np.zeros((10, 2), np.float32))
 
 
-async def test_station_composes_ahead_and_applies_a_new_mood():
+async def test_station_composes_ahead_and_broadcasts_its_mood_once_composed():
+    import discord.opus
+
     calls = []
 
     async def make(mood, seed):
@@ -71,16 +73,20 @@ async def test_station_composes_ahead_and_applies_a_new_mood():
 
     cfg = RadioConfig(piece_length_s=6, crossfade_s=0.5, ahead_s=7.0)
     station = RadioStation(make, "rainy", cfg, seed=1)
+    assert not station.broadcast.on_air  # nothing to say before the first piece
     await station.start()
-    await asyncio.sleep(0.2)
-    assert station.stream.queued >= 1 and set(calls) == {"rainy"}
-    frames(station.stream, 10)  # the first piece starts
-    await asyncio.sleep(0.05)
-    assert station.set_mood("sunny") is True  # 5.8 s left: time to compose a new one
-    await asyncio.sleep(0.2)
-    assert calls[-1] == "sunny" and station.stream.queued >= 1
-    assert all(p.mood == "sunny" for p in station.stream._queue)
+    await asyncio.sleep(0.3)
+    assert station.broadcast.on_air and station.stream.queued >= 1 and set(calls) == {"rainy"}
+    tail, head = station.broadcast.bounds()
+    assert head >= 10  # ~15 frames due in 0.3 s, plus the lead
+    decoder = discord.opus.Decoder()
+    pcm = b"".join(decoder.decode(station.broadcast.frame(n), fec=False) for n in range(tail, head))
+    audio = np.frombuffer(pcm, np.int16).reshape(-1, 2)[1920:]  # past the codec's start-up
+    spectrum = np.abs(np.fft.rfft(audio[:, 0].astype(np.float64)))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(audio) - 220) < 10
+    assert station.now_playing is not None and station.now_playing.mood == "rainy"
     await station.stop()
+    assert not station.broadcast.on_air
 
 
 async def test_station_reports_an_outage_and_recovers():
@@ -101,5 +107,6 @@ async def test_station_reports_an_outage_and_recovers():
     assert [k for k, _ in events] == ["down"] and events[0][1]["serving"] is True
     down = False
     await asyncio.sleep(0.3)
-    assert [k for k, _ in events] == ["down", "up"] and station.stream.queued >= 1
+    # once back, the station goes on air by itself: its first piece starts sounding
+    assert [k for k, _ in events] == ["down", "up", "now_playing"] and station.broadcast.on_air
     await station.stop()

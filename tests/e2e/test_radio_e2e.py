@@ -117,25 +117,26 @@ async def test_radio_plays_a_continuous_crossfaded_stream(fake_discord, fake_voi
     fake_discord.assert_no_errors()
 
 
-async def test_mood_change_takes_effect_at_the_next_transition(
-    fake_discord, fake_voice, radio_bot, tone_pipeline
-):
+async def test_mood_change_switches_station_at_once(fake_discord, fake_voice, radio_bot, tone_pipeline):
     listener_in_voice(fake_discord)
-    await radio_bot(tone_pipeline, radio=FAST)
+    bot = await radio_bot(tone_pipeline, radio=FAST)
     await start_radio(fake_discord, "rainy")
     await fake_voice.wait_frames(50, timeout=10)
-    t_change = time.monotonic()
     state = await fake_discord.send_interaction("lofi-radio", {"mood": {"mood": "sunny"}})
-    reply = await fake_discord.wait_for(of(state, "interaction_callback"))
+    callback = await fake_discord.wait_for(of(state, "interaction_callback"))
+    assert callback.json["type"] == 5  # no sunny station on air yet: deferred while its first piece composes
+    reply = await fake_discord.wait_for(of(state, "followup"), timeout=30)
     assert "sunny" in text_of(reply)
-    # within one piece and a crossfade, what the listener hears is the sunny tone
-    frames = await fake_voice.wait_frames(400, since=t_change, timeout=30)
+    t_switched = time.monotonic()
+    # no waiting for the rainy pieces already composed: the very next frames are the sunny station's
+    frames = await fake_voice.wait_frames(60, since=t_switched, timeout=10)
     check_continuous(frames)
-    tail = audio_of(frames[-50:])
-    assert abs(dominant_hz(tail) - TONES["sunny"]) < 5
-    head = audio_of(frames[:10])
-    assert abs(dominant_hz(head) - TONES["rainy"]) < 5
-    assert any(fields(p["embed"]).get("Mood") == "sunny" for p in now_playing(fake_discord))
+    assert abs(dominant_hz(audio_of(frames[5:55])) - TONES["sunny"]) < 5
+    assert not bot.radio.on_air("rainy")  # nobody listens to rainy any more: off the air
+    await wait_until(
+        lambda: any(fields(p["embed"]).get("Mood") == "sunny" for p in now_playing(fake_discord)),
+        what="a sunny now-playing message",
+    )
     fake_discord.assert_no_errors()
 
 
