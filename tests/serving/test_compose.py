@@ -94,3 +94,30 @@ def test_no_service_publishes_a_port_beyond_loopback(compose):
         for port in service.get("ports", []):
             spec = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
             assert spec.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+@pytest.fixture(scope="module")
+def scale():
+    return yaml.safe_load((ROOT / "deploy" / "compose.scale.yml").read_text())
+
+
+def test_the_scale_out_overlay_is_valid_and_runs_workers_on_a_durable_broker(compose, scale):
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate(scale, schema)
+    merged = {**compose["services"]}
+    for name, service in scale["services"].items():
+        merged[name] = {**merged.get(name, {}), **service}
+    jsonschema.validate({"services": merged}, schema)
+    redis, worker, bot = merged["redis"], merged["worker"], merged["bot"]
+    assert (
+        "--appendonly" in redis["command"]
+        and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    )
+    assert worker["command"] == ["lofi", "worker"] and worker["deploy"]["replicas"] >= 2
+    assert worker["environment"]["BROKER_URL"] == bot["environment"]["BROKER_URL"] == "redis://redis:6379/0"
+    assert worker["environment"]["SERVING_ADDRESS"] == f"serving:{Settings().serving_port}"
+    assert bot["environment"]["DATABASE_URL"].startswith("postgresql+asyncpg://")
+    # the workers return the files in the job's result: they share no volume with the bot
+    assert not set(worker.get("volumes", [])) & set(bot.get("volumes", []))
+    for name in ("worker", "bot"):  # every variable is a setting the code reads (no typo goes unnoticed)
+        assert all(key.lower() in Settings.model_fields for key in merged[name]["environment"]), name
