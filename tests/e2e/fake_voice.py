@@ -13,7 +13,7 @@ bot's Voice State Update (op 4) with VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE 
   from), then RTP: every packet is checked (version 2, payload type 120, the session's ssrc, the 4-byte
   incrementing nonce), decrypted with XChaCha20-Poly1305 (the 12-byte header as associated data) and its
   Opus frame decoded with libopus (discord.py's ``opus.Decoder``), so a test can inspect what a listener
-  would hear: ``frames`` holds each packet's arrival time, sequence, timestamp and decoded PCM.
+  would hear: ``frames`` holds each packet's arrival time, sequence, timestamp, Opus payload and decoded PCM.
 
 Whatever the client does wrong is recorded in ``problems`` (the test asserts it stays empty).
 """
@@ -97,6 +97,9 @@ class Frame:
     nonce: int
     pcm: np.ndarray
     arrived: float = 0.0  # when the kernel received it (SO_TIMESTAMPNS, wall clock): what a listener sees
+    opus: bytes = (
+        b""  # the decrypted Opus frame as sent (equal bytes: the same encoding, not just similar audio)
+    )
 
 
 @dataclass
@@ -426,7 +429,7 @@ class FakeVoice:
                 continue
             samples = np.frombuffer(pcm, dtype=np.int16).reshape(-1, 2)
             with self._lock:
-                self.frames.append(Frame(now, seq, ts, ssrc, n, samples, arrived))
+                self.frames.append(Frame(now, seq, ts, ssrc, n, samples, arrived, opus))
 
 
 # ---------------------------------------------------------------------------------------------- listening
