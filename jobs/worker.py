@@ -105,7 +105,9 @@ def make_track_job(task: Task[Any, Any], payload: Wire, engine: EngineThread) ->
     log.info("job %s: %s s %s, seed %s", task_id, job.request.length_s, job.request.mood, job.request.seed)
     with tempfile.TemporaryDirectory(prefix="lofi-job-") as tmp:
         try:
+            t0 = time.perf_counter()
             result = engine.run(job, Path(tmp), ProgressRelay(task, task_id))
+            log.info("job %s: made %s in %.1f s", task_id, result.files.mp3.name, time.perf_counter() - t0)
             return result_to_wire(result)
         except Exception as exc:
             log.warning("job %s failed: %s: %s", task_id, type(exc).__name__, exc)

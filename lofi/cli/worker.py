@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = make_celery_app(settings.broker_url, redeliver_s=settings.job_redeliver_s)
     register_track_task(app, engine)
+    # Celery logs each result at INFO, and a result holds the track's files: the job logs its own line instead
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
     name = args.name or f"lofi@{socket.gethostname()}-{os.getpid()}"
     try:
         app.worker_main(
