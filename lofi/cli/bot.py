@@ -231,4 +231,19 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
                 "lofi bot: Discord asked for privileged intents; this bot should need none.", file=sys.stderr
             )
             return 2
+        except discord.ConnectionClosed as exc:
+            if exc.code not in SHARD_REFUSALS:
+                raise
+            print(f"lofi bot: {SHARD_REFUSALS[exc.code]}", file=sys.stderr)
+            return 2
     return 0
+
+
+# Gateway close codes that mean the shard settings are wrong (Discord's "Gateway Close Event Codes").
+SHARD_REFUSALS = {
+    4010: "Discord refused the shard (4010 Invalid shard): each of SHARD_IDS must be below SHARD_COUNT.",
+    4011: (
+        "Discord requires more shards (4011 Sharding required): raise SHARD_COUNT, or unset it to use "
+        "the count Discord recommends."
+    ),
+}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -253,3 +255,40 @@ async def test_settings_shard_ids_leave_other_shards_unconnected(fake_discord, s
     with pytest.raises(RuntimeError, match="no identified gateway connection"):
         await fake_discord.send_interaction("lofi", {"length": "30s"}, guild_id=guild0)
     await lofi_in(fake_discord, guild1)
+
+
+@pytest.mark.slow
+async def test_lofi_bot_says_which_setting_when_discord_requires_more_shards(fake_discord, tmp_path):
+    two_guilds(fake_discord)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SERVING_", "SHARD_"))}
+    env.update(
+        DISCORD_TOKEN=fake_discord.token,
+        DISCORD_API_BASE=fake_discord.api_base,
+        DISCORD_GATEWAY_URL=fake_discord.gateway_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'lofi.sqlite3'}",
+        MODELS_DIR=str(tmp_path / "models"),
+        OUT_DIR=str(tmp_path / "out"),
+        SERVING_ADDRESS="127.0.0.1:1",
+        SHARD_COUNT="1",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lofi.cli",
+        "bot",
+        "--no-sync",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 90)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 2, err.decode(errors="replace")
+    assert "4011 Sharding required" in err.decode() and "SHARD_COUNT" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert [i["shard"] for i in fake_discord.identify_attempts] == [[0, 1]]
