@@ -38,6 +38,7 @@ async def fake_discord(monkeypatch) -> AsyncIterator[FakeDiscord]:
     finally:
         await fake.close()
     assert not fake.self_check_problems, fake.self_check_problems
+    assert not fake.gateway_problems, fake.gateway_problems  # e.g. a guild's voice on another shard
 
 
 async def start_client(client: discord.Client, fake: FakeDiscord, timeout: float = 15.0) -> asyncio.Task:
