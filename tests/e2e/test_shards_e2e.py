@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,10 @@ from tests.e2e.fake_discord import (
     FakeDiscord,
     shard_of,
 )
+from tests.e2e.fake_voice import audio_of, dominant_hz
+from tests.e2e.radio_helpers import TONES
+from tests.e2e.test_radio_broadcast_e2e import commands_everywhere, start_in, three_guilds, wait_each
+from tests.e2e.test_radio_e2e import FAST
 
 
 def two_guilds(fake: FakeDiscord, *, shards: int = 2) -> tuple[str, str]:
@@ -292,3 +297,28 @@ async def test_lofi_bot_says_which_setting_when_discord_requires_more_shards(fak
     assert "4011 Sharding required" in err.decode() and "SHARD_COUNT" in err.decode()
     assert "Traceback" not in err.decode()
     assert [i["shard"] for i in fake_discord.identify_attempts] == [[0, 1]]
+
+
+@pytest.mark.timeout(120)
+async def test_radio_streams_in_guilds_of_both_shards(fake_discord, fake_voice, radio_bot, tone_pipeline):
+    # three guilds with a listener each: the first and third on shard 1, the second on shard 0
+    fake_discord.shards = 2
+    guilds = three_guilds(fake_discord)
+    ids = [g for g, _ in guilds]
+    assert [shard_of(g, 2) for g in ids] == [1, 0, 1]
+    bot = await radio_bot(tone_pipeline, radio=FAST)
+    assert bot.shard_count == 2 and sorted(bot.shards) == [0, 1]
+    commands_everywhere(fake_discord)
+    for guild in guilds:
+        await start_in(fake_discord, guild, "rainy")
+    await fake_voice.wait_session(3)
+    frames = await wait_each(fake_voice, ids, 50, time.monotonic())
+    for g in ids:
+        assert abs(dominant_hz(audio_of(frames[g])) - TONES["rainy"]) < 5
+        # the bot joined through the guild's shard, and Discord named the voice server there
+        shard_id = shard_of(g, 2)
+        assert ("VOICE_SERVER_UPDATE", g) in guild_events(fake_discord, shard_id, "VOICE_SERVER_UPDATE")
+        assert ("VOICE_SERVER_UPDATE", g) not in guild_events(
+            fake_discord, 1 - shard_id, "VOICE_SERVER_UPDATE"
+        )
+    assert not fake_discord.gateway_problems
