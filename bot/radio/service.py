@@ -67,6 +67,7 @@ class LiveRadio:
     stopping: bool = False
     listener: Listener = field(default_factory=Listener)
     shown: Piece | None = None  # the piece its now-playing message shows
+    playing: bool = False  # connected, saved and playing: from then on the station's events concern it
 
     @property
     def mood(self) -> str:
@@ -212,6 +213,7 @@ class RadioService:
     def _play(self, radio: LiveRadio, stop_at: datetime | None) -> None:
         """Start the listener, its watchdog and the sleep timer, and show what the station plays."""
         assert radio.vc is not None
+        radio.playing = True
         radio.vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
         radio.tasks["watchdog"] = asyncio.create_task(
             self._watchdog(radio), name=f"radio-watch-{radio.guild_id}"
@@ -455,7 +457,8 @@ class RadioService:
     async def _on_station_event(self, station: RadioStation, kind: str, data: dict[str, Any]) -> None:
         """A station's event, told to every guild tuned to it (each has its own now-playing message)."""
         radios = [self.radios.get(g) for g in sorted(self.hub.listeners(station))]
-        tuned = [r for r in radios if r is not None and r.station is station]
+        # a guild still connecting is told by `_play` (its state row is not saved yet)
+        tuned = [r for r in radios if r is not None and r.playing and r.station is station]
         # concurrently: one slow guild's channel must not delay the others' messages
         if kind == "now_playing":
             await asyncio.gather(*(self._show(r, data["piece"]) for r in tuned))
