@@ -11,7 +11,7 @@ export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system run test lint bench clean
+.PHONY: setup system run test lint bench clean cluster cluster-stop
 
 setup: system $(STAMP)
 
@@ -39,6 +39,13 @@ test: setup
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# The scale-out shape on this machine, without Docker: Redis, PostgreSQL, the model server, 2 workers, the bot
+cluster: setup
+	scripts/local-cluster.sh start --workers $${CLUSTER_WORKERS:-2}
+
+cluster-stop:
+	scripts/local-cluster.sh stop
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy $(TYPED)

@@ -8,6 +8,11 @@ on a real SQLite database. A refused request gets the queue's own message. After
 every accepted request must be posted (done, with a message) or marked failed.
 
     .venv/bin/python bench/bench_load.py --models /tmp/q1 [--users 8 32] [--length 120]
+
+With --cluster-workers 1 2 the same requests go through the broker instead: `scripts/local-cluster.sh` starts
+Redis, PostgreSQL, the model server and that many `lofi worker` processes; the report adds tracks per minute
+and the CPU per track of every process of the shape (this one, the workers, the model server, Redis,
+PostgreSQL).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,27 +49,35 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-async def scenario(users: int, length: float, client, settings, tmp: Path, queue_size: int, workers: int):
-    from bot.app import render_pool_size
+async def scenario(
+    users: int,
+    length: float,
+    maker,
+    database_url: str,
+    settings,
+    out_dir: Path,
+    queue_size: int,
+    workers: int,
+):
+    """`users` simultaneous requests through the service layer over `maker` (the in-process `Composer` or
+    `jobs.remote.BrokerTrackMaker`) and the database at `database_url`; the report of one scenario."""
     from bot.errors import BotError
     from bot.queue import JobQueue
     from bot.services import Requester, TrackService
-    from compose.pipeline import Composer
     from db import repository as repo
     from db.engine import make_engine, make_sessionmaker, upgrade_engine
     from db.models import Track, TrackStatus
     from music.request import TrackRequest
 
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp / f'load-{users}.sqlite3'}")
+    engine = make_engine(database_url)
     await upgrade_engine(engine)
     sm = make_sessionmaker(engine)
-    pool = ThreadPoolExecutor(render_pool_size(settings.render_workers), thread_name_prefix="lofi-render")
-    composer = Composer(client, settings.render_config(), executor=pool)
-    svc = TrackService(sm, composer, tmp / f"out-{users}")
+    svc = TrackService(sm, maker, out_dir)
     queue = JobQueue(maxsize=queue_size, workers=workers, cooldown_s=settings.cooldown_s)
     queue.start()
+    loop = getattr(maker, "loop", None)  # the in-process engine's generation loop (its batch sizes)
+    batches_before = len(loop.batch_sizes) if loop is not None else 0
     moods = ["rainy", "sunny", "chill", "night", "study", "nostalgic"]
-    batches_before = len(composer.loop.batch_sizes)
 
     async def one(i: int) -> dict:
         request = TrackRequest(length, moods[i % len(moods)], 1000 + i)
@@ -110,8 +124,6 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     await queue.stop()
-    await composer.close()
-    pool.shutdown(wait=True)
 
     async with sm() as s:
         audit = []
@@ -140,13 +152,12 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
         if a["accepted"]
         and not ((a["status"] == TrackStatus.done.value and a["posted"]) or a["status"] == "failed")
     ]
-    sizes = composer.loop.batch_sizes[batches_before:]
+    sizes = loop.batch_sizes[batches_before:] if loop is not None else []
     return {
         "users": users,
         "length_s": length,
         "queue_size": queue_size,
         "workers": workers,
-        "render_pool": render_pool_size(settings.render_workers),
         "accepted": len(accepted),
         "refused": users - len(accepted),
         "refusal_messages": sorted({r["refusal"] for r in rows if not r["accepted"]}),
@@ -159,8 +170,8 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
         "median_mp3_bytes": int(statistics.median(r["mp3_bytes"] for r in done)) if done else None,
         "durations_s": sorted({r["duration_s"] for r in done}),
         "stages_seen": sorted({" > ".join(r["stages"]) for r in done}),
-        "generation_batch_rows_max": max(sizes) if sizes else 0,
-        "generation_steps": len(sizes),
+        "generation_batch_rows_max": max(sizes) if sizes else None,
+        "generation_steps": len(sizes) if loop is not None else None,
         "db_tracks": total,
         "db_lost": len(lost),
         "main_process_cpu_s": round(cpu, 2),
@@ -169,30 +180,119 @@ async def scenario(users: int, length: float, client, settings, tmp: Path, queue
     }
 
 
-async def run(args) -> dict:
+async def run_in_process(args, settings) -> dict:
+    """The bot's own engine in this process (no broker), on a SQLite file."""
+    from bot.app import render_pool_size
+    from compose.pipeline import Composer
     from lofi.model_server import one_shot_backend
-    from lofi.settings import get_settings
 
-    settings = get_settings()
-    out = {"benchmark": "load", "cpus": os.cpu_count(), "scenarios": []}
+    out = {"transport": "in-process", "scenarios": []}
     # every batch size compiled before the first request, as the bot's own server does
     async with one_shot_backend(
         args.serving, Path(args.models), 60.0, local=not args.grpc, warmup_batch_sizes=None
     ) as client:
         out["backend"] = type(client).__name__  # LocalBackend (the bot's embedded path) or ServingClient
-        with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        out["render_pool"] = render_pool_size(settings.render_workers)
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
+            ThreadPoolExecutor(
+                render_pool_size(settings.render_workers), thread_name_prefix="lofi-render"
+            ) as pool,
+        ):
+            composer = Composer(client, settings.render_config(), executor=pool)
             for users in args.users:
+                url = f"sqlite+aiosqlite:///{Path(tmp) / f'load-{users}.sqlite3'}"
                 out["scenarios"].append(
-                    await scenario(
-                        users,
-                        args.length,
-                        client,
-                        settings,
-                        Path(tmp),
-                        args.queue_size or settings.queue_size,
-                        args.workers or settings.workers,
+                    await scenario(users, args.length, composer, url, settings, Path(tmp) / f"out-{users}",
+                                   args.queue_size or settings.queue_size, args.workers or settings.workers)
+                )  # fmt: skip
+            await composer.close()
+    return out
+
+
+async def run_on_workers(args, settings) -> dict:
+    """The scale-out shape (`scripts/local-cluster.sh`: Redis, PostgreSQL, the model server and N `lofi
+    worker` processes) for each N in --cluster-workers; this process plays the bot (service layer only)."""
+    from jobs.celery_app import make_celery_app
+    from jobs.remote import BrokerTrackMaker
+
+    out = {"transport": "broker", "runs": []}
+    for n in args.cluster_workers:
+        env = start_cluster(n)
+        try:
+            app = make_celery_app(env["BROKER_URL"], redeliver_s=settings.job_redeliver_s)
+            maker = BrokerTrackMaker(app, deadline_s=settings.job_timeout_s)
+            run = {"worker_processes": n, "worker_concurrency": settings.worker_concurrency, "scenarios": []}
+            with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+                for users in args.users:
+                    before = cluster_cpu_seconds()
+                    row = await scenario(users, args.length, maker, env["DATABASE_URL"], settings,
+                                         Path(tmp) / f"out-{users}", args.queue_size or settings.queue_size,
+                                         args.workers or settings.workers)  # fmt: skip
+                    after = cluster_cpu_seconds()
+                    per_role = {k: round(after[k] - before.get(k, 0.0), 2) for k in sorted(after)}
+                    cluster_cpu = sum(per_role.values())
+                    row["cluster_cpu_s"] = round(cluster_cpu, 1)
+                    row["cluster_cpu_s_by_role"] = per_role
+                    row["cpu_s_per_track"] = round(
+                        (cluster_cpu + row["main_process_cpu_s"]) / max(row["finished"], 1), 2
                     )
-                )
+                    row["tracks_per_minute"] = round(60.0 * row["finished"] / row["all_finished_s"], 1)
+                    run["scenarios"].append(row)
+            app.close()
+        finally:
+            stop_cluster()
+        out["runs"].append(run)
+    return out
+
+
+CLUSTER = Path(__file__).resolve().parent.parent / "scripts" / "local-cluster.sh"
+CLUSTER_DIR = Path(__file__).resolve().parent.parent / "var" / "cluster"
+
+
+def start_cluster(workers: int) -> dict[str, str]:
+    subprocess.run([str(CLUSTER), "start", "--workers", str(workers), "--no-bot"], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    lines = (CLUSTER_DIR / "env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def stop_cluster() -> None:
+    subprocess.run([str(CLUSTER), "stop"], check=False, stdout=subprocess.DEVNULL)
+
+
+def cluster_cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the cluster's processes, per role (workers, model server, Redis, PostgreSQL
+    with the backends it forked), their threads and reaped children included."""
+    roles: dict[int, str] = {}
+    for pidfile in CLUSTER_DIR.glob("*.pid"):
+        role = "workers" if pidfile.stem.startswith("worker") else pidfile.stem
+        roles[int(pidfile.read_text().split()[0])] = role
+    postmaster = CLUSTER_DIR / "pg" / "data" / "postmaster.pid"
+    if postmaster.exists():
+        roles[int(postmaster.read_text().split()[0])] = "postgres"
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        role = roles.get(int(stat.parent.name)) or roles.get(int(fields[1]))  # itself or a forked child
+        if role is not None:
+            used[role] = used.get(role, 0.0) + sum(int(x) for x in fields[11:15]) / ticks
+    return used
+
+
+async def run(args) -> dict:
+    from lofi.settings import get_settings
+
+    settings = get_settings()
+    out = {"benchmark": "load", "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+    if args.cluster_workers:
+        out.update(await run_on_workers(args, settings))
+    else:
+        out.update(await run_in_process(args, settings))
     return out
 
 
@@ -204,6 +304,13 @@ def main() -> None:
     ap.add_argument("--length", type=float, default=120.0)
     ap.add_argument("--queue-size", type=int, default=0, help="default: the settings' QUEUE_SIZE")
     ap.add_argument("--workers", type=int, default=0, help="default: the settings' WORKERS")
+    ap.add_argument(
+        "--cluster-workers",
+        nargs="+",
+        type=int,
+        default=[],
+        help="through the broker: start the local cluster with each of these numbers of `lofi worker`",
+    )
     print(json.dumps(asyncio.run(run(ap.parse_args())), indent=2))
 
 
