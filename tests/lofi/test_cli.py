@@ -22,6 +22,7 @@ ARGV = {
     "lofi.cli.generate": ["generate"],
     "lofi.cli.render": ["render", "x.json", "--out", "x.mp3"],
     "lofi.cli.bot": ["bot"],
+    "lofi.cli.worker": ["worker"],
     "lofi.cli.run": ["run"],
 }
 
