@@ -14,12 +14,19 @@ Members: `--models DIR` (a trained ensemble, TF Serving layout) when given, else
 says which; tiny members sample near-random tokens, so their bars hit the token cap: slower than trained).
 
     .venv/bin/python bench/bench_radio.py [--models models] [--minutes 10] [--speed 4] [--piece 120] [--no-lofi]
+
+With `--broadcast`: the CPU of one broadcast station heard by 1 and then 3 guilds, each through the real bot and
+discord.py voice client to the fake voice server (tests/e2e), `--seconds` of real-time audio each (pieces from
+the tests' tone composer, so the figures are the audio path's: mixing, Opus encoding, sending).
+
+    .venv/bin/python bench/bench_radio.py --broadcast [--seconds 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -92,6 +99,8 @@ async def play(args: argparse.Namespace, backend, tmp: Path, which: str) -> dict
 
     t0 = time.perf_counter()
     await station.start(wait_first=True)
+    # the soak reads the mix itself, faster than real time: the station's real-time broadcast stays off
+    station.broadcast.stop()
     first_piece_s = time.perf_counter() - t0
     lofi_task = asyncio.create_task(lofi_requests()) if args.lofi else None
     frames_total = int(args.minutes * 60 * SAMPLE_RATE / FRAME_SAMPLES)
@@ -131,6 +140,142 @@ async def play(args: argparse.Namespace, backend, tmp: Path, which: str) -> dict
     }
 
 
+# ---------------------------------------------------------------------------------------------- broadcast cost
+
+
+def thread_cpu(match) -> float:
+    """CPU seconds so far of the live threads `match(thread)` accepts (their own clocks: exact per thread)."""
+    import threading
+
+    total = 0.0
+    for t in threading.enumerate():
+        if t.ident is not None and match(t):
+            with contextlib.suppress(OSError):  # ended meanwhile
+                total += time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+    return total
+
+
+async def broadcast_cost(args: argparse.Namespace) -> dict:
+    """CPU of 1 and then 3 guilds listening to one station, each through the real discord.py voice client to
+    the fake voice server (as in tests/e2e/test_radio_broadcast_e2e.py), `--seconds` of audio each."""
+    runs = {str(n): await listen(n, args.seconds) for n in (1, 3)}
+    one, three = runs["1"], runs["3"]
+    per_added = (three["audio_path_cpu_s_per_audio_min"] - one["audio_path_cpu_s_per_audio_min"]) / 2
+    return {
+        "what": "CPU-seconds per minute of audio streamed: one station, 1 vs 3 guilds, fake voice server",
+        "runs": runs,
+        "audio_path_cpu_s_per_audio_min_per_added_guild": round(per_added, 3),
+        "ratio_3_to_1": round(
+            three["audio_path_cpu_s_per_audio_min"] / one["audio_path_cpu_s_per_audio_min"], 2
+        ),
+    }
+
+
+async def listen(n: int, seconds: float) -> dict:
+    """One run: the real bot in `n` guilds of the fake Discord, every guild tuned to the same station."""
+    import aiohttp
+    import discord
+    import yarl
+    from discord.player import AudioPlayer
+
+    from bot.app import LofiBot
+    from lofi.settings import Settings
+    from tests.e2e.conftest import Media, _write_midi, bot_resources, serving_stub, start_client, stop_client
+    from tests.e2e.fake_discord import FakeDiscord
+    from tests.e2e.fake_voice import FakeVoice
+    from tests.e2e.radio_helpers import ToneComposer
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-broadcast-"))
+    _write_midi(tmp / "m.mid")
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp / "c.png")
+    fake = await FakeDiscord().start()
+    voice = await FakeVoice().start()
+    fake.voice = voice
+    discord.http.Route.BASE = fake.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    guilds = [fake.guild()] + [fake.add_guild(int(fake.guild_id) + (i << 22)) for i in range(1, n)]
+    for i, g in enumerate(guilds):
+        user = fake.make_user(1_100_000_000_000_004_000 + i, f"listener{i}")
+        g.voice_states[user["id"]] = {
+            "channel_id": g.voice_channel_id,
+            "user_id": user["id"],
+            "session_id": f"l{i}",
+        }
+    settings = Settings(
+        _env_file=None,
+        discord_token=fake.token,
+        discord_guild_id=int(fake.guild_id),
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
+        database_url=f"sqlite+aiosqlite:///{tmp / 'lofi.sqlite3'}",
+        out_dir=tmp / "out",
+    )
+    stack = contextlib.AsyncExitStack()
+    worker = RenderWorker()
+    stack.callback(worker.shutdown, wait=False, cancel_futures=True)
+    composer = ToneComposer(Media(tmp / "none.mp3", tmp / "m.mid", tmp / "c.png"), executor=worker)
+    resources = await bot_resources(stack, settings, composer, serving_stub, radio_worker=worker)
+    config = RadioConfig(piece_length_s=30.0, crossfade_s=4.0, ahead_s=40.0, empty_grace_s=3600.0)
+    connector = aiohttp.TCPConnector(limit=0, ssl=voice.client_ssl_context())
+    bot = LofiBot(settings, resources, radio_config=config, connector=connector)
+    task = await start_client(bot, fake)
+    try:
+        for g in guilds:
+            guild = bot.get_guild(int(g.id))
+            await bot.radio.start(
+                guild, guild.get_channel(int(g.voice_channel_id)), int(g.channel_id), "rainy"
+            )
+        await voice.wait_session(n)
+        await voice.wait_frames(50 * n, since=time.monotonic())  # every player is streaming
+        return await measure(bot, voice, n, seconds, AudioPlayer, composer)
+    finally:
+        await stop_client(bot, task)
+        await stack.aclose()
+        await voice.close()
+        await fake.close()
+
+
+async def measure(bot, voice, n: int, seconds: float, player_class, composer) -> dict:
+    """CPU of the station's broadcast thread and of the guilds' voice players over `seconds` of audio."""
+    import threading
+
+    def is_station(t: threading.Thread) -> bool:
+        return t.name.startswith("radio-")
+
+    def is_player(t: threading.Thread) -> bool:
+        return isinstance(t, player_class)
+
+    not_fakes = lambda t: t.name != "fake-voice-udp"  # noqa: E731 (the fake server's decoding is not the bot's)
+    before = (
+        thread_cpu(is_station),
+        thread_cpu(is_player),
+        time.process_time() - thread_cpu(lambda t: not not_fakes(t)),
+    )
+    calls0, t0 = len(composer.calls), time.monotonic()
+    await asyncio.sleep(seconds)
+    after = (
+        thread_cpu(is_station),
+        thread_cpu(is_player),
+        time.process_time() - thread_cpu(lambda t: not not_fakes(t)),
+    )
+    minutes = (time.monotonic() - t0) / 60
+    station, players, process = (round((b - a) / minutes, 3) for a, b in zip(before, after, strict=True))
+    frames = voice.frames_since(t0)
+    return {
+        "guilds": n,
+        "stations_on_air": len(bot.radio.hub.stations),
+        "audio_min": round(minutes, 2),
+        "frames_received": len(frames),
+        "station_thread_cpu_s_per_audio_min": station,  # mixing + the one Opus encoding
+        "voice_players_cpu_s_per_audio_min": players,  # every guild: read the ring, encrypt, send
+        "audio_path_cpu_s_per_audio_min": round(station + players, 3),
+        "process_cpu_s_per_audio_min_less_fake_voice": process,
+        "pieces_composed_meanwhile": len(composer.calls) - calls0,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=Path, default=None)
@@ -140,8 +285,10 @@ def main() -> None:
     p.add_argument("--ahead", type=float, default=45.0)
     p.add_argument("--mood", default="chill")
     p.add_argument("--no-lofi", dest="lofi", action="store_false")
+    p.add_argument("--broadcast", action="store_true", help="measure 1 vs 3 guilds on one station instead")
+    p.add_argument("--seconds", type=float, default=60.0, help="audio streamed per run with --broadcast")
     args = p.parse_args()
-    print(json.dumps(asyncio.run(soak(args)), indent=2))
+    print(json.dumps(asyncio.run(broadcast_cost(args) if args.broadcast else soak(args)), indent=2))
 
 
 if __name__ == "__main__":
