@@ -75,8 +75,12 @@ class Settings(BaseSettings):
 
     # Workers on a job engine (Celery on Redis). Unset BROKER_URL: the bot makes its tracks in-process.
     broker_url: str | None = None  # e.g. redis://127.0.0.1:6379/0 (broker and result store)
-    job_timeout_s: float = 900.0  # the longest a track may take from queuing to result (a redelivery included)
-    job_redeliver_s: float = 300.0  # a job whose worker vanished is taken again after this (> the slowest job)
+    job_timeout_s: float = (
+        900.0  # the longest a track may take from queuing to result (a redelivery included)
+    )
+    job_redeliver_s: float = (
+        300.0  # a job whose worker vanished is taken again after this (> the slowest job)
+    )
     worker_concurrency: int = 4  # jobs one `lofi worker` runs at once (they share its generation batch)
 
     # The voice-channel radio (/lofi-radio): piece length, crossfade, audio kept composed ahead of playback

@@ -81,6 +81,15 @@ async def test_a_worker_makes_the_track_and_the_bot_gets_its_files(redis_server,
     assert stages and [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
     # the result (the files' bytes) does not stay in the broker once collected
     assert maker.app.backend.client.keys("celery-task-meta-*") == []
+    # Extend crosses the broker too: the longer track keeps the posted one's tokens as its beginning
+    longer = await maker.extend_track(
+        TrackRequest(length_s=35.0, mood="rainy", seed=3),
+        tmp_path / "longer",
+        prefix=result.tokens,
+        base=TrackRequest(length_s=20.0, mood="rainy", seed=3),
+    )
+    assert longer.tokens[: len(result.tokens) - 1] == result.tokens[:-1]
+    assert len(longer.tokens) > len(result.tokens) and longer.files.duration_s > result.files.duration_s
 
 
 async def test_a_worker_killed_mid_job_leaves_it_to_another(redis_server, workers, tmp_path):

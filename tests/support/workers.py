@@ -40,7 +40,13 @@ class Worker:
 
 
 def start_worker(
-    broker_url: str, models_dir: Path, log: Path, *, redeliver_s: float = 60.0, concurrency: int = 2, **env: str
+    broker_url: str,
+    models_dir: Path,
+    log: Path,
+    *,
+    redeliver_s: float = 60.0,
+    concurrency: int = 2,
+    **env: str,
 ) -> Worker:
     """A `lofi worker` on `broker_url` serving the members under `models_dir`, ready to take jobs."""
     environ = {k: v for k, v in os.environ.items() if k not in SECRET_VARS and k != "SERVING_ADDRESS"}
