@@ -41,3 +41,8 @@ class BotSettings(Protocol):
     radio_ahead_s: float
     vote_threshold: int
     retrain_preset: str
+
+    @property
+    def corpus_cache_dir(self) -> Path:
+        """The corpus token cache shared with `lofi train`."""
+        ...

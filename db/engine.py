@@ -57,11 +57,16 @@ def normalize_url(url: str | URL) -> URL:
         try:
             u = make_url(text)
         except ArgumentError:
-            # Never echo the whole value: it may hold a password.
-            shown = text.split("://", 1)[0][:20] + ("://..." if "://" in text else "")
+            # Never echo any of the value: what does not parse may be a password pasted on its own.
             raise InvalidDatabaseURL(
-                f"{SETTING} ({shown!r}) is not a database URL; write one such as {EXAMPLES}"
+                f"{SETTING} is not a database URL; write one such as {EXAMPLES}"
             ) from None
+        except ValueError:  # SQLAlchemy's int() of the port
+            raise InvalidDatabaseURL(
+                f"{SETTING} has a port that is not a number; write one such as {EXAMPLES}"
+            ) from None
+    if u.port is not None and not 0 < u.port < 65536:
+        raise InvalidDatabaseURL(f"{SETTING} has a port out of range (1-65535); write one such as {EXAMPLES}")
     name, _, driver = u.drivername.partition("+")
     backend = _BACKENDS.get(name.lower())
     if backend is None:

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     vote_threshold: int = 1
     retrain_preset: str = "quick"  # training preset of /lofi-retrain
 
+    @property
+    def corpus_cache_dir(self) -> Path:
+        """Where the parsed and tokenized corpus is cached: one folder for `lofi train`, `lofi corpus` and
+        `/lofi-retrain`, so none of them re-parses what another already did."""
+        return Path(self.cache_dir) / "corpus"
+
     def render_config(self) -> RenderConfig:
         """What every render takes from here: soundfont, grooves (and their cache), the MP3 size limit."""
         return RenderConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from music.errors import LengthTooLong
 from music.limits import quoted
 
 _UNITS = {
@@ -65,6 +66,8 @@ def parse_duration(text: str) -> float:
             while pos < len(text) and text[pos] == " ":
                 pos += 1
         seconds = total
+    if math.isinf(seconds):  # digits beyond a float's range: a huge length, not a zero one
+        raise LengthTooLong(f"{quoted(raw)} is too long to be a length")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{quoted(raw)}: a length must be more than 0 seconds")
     return seconds
@@ -85,7 +88,13 @@ def parse_length(text: str, min_s: float, max_s: float) -> float:
     them. The bot (`bot.transformers.DurationTransformer`, which words the error as a BadLength) and `lofi
     generate` both call this, so they accept the same lengths.
     """
-    seconds = float(parse_duration(str(text)))
+    try:
+        seconds = float(parse_duration(str(text)))
+    except LengthTooLong:
+        raise ValueError(
+            f"{quoted(text)} is too long: a track must be between {clock_text(min_s)} and "
+            f"{clock_text(max_s)} long"
+        ) from None
     if not min_s <= seconds <= max_s:
         raise ValueError(
             f"a track must be between {clock_text(min_s)} and {clock_text(max_s)} long, not {clock_text(seconds)}"

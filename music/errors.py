@@ -19,3 +19,7 @@ class RenderError(MusicError):
 
 class MoodError(MusicError, ValueError):
     """An unknown mood or an invalid mood preset file."""
+
+
+class LengthTooLong(MusicError, ValueError):
+    """A length whose digits overflow a float (thousands of digits): too long, whatever the limits."""

@@ -94,7 +94,7 @@ class RetrainService:
         data = {
             "models_dir": str(self.settings.models_dir),
             "data_paths": [str(self.settings.data_dir)],
-            "cache_dir": str(self.settings.cache_dir),
+            "cache_dir": str(self.settings.corpus_cache_dir),
             "extra_pieces": liked,
             "epochs": params.get("epochs"),
             "preset": params.get("preset") or self.settings.retrain_preset,

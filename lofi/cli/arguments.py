@@ -48,7 +48,7 @@ def data_paths(args: argparse.Namespace, settings: Settings) -> list[Path]:
 
 def corpus_cache(settings: Settings) -> Path:
     """Where the parsed and tokenized corpus is cached (`training.corpus`)."""
-    return Path(settings.cache_dir) / "corpus"
+    return settings.corpus_cache_dir
 
 
 def reports_data_errors(handler: Handler) -> Handler:
