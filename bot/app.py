@@ -135,7 +135,9 @@ class LofiBot(commands.AutoShardedBot):
         self.poster = TrackPoster(settings, self.tracks, self.queue)
         self.votes = VoteService(sessionmaker)
         self.browse = BrowseService(sessionmaker)
-        self.status_service = StatusService(sessionmaker, resources.models, settings.serving_timeout_s)
+        self.status_service = StatusService(
+            sessionmaker, resources.models, settings.serving_timeout_s, workers=resources.workers
+        )
         self.retrains = RetrainService(sessionmaker, settings, retrain_command)
         # the radio renders in its own worker process: same engine, a separate service over it
         radio_tracks = TrackService(sessionmaker, resources.radio_composer, settings.out_dir)

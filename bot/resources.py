@@ -58,6 +58,14 @@ class ModelStatus(Protocol):
         ...
 
 
+class WorkerStatus(Protocol):
+    """What `/lofi-status` asks of the job queue's workers (`jobs.remote.BrokerTrackMaker`)."""
+
+    async def worker_status(self) -> Mapping[str, int]:
+        """Each worker that answered, with the number of tracks it is making."""
+        ...
+
+
 @dataclass(frozen=True)
 class BotResources:
     """The resources the bot uses and its entry point owns.
@@ -71,6 +79,7 @@ class BotResources:
         models: the model server's status; None like `composer`.
         radio_worker: where the radio renders and decodes its pieces (a low-priority process, so that the
             numpy/pedalboard stages cannot hold the GIL the audio thread needs every 20 ms).
+        workers: with a broker, the workers that make the tracks (None: the bot makes them itself).
     """
 
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -78,3 +87,4 @@ class BotResources:
     radio_composer: TrackMaker | None
     models: ModelStatus | None
     radio_worker: Executor | None = None
+    workers: WorkerStatus | None = None

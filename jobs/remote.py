@@ -71,6 +71,16 @@ class BrokerTrackMaker:
         job = TrackJob(request, size_limit, tuple(int(t) for t in prefix), base)
         return await self.run(job, Path(out_dir), progress)
 
+    async def worker_status(self) -> dict[str, int]:
+        """Each worker that answered within a second, with the number of tracks it is making (`/lofi-status`);
+        QueueUnavailable when the broker cannot be asked."""
+        inspect = self.app.control.inspect(timeout=1.0)
+        try:
+            active = await asyncio.to_thread(inspect.active)
+        except Exception as exc:
+            raise QueueUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+        return {str(name): len(jobs) for name, jobs in (active or {}).items()}
+
     async def run(self, job: TrackJob, out_dir: Path, progress: Progress | None = None) -> TrackResult:
         """Send `job`, wait for its result within the deadline, write its files into `out_dir`."""
         task_id = f"track-{uuid.uuid4().hex}"

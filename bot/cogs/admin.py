@@ -57,6 +57,19 @@ def outcome_text(outcome: RetrainOutcome) -> str:
     return f"❌ Retrain #{outcome.run_id} failed; serving is unchanged. {outcome.message}"[:2000]
 
 
+def workers_line(report: StatusReport, *, admin: bool) -> str:
+    """Who makes the tracks when they are jobs on a broker: the workers that answered (named for admins)."""
+    workers = report.workers or {}
+    if not workers:
+        reason = f" ({report.workers_detail})" if admin and report.workers_detail else ""
+        return f"🔴 no worker answered{reason}: tracks wait in the queue until one starts"
+    busy = sum(workers.values())
+    line = f"🟢 {len(workers)} online, {busy} track{'s' if busy != 1 else ''} in progress"
+    if admin:
+        line += "\n" + "\n".join(f"`{name}`: {jobs}" for name, jobs in sorted(workers.items()))
+    return line
+
+
 def status_embed(report: StatusReport, *, admin: bool = False) -> discord.Embed:
     """The /lofi-status embed. Internals (the model server's address and raw errors, member states, retrain
     messages) are for admins; everyone else reads whether the model server is reachable."""
@@ -69,6 +82,8 @@ def status_embed(report: StatusReport, *, admin: bool = False) -> discord.Embed:
     else:
         serving = "🟢 model server: reachable" if report.serving_ok else "🔴 model server: not reachable"
     embed.add_field(name="Serving", value=serving[:1024], inline=False)
+    if report.workers is not None:
+        embed.add_field(name="Workers", value=workers_line(report, admin=admin)[:1024], inline=False)
     embed.add_field(name="Queue", value=f"{report.queue_waiting} waiting, {report.queue_running} running")
     embed.add_field(name="Tracks (24 h)", value=str(report.tracks_today))
     last = report.last_retrain if admin else report.last_retrain_public

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.queue import JobQueue
-from bot.resources import ModelStatus
+from bot.resources import ModelStatus, WorkerStatus
 from db import repository as repo
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ class StatusReport:
     last_retrain: str | None = None  # with its message (errors included): for admins
     last_retrain_public: str | None = None  # without the message
     votes_by_version: dict[str, dict[str, int]] = field(default_factory=dict)
+    workers: dict[str, int] | None = None  # with a broker: each worker that answered, its tracks in progress
+    workers_detail: str = ""  # why no worker could be asked (the broker down)
 
 
 async def _model_status(models: ModelStatus) -> dict[str, str]:
@@ -55,10 +57,12 @@ class StatusService:
         sessionmaker: async_sessionmaker[AsyncSession],
         models: ModelStatus | None,
         timeout_s: float = 5.0,
+        workers: WorkerStatus | None = None,
     ):
         self.sessionmaker = sessionmaker
         self.models = models
         self.timeout_s = timeout_s
+        self.workers = workers
 
     async def report(self, queue: JobQueue | None) -> StatusReport:
         """Gather the status (serving errors are reported, not raised)."""
@@ -71,6 +75,13 @@ class StatusService:
                 report.serving_detail = f"no answer within {self.timeout_s:.0f} s"
             except Exception as exc:
                 report.serving_detail = f"{type(exc).__name__}: {exc}"[:200]
+        if self.workers is not None:
+            report.workers = {}
+            try:
+                answered = await asyncio.wait_for(self.workers.worker_status(), self.timeout_s)
+                report.workers = {str(name): int(jobs) for name, jobs in answered.items()}
+            except Exception as exc:  # the broker down: said in the report, never raised
+                report.workers_detail = f"{type(exc).__name__}: {exc}"[:200]
         if queue is not None:
             report.queue_waiting, report.queue_running = len(queue), queue.running
         async with self.sessionmaker() as s:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.resources import BotResources, TrackMaker
+    from jobs.remote import BrokerTrackMaker
     from serving.client import ServingClient
     from serving.local import LocalBackend
 
@@ -112,8 +113,9 @@ async def open_resources(
     stack.callback(radio_worker.shutdown, wait=False, cancel_futures=True)
     composer: TrackMaker | None = None
     radio_composer: TrackMaker | None = None
+    workers: BrokerTrackMaker | None = None
     if settings.broker_url:  # tracks and radio pieces are made by `lofi worker` processes
-        composer = radio_composer = broker_track_maker(stack, settings.broker_url, settings)
+        composer = radio_composer = workers = broker_track_maker(stack, settings.broker_url, settings)
     elif backend is not None:
         engine = Composer(backend, render, executor=render_pool)
         stack.push_async_callback(engine.close)
@@ -125,6 +127,7 @@ async def open_resources(
         radio_composer=radio_composer,
         models=backend,
         radio_worker=radio_worker,
+        workers=workers,
     )
 
 
@@ -133,7 +136,9 @@ def no_model_server() -> Backend:
     raise RuntimeError("SERVING_ADDRESS is not set; the workers reach the model server")
 
 
-def broker_track_maker(stack: contextlib.AsyncExitStack, broker_url: str, settings: Settings) -> TrackMaker:
+def broker_track_maker(
+    stack: contextlib.AsyncExitStack, broker_url: str, settings: Settings
+) -> BrokerTrackMaker:
     """The engine's calls sent through the broker at `broker_url` to the workers (its connections closed by
     `stack`)."""
     from jobs.celery_app import make_celery_app

@@ -103,6 +103,41 @@ async def test_status_report_with_serving_up(sessionmaker):
     assert report.serving_ok and report.members == {"lofi_member_0": "version=3, state=AVAILABLE"}
 
 
+async def test_status_report_names_the_workers_or_says_none_answered(sessionmaker):
+    from bot.cogs.admin import status_embed
+
+    class Up:
+        async def model_status(self):
+            return {}
+
+    class Workers:
+        def __init__(self, answer):
+            self.answer = answer
+
+        async def worker_status(self):
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    def workers_field(report, admin):
+        return next(f.value for f in status_embed(report, admin=admin).fields if f.name == "Workers")
+
+    two = await StatusService(sessionmaker, Up(), 1, workers=Workers({"lofi@a-1": 2, "lofi@b-7": 1})).report(
+        None
+    )
+    assert workers_field(two, False) == "🟢 2 online, 3 tracks in progress"
+    assert "`lofi@a-1`: 2" in workers_field(two, True)
+    none = await StatusService(sessionmaker, Up(), 1, workers=Workers({})).report(None)
+    assert workers_field(none, False).startswith("🔴 no worker answered: tracks wait")
+    down = await StatusService(sessionmaker, Up(), 1, workers=Workers(ConnectionError("refused"))).report(
+        None
+    )
+    assert "refused" in workers_field(down, True) and "refused" not in workers_field(down, False)
+    # without a broker the bot makes the tracks itself: no Workers field at all
+    alone = await StatusService(sessionmaker, Up(), 1).report(None)
+    assert all(f.name != "Workers" for f in status_embed(alone, admin=True).fields)
+
+
 def _fake_runner(tmp_path, body: str) -> list[str]:
     script = tmp_path / "fake_runner.py"
     script.write_text(textwrap.dedent(body))

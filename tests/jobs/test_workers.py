@@ -65,6 +65,7 @@ def maker_on(redis_server, deadline_s: float = 240.0) -> BrokerTrackMaker:
 async def test_a_worker_makes_the_track_and_the_bot_gets_its_files(redis_server, workers, tmp_path):
     workers("one")
     maker = maker_on(redis_server)
+    assert list((await maker.worker_status()).values()) == [0]  # /lofi-status sees the idle worker
     stages: list[str] = []
     result = await maker.make_track(
         TrackRequest(length_s=20.0, mood="rainy", seed=3),
