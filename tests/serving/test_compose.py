@@ -63,12 +63,31 @@ def test_batching_config_is_mounted_and_well_formed(compose):
     assert allowed == contract.BATCH_SIZES and allowed[-1] == int(fields["max_batch_size"])
 
 
-def test_example_models_config_names_the_contract_members():
+def test_the_shipped_models_config_serves_the_shipped_members_in_tf_serving(compose):
+    """A fresh clone's `docker compose up` finds a models.config that real TF Serving can load."""
+    from training.export import models_config_text
+
+    serving = compose["services"]["serving"]
+    config_file = _flags(serving)["model_config_file"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in serving["volumes"]}
+    mount = next(target for target in mounts if config_file.startswith(target + "/"))
+    host_models = ROOT / mounts[mount].removeprefix("./")
     cfg = model_server_config_pb2.ModelServerConfig()
-    text_format.Parse((ROOT / "deploy" / contract.MODELS_CONFIG).read_text(), cfg)
-    names = [c.name for c in cfg.model_config_list.config]
-    assert names == [contract.model_name(i) for i in range(len(names))]
-    assert all(c.base_path == f"/models/{c.name}" for c in cfg.model_config_list.config)
+    text_format.Parse((host_models / config_file.removeprefix(mount + "/")).read_text(), cfg)
+    members = cfg.model_config_list.config
+    assert [c.name for c in members] == [contract.model_name(i) for i in range(len(members))]
+    shipped = sorted(p.name for p in host_models.glob(f"{contract.MODEL_PREFIX}_*"))
+    assert [c.name for c in members] == shipped
+    for c in members:
+        # the container's base path is the mounted host folder, which holds complete versions
+        folder = host_models / c.base_path.removeprefix(mount + "/")
+        assert c.base_path.startswith(mount + "/") and folder.is_dir()
+        assert any((v / "saved_model.pb").is_file() for v in folder.iterdir() if v.name.isdigit())
+        assert c.model_version_policy.latest.num_versions == 2
+    # one source of truth: what `lofi train --config-base /models` writes for these members
+    assert (host_models / contract.MODELS_CONFIG).read_text() == models_config_text(
+        host_models, len(shipped), mount
+    )
 
 
 def test_bot_talks_to_serving_and_waits_for_it(compose):
