@@ -49,12 +49,20 @@ MODELS_CONFIG = "models.config"
 # DIR/.published/<version>: written by the export after every member of that version is in place (last);
 # the embedded server and the in-process backend serve a version only once it is there.
 PUBLISHED_DIR = ".published"
+# An export stages each member in `.tmp-<pid>-...` beside its final folder (not an integer: no poller serves
+# it). The pid in the name lets the bot remove what a retrain process it saw killed left behind, and only that.
+STAGING_PREFIX = ".tmp-"
 COMBINE_METHODS = ("mean", "geometric")
 
 
 def padded_batch(rows: int) -> int:
     """The smallest of `BATCH_SIZES` that holds `rows` (rows beyond the largest are sent as they are)."""
     return next((b for b in BATCH_SIZES if b >= rows), rows)
+
+
+def staging_prefix(pid: int) -> str:
+    """The prefix of every staging file and folder an export in process `pid` creates."""
+    return f"{STAGING_PREFIX}{pid}-"
 
 
 def model_name(index: int) -> str:

@@ -3,7 +3,7 @@
 
 Layout (see `serving.contract`): `DIR/lofi_member_<i>/<version>/` with the `serving_default` and
 `manifest` signatures, `assets.extra/lofi_manifest.json` and `assets.extra/tf_serving_warmup_requests`.
-Every member is first written into a hidden staging folder beside its final place (`.tmp-...`, not an
+Every member is first written into a hidden staging folder beside its final place (`.tmp-<pid>-...`, not an
 integer, so TF Serving's poller ignores it) and only when all members are complete are they renamed into
 place, so a poller never sees a half-written version and a failed export publishes nothing.
 """
@@ -24,7 +24,7 @@ from serving import contract
 from training.errors import ExportError, ModelsNotFoundError
 
 log = logging.getLogger(__name__)
-STAGING_PREFIX = ".tmp-"
+STAGING_PREFIX = contract.STAGING_PREFIX
 
 
 def versions(models_dir: Path, member: int = 0) -> list[int]:
@@ -206,7 +206,7 @@ def write_models_config(models_dir: Path, members: int, config_base: str | None 
     """Write `DIR/models.config` atomically; returns its path."""
     models_dir = Path(models_dir)
     path = models_dir / contract.MODELS_CONFIG
-    fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=models_dir)
+    fd, tmp = tempfile.mkstemp(prefix=contract.staging_prefix(os.getpid()), dir=models_dir)
     with os.fdopen(fd, "w") as f:
         f.write(models_config_text(models_dir, members, config_base))
     os.replace(tmp, path)
@@ -231,7 +231,7 @@ def stage_ensemble(
             if final.exists():
                 raise ExportError(f"{final} already exists")
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=final.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=contract.staging_prefix(os.getpid()), dir=final.parent))
             staged.append((tmp, final))
             manifest = make_manifest(
                 i,
@@ -259,7 +259,7 @@ def mark_published(models_dir: Path, version: int, members: int) -> Path:
     """Write `DIR/.published/<version>` atomically: the version is now one complete set."""
     d = Path(models_dir) / contract.PUBLISHED_DIR
     d.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=d)
+    fd, tmp = tempfile.mkstemp(prefix=contract.staging_prefix(os.getpid()), dir=d)
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps({"version": version, "members": members, "published_at": time.time()}) + "\n")
     path = d / str(version)

@@ -4,14 +4,22 @@ Runs `training.retrain.retrain` in its own process (the bot never imports traini
 this module by name) and speaks one JSON
 object per stdout line: progress events as they come, then `{"event": "result", ...}` or
 `{"event": "error", "error": ...}`. The bot reads the lines; anything else on stdout is ignored.
+
+With `LOFI_RETRAIN_PARENT_PID` set (the bot sets it), the process dies with that parent: a bot killed with
+-9 must not leave a trainer that goes on to publish a version its database calls failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
@@ -51,11 +59,35 @@ class Emitter:
         self(event)
 
 
+PARENT_PID_ENV = "LOFI_RETRAIN_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this process as soon as `parent_pid` is no longer its parent (the parent died)."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != parent_pid:  # it died before the prctl: the kernel will not tell us any more
+        os.kill(os.getpid(), signal.SIGKILL)
+    if not armed:  # no prctl here: notice the re-parenting instead (within a second)
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one retrain from the parameters file; exit 0 with a result line, 1 with an error line."""
     parser = argparse.ArgumentParser(prog="python -m training.runner")
     parser.add_argument("--params-json", type=Path, required=True)
     args = parser.parse_args(argv)
+    if os.environ.get(PARENT_PID_ENV, "").isdigit():
+        die_with_parent(int(os.environ[PARENT_PID_ENV]))
     emit = Emitter(sys.stdout)
     sys.stdout = sys.stderr  # keep stray prints out of the protocol stream
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from db import repository as repo
 from db.errors import RetrainAlreadyRunning
 from db.models import RetrainStatus
 from music.childenv import child_env
+from serving import contract
 
 if TYPE_CHECKING:
     pass
@@ -124,8 +126,12 @@ class RetrainService:
                 stderr=asyncio.subprocess.STDOUT,
                 limit=2**22,
                 # The trainer needs no credentials: no token, key or password reaches its environment,
-                # whatever the variable's case (pydantic-settings reads `discord_token` too).
-                env=child_env({"PYTHONUNBUFFERED": "1"}, secrets=self._secrets()),
+                # whatever the variable's case (pydantic-settings reads `discord_token` too). It dies with
+                # this process (`training.runner.die_with_parent`): a bot killed with -9 leaves no trainer.
+                env=child_env(
+                    {"PYTHONUNBUFFERED": "1", "LOFI_RETRAIN_PARENT_PID": str(os.getpid())},
+                    secrets=self._secrets(),
+                ),
             )
             assert proc.stdout is not None
             async for raw in proc.stdout:
@@ -149,7 +155,11 @@ class RetrainService:
                     except Exception:
                         log.exception("retrain progress callback failed")
             code = await proc.wait()
-            if result is None and error is None:
+            if result is None:
+                self._remove_staging(proc.pid)
+            if result is None and code < 0:  # killed: its last lines (TF warnings) are not the reason
+                error = f"the training process was killed (signal {-code})"
+            elif result is None and error is None:
                 error = f"the training process exited with code {code}" + (f": {tail[-1]}" if tail else "")
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -162,6 +172,18 @@ class RetrainService:
             self.process = None
             shutil.rmtree(workdir, ignore_errors=True)
         return await self._finish(run_id, result, error, params)
+
+    def _remove_staging(self, pid: int) -> None:
+        """Remove the export staging folders process `pid` left (it died mid-export, unable to itself)."""
+        models = Path(self.settings.models_dir)
+        prefix = contract.staging_prefix(pid)
+        for parent in (models, *models.glob(f"{contract.MODEL_PREFIX}_*"), models / contract.PUBLISHED_DIR):
+            for leftover in parent.glob(f"{prefix}*"):
+                log.warning("removing %s, left by the retrain process %d", leftover, pid)
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
 
     async def _finish(
         self,

@@ -132,3 +132,22 @@ def test_crash_mid_export_publishes_nothing(tmp_path, monkeypatch):
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert export.latest_version(tmp_path) == 1
     assert json.loads((tmp_path / "lofi_member_0" / "1" / contract.MANIFEST_FILE).read_text())["version"] == 1
+
+
+def test_staging_folders_carry_the_exporters_pid(tmp_path, monkeypatch):
+    # issue 24 #2: a retrain killed mid-export cannot clean up; the bot removes `.tmp-<its pid>-*` instead
+    import os
+    from types import SimpleNamespace
+
+    staged: list[Path] = []
+
+    def killed(model, manifest, path):
+        staged.append(Path(path).parent)
+        assert Path(path).parent.is_dir()
+        raise KeyboardInterrupt  # stands for the SIGKILL no code survives
+
+    monkeypatch.setattr(export, "write_savedmodel", killed)
+    member = SimpleNamespace(inputs=[SimpleNamespace(name=contract.INPUT_TOKENS, shape=(None, 8))])
+    with pytest.raises(KeyboardInterrupt):
+        export.stage_ensemble([member], tmp_path, 1)
+    assert staged and staged[0].name.startswith(contract.staging_prefix(os.getpid()))

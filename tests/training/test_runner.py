@@ -72,3 +72,14 @@ def test_failure_is_an_error_line(tmp_path, monkeypatch, fake_training):
     rc, lines = _run(tmp_path, monkeypatch, {"epochs": 0})
     assert rc == 1
     assert lines == [{"event": "error", "error": "RuntimeError: corpus is empty"}]
+
+
+def test_the_bots_pid_makes_the_runner_die_with_it(tmp_path, monkeypatch, fake_training):
+    # issue 24 #2: the bot passes its pid; a runner started by hand (no variable) is left alone
+    armed: list[int] = []
+    monkeypatch.setattr(retrain_runner, "die_with_parent", armed.append)
+    monkeypatch.delenv(retrain_runner.PARENT_PID_ENV, raising=False)
+    _run(tmp_path, monkeypatch, {"epochs": 1})
+    monkeypatch.setenv(retrain_runner.PARENT_PID_ENV, "4242")
+    rc, _ = _run(tmp_path, monkeypatch, {"epochs": 1})
+    assert rc == 0 and armed == [4242]
