@@ -2,14 +2,16 @@
 
 A child inherits the whole environment unless it is given one; the Discord token (`DISCORD_TOKEN`, or
 `discord_token` as pydantic-settings also reads it), API keys and database passwords have no business in
-fluidsynth's or ffmpeg's. Every place that starts a child passes `env=child_env()`.
+fluidsynth's or ffmpeg's. Every place that starts a child passes `env=child_env()`, or, where it cannot (a
+multiprocessing worker), starts it inside `secrets_hidden_from_children()`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 # Variable names that hold secrets, whatever their case: DISCORD_TOKEN, discord_token, AWS_SECRET_ACCESS_KEY,
 # PGPASSWORD, OPENAI_API_KEY, GOOGLE_APPLICATION_CREDENTIALS...
@@ -45,3 +47,21 @@ def child_env(
     env = {k: v for k, v in source.items() if not is_secret(k, v, secrets)}
     env.update(extra or {})
     return env
+
+
+@contextmanager
+def secrets_hidden_from_children() -> Iterator[None]:
+    """Take the secret variables out of this process's environment while a child is started that cannot be
+    given an environment of its own (multiprocessing's spawn inherits ours), and put them back afterwards.
+
+    Nothing reads a secret from the environment after start-up (settings are read once), so the moment they
+    are missing is harmless; a variable another thread sets meanwhile is kept.
+    """
+    hidden = {k: v for k, v in os.environ.items() if is_secret(k, v)}
+    for name in hidden:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        for name, value in hidden.items():
+            os.environ.setdefault(name, value)

@@ -12,6 +12,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from music.childenv import secrets_hidden_from_children
+
 T = TypeVar("T")
 
 
@@ -24,7 +26,10 @@ def background_priority() -> None:
 
 class RenderWorker(Executor):
     """A one-process pool (spawned: the bot has gRPC and TF threads, unsafe to fork) that is replaced when it
-    breaks; usable wherever an Executor is (`loop.run_in_executor`)."""
+    breaks; usable wherever an Executor is (`loop.run_in_executor`).
+
+    The pool starts its process inside a `submit`, which is where the environment is inherited: every submit
+    runs with the secrets hidden (`music.childenv`), so the worker never holds the token or a password."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
@@ -37,7 +42,7 @@ class RenderWorker(Executor):
         )
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        with self._lock:
+        with self._lock, secrets_hidden_from_children():
             if self._pool is None:
                 self._pool = self._fresh()
             elif getattr(self._pool, "_broken", False):

@@ -100,3 +100,25 @@ def test_known_secret_values_and_extras():
     assert not is_secret("DATABASE_URL", "sqlite+aiosqlite:////tmp/x.sqlite3")
     assert not is_secret("HTTP_PROXY", "http://proxy:3128")
     assert is_secret("HTTP_PROXY", "http://user:pw@proxy:3128")
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def test_the_radios_render_worker_process_holds_no_secrets(secret_env):
+    # issue 24, defect 10: the spawned worker inherited the bot's environment, token and passwords included
+    from bot.radio.worker import RenderWorker
+
+    worker = RenderWorker()
+    try:
+        pid = worker.submit(os.getpid).result(timeout=60)
+        env = _environ_of(pid)
+        assert pid != os.getpid() and env.get("LOFI_HARMLESS") == "kept"
+        assert not set(SECRETS) & set(env)
+        assert not any(BOT_TOKEN in value or "hunter2" in value for value in env.values())
+    finally:
+        worker.shutdown()
+    # this process keeps its own (settings were read from it; they are put back once the child is started)
+    assert os.environ["DISCORD_TOKEN"] == BOT_TOKEN
