@@ -148,6 +148,12 @@ class RadioStation:
     def _needs_more(self) -> bool:
         return self.stream.queued == 0 or self.stream.remaining_s() < self.config.ahead_s
 
+    def _retry_wait(self, backoff: float) -> float:
+        """How long to wait before the next try: the backoff, but never past the audio still queued, and once
+        the listeners hear silence, `retry_s` (waiting out a 30 s backoff while the channel was already silent
+        and the server back cost 7.6-18 s of extra silence)."""
+        return min(backoff, max(self.stream.remaining_s(), self.config.retry_s))
+
     async def _run(self) -> None:
         delay = self.config.retry_s
         while True:
@@ -178,10 +184,9 @@ class RadioStation:
                             "buffered_s": self.stream.remaining_s(),
                         },
                     )
-                log.warning(
-                    "radio: piece failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay
-                )
-                await asyncio.sleep(delay)
+                wait = self._retry_wait(delay)
+                log.warning("radio: piece failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, wait)
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, self.config.retry_max_s)
                 continue
             elapsed = time.perf_counter() - t0

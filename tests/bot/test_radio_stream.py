@@ -110,3 +110,27 @@ async def test_station_reports_an_outage_and_recovers():
     # once back, the station goes on air by itself: its first piece starts sounding
     assert [k for k, _ in events] == ["down", "up", "now_playing"] and station.broadcast.on_air
     await station.stop()
+
+
+async def test_a_silent_station_does_not_wait_out_its_backoff_once_the_server_is_back():
+    # issue 24: after an outage the radio waited its full backoff (up to 30 s) although nothing was playing
+    from serving.errors import ServingUnavailable
+
+    down, tries = True, []
+
+    async def make(mood, seed):
+        tries.append(asyncio.get_running_loop().time())
+        if down:
+            raise ServingUnavailable("down")
+        return Piece(tone(1.0, 220))
+
+    cfg = RadioConfig(piece_length_s=1, crossfade_s=0.2, ahead_s=2.0, retry_s=0.1, retry_max_s=30.0)
+    station = RadioStation(make, "chill", cfg)
+    await station.start(wait_first=False)
+    await asyncio.sleep(1.6)  # long enough for the doubling backoff to have grown past 1.6 s (0.1 .. 1.6)
+    down = False
+    back = asyncio.get_running_loop().time()
+    await asyncio.wait_for(station._first.wait(), timeout=5)
+    assert asyncio.get_running_loop().time() - back < 0.5  # tried again within retry_s, not the backoff
+    assert max(b - a for a, b in zip(tries, tries[1:], strict=False)) < 0.3
+    await station.stop()
