@@ -103,6 +103,7 @@ class Track(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     bpm_requested: Mapped[float | None] = mapped_column(Float)
     bpm: Mapped[float | None] = mapped_column(Float)
+    key_requested: Mapped[str | None] = mapped_column(String(20))  # as music.keys.key_text writes it
     key: Mapped[str | None] = mapped_column(String(20))
     title: Mapped[str | None] = mapped_column(String(200))
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -45,6 +45,7 @@ async def create_track(
     length_requested_s: float,
     seed: int,
     bpm_requested: float | None = None,
+    key_requested: str | None = None,
     guild_id: int | None = None,
     channel_id: int | None = None,
 ) -> Track:
@@ -58,6 +59,7 @@ async def create_track(
         length_requested_s=length_requested_s,
         seed=seed,
         bpm_requested=bpm_requested,
+        key_requested=key_requested,
         status=TrackStatus.queued,
         created_at=utcnow(),
     )

@@ -54,17 +54,24 @@ KNOWN_ERRORS: dict[str, type[Exception]] = {
 
 
 def request_to_wire(request: TrackRequest) -> Wire:
-    return {"length_s": request.length_s, "mood": request.mood, "seed": request.seed, "bpm": request.bpm}
+    return {
+        "length_s": request.length_s,
+        "mood": request.mood,
+        "seed": request.seed,
+        "bpm": request.bpm,
+        "key": request.key,
+    }
 
 
 def request_from_wire(data: Mapping[str, Any]) -> TrackRequest:
     """The request again, validated as any request is (a bad one raises ValueError / MoodError)."""
-    bpm = data.get("bpm")
+    bpm, key = data.get("bpm"), data.get("key")  # .get: a job queued by a bot older than the field
     return TrackRequest(
         length_s=float(data["length_s"]),
         mood=str(data["mood"]),
         seed=int(data["seed"]),
         bpm=None if bpm is None else float(bpm),
+        key=None if key is None else str(key),
     )
 
 

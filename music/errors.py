@@ -23,3 +23,7 @@ class MoodError(MusicError, ValueError):
 
 class LengthTooLong(MusicError, ValueError):
     """A length whose digits overflow a float (thousands of digits): too long, whatever the limits."""
+
+
+class KeyNameError(MusicError, ValueError):
+    """A key a user asked for that is not a key name ("H minor", "Eb dorian", "")."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from music.arrange import plan_sections
 from music.errors import MoodError
 from music.form import BarPlan, plan_form
+from music.keys import key_text, parse_key
 from music.limits import MAX_BPM, MIN_BPM, SEED_MAX, quoted
 from music.score import TICKS_PER_BEAT, bar_ticks
 from music.tokens import DENSITIES, Representation
@@ -78,12 +79,14 @@ def mood_names() -> list[str]:
 
 @dataclass(frozen=True)
 class TrackRequest:
-    """What a user asked for: a length in seconds, a mood (or 'random'), a seed and an optional tempo."""
+    """What a user asked for: a length in seconds, a mood (or 'random'), a seed, an optional tempo and an
+    optional key ("Eb major"; "Eb" alone takes the mood's mode), kept as `music.keys.key_text` writes it."""
 
     length_s: float
     mood: str
     seed: int
     bpm: float | None = None
+    key: str | None = None
 
     def __post_init__(self):
         if self.mood not in mood_names():
@@ -98,6 +101,9 @@ class TrackRequest:
             isinstance(self.bpm, int | float) and MIN_BPM <= self.bpm <= MAX_BPM
         ):
             raise ValueError(f"tempo must be between {MIN_BPM} and {MAX_BPM} bpm, not {quoted(self.bpm)}")
+        if self.key is not None:
+            # One spelling per key, so that equal requests compare equal and the DB and the wire hold one form.
+            object.__setattr__(self, "key", key_text(self.key))  # KeyNameError (a ValueError) if not a key
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,8 @@ def fit_bars(
 
 
 def plan_track(request: TrackRequest, rep: Representation | None = None) -> TrackPlan:
-    """The plan for `request`: mood resolved, key and tempo drawn from the seed, length in whole bars.
+    """The plan for `request`: mood resolved, key and tempo drawn from the seed unless asked for, length in
+    whole bars.
 
     The tempo is fitted within the mood's range so that whole bars fill the requested seconds exactly
     (`fit_bars`); where they cannot, the final chord rings out over the remainder. Either way the track is
@@ -168,12 +175,17 @@ def plan_track(request: TrackRequest, rep: Representation | None = None) -> Trac
     n_bars, bpm = fit_bars(
         request.length_s, bpm, beats_per_bar, None if request.bpm is not None else mood.tempo
     )
-    tonic = rng.choice(mood.tonics)
-    header = tuple(rep.header(mood.mode, mood.time_signature, bpm, mood.density))
+    tonic, mode = rng.choice(mood.tonics), mood.mode  # drawn even with a key: nothing after reads `rng`
+    if request.key is not None:
+        # The header's mode is what the models write in and the tonic is where the decoder places their
+        # tonic-relative music, so the asked-for key is the key the track is in.
+        tonic, asked = parse_key(request.key)
+        mode = asked or mood.mode
+    header = tuple(rep.header(mode, mood.time_signature, bpm, mood.density))
     return TrackPlan(
         request,
         mood,
-        mood.mode,
+        mode,
         tonic,
         float(bpm),
         mood.time_signature,

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from compose.errors import GenerationError
 from compose.pipeline import TrackResult
 from jobs.errors import JobFailed
-from jobs.wire import TrackJob, error_to_wire, failure_of, result_from_wire, result_to_wire
-from music.errors import MoodError
+from jobs.wire import (
+    TrackJob,
+    error_to_wire,
+    failure_of,
+    request_from_wire,
+    request_to_wire,
+    result_from_wire,
+    result_to_wire,
+)
+from music.errors import KeyNameError, MoodError
 from music.request import TrackRequest, plan_track
 from music.track import TrackFiles
 from serving.errors import ServingTimeout
@@ -35,6 +45,17 @@ def test_a_job_and_an_extension_survive_the_wire():
     )
     assert TrackJob.from_wire(new.to_wire()) == new
     assert TrackJob.from_wire(longer.to_wire()) == longer
+
+
+def test_the_asked_key_crosses_the_wire_and_a_bad_one_is_refused():
+    keyed = TrackRequest(length_s=45.0, mood="rainy", seed=3, key="eb maj")
+    longer = TrackJob(replace(keyed, length_s=75.0), None, (5, 6, 7), keyed)
+    assert request_from_wire(request_to_wire(keyed)).key == "Eb major"
+    assert TrackJob.from_wire(longer.to_wire()) == longer
+    older = {k: v for k, v in request_to_wire(keyed).items() if k != "key"}  # queued by a bot before keys
+    assert request_from_wire(older).key is None
+    with pytest.raises(KeyNameError, match="is not a key"):
+        request_from_wire({**request_to_wire(keyed), "key": "H minor"})
 
 
 def test_a_result_carries_its_files_and_facts(tmp_path):

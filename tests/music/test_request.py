@@ -2,7 +2,7 @@
 
 import pytest
 
-from music.errors import MoodError
+from music.errors import KeyNameError, MoodError
 from music.request import TrackRequest, load_moods, mood_names, plan_track
 from music.score import TICKS_PER_BEAT, bar_ticks
 
@@ -47,6 +47,11 @@ def test_explicit_tempo_is_kept_and_bars_are_whole():
         ({"length_s": -5, "mood": "chill", "seed": 1}, ValueError, "positive"),
         ({"length_s": float("nan"), "mood": "chill", "seed": 1}, ValueError, "positive"),
         ({"length_s": 60, "mood": "chill", "seed": 1, "bpm": 500}, ValueError, "between 40 and 200"),
+        (
+            {"length_s": 60, "mood": "chill", "seed": 1, "key": "H minor"},
+            KeyNameError,
+            "'H minor' is not a key",
+        ),
     ],
 )
 def test_bad_requests_say_what_is_wrong(kwargs, error, message):
@@ -59,3 +64,34 @@ def test_a_malformed_mood_file_names_the_mood(tmp_path):
     bad.write_text('[foggy]\nmode = "minor"\n')
     with pytest.raises(MoodError, match="foggy"):
         load_moods(bad)
+
+
+def test_an_asked_key_is_the_planned_key_and_changes_nothing_else():
+    drawn = plan_track(TrackRequest(60, "rainy", 4))
+    keyed = plan_track(TrackRequest(60, "rainy", 4, key="Eb major"))
+    assert (keyed.tonic, keyed.mode) == (3, "major")  # the mood is minor: the key's own mode wins
+    assert keyed.header[1] == "MODE_major"  # the models are asked to write in major
+    assert keyed.header[2:] == drawn.header[2:]
+    for same in ("bpm", "n_bars", "form", "mood", "temperature"):
+        assert getattr(keyed, same) == getattr(drawn, same), same
+
+
+def test_a_key_without_a_mode_takes_the_moods_mode():
+    rainy, sunny = (plan_track(TrackRequest(60, mood, 1, key="f#")) for mood in ("rainy", "sunny"))
+    assert (rainy.tonic, rainy.mode) == (6, "minor") and (sunny.tonic, sunny.mode) == (6, "major")
+    random_mood = plan_track(TrackRequest(60, "random", 9, key="D"))
+    assert (random_mood.tonic, random_mood.mode) == (2, random_mood.mood.mode)
+
+
+def test_every_key_is_planned_as_asked():
+    for tonic in range(12):
+        for mode in ("major", "minor"):
+            name = f"{('C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B')[tonic]} {mode}"
+            plan = plan_track(TrackRequest(30, "chill", tonic, key=name))
+            assert (plan.tonic, plan.mode) == (tonic, mode), name
+
+
+def test_the_request_keeps_one_spelling_of_the_key():
+    assert TrackRequest(60, "chill", 1, key=" bbMin ") == TrackRequest(60, "chill", 1, key="Bb minor")
+    assert TrackRequest(60, "chill", 1, key="c").key == "C"
+    assert TrackRequest(60, "chill", 1).key is None
