@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--mood", default="random", help="a mood from music/moods.toml, or random (default)")
     g.add_argument("--seed", type=int, help="random seed (default: a random one)")
     g.add_argument("--bpm", type=float, help="tempo (default: drawn from the mood)")
+    g.add_argument(
+        "--key",
+        help='key, e.g. "A minor", "Eb major", "F#m"; a note alone takes the mood\'s mode (default: drawn)',
+    )
     g.add_argument("--out", type=Path, help="write the MP3 here (the MIDI and cover go beside it)")
     g.add_argument("--json", action="store_true", help="print the result (files, versions, timings) as JSON")
     g.add_argument("--serving", help="HOST:PORT of TF Serving (default: settings, else an embedded server)")
@@ -55,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         mood=args.mood,
         seed=args.seed,
         bpm=args.bpm,
+        key=args.key,
         out=args.out,
         as_json=args.json,
         serving=args.serving,
@@ -71,6 +76,7 @@ def generate(
     mood: str,
     seed: int | None,
     bpm: float | None = None,
+    key: str | None = None,
     out: Path | None = None,
     as_json: bool = False,
     serving: str | None = None,
@@ -98,6 +104,7 @@ def generate(
             mood=mood,
             seed=seed if seed is not None else random.randint(0, SEED_MAX),
             bpm=bpm,
+            key=key,
         )
         out_dir = _writable_out_dir(out, Path(settings.out_dir) / f"cli-{request.seed}")
     except ValueError as exc:
