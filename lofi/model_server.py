@@ -9,7 +9,9 @@ server's store in this process and called directly (no port at all).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -43,14 +45,31 @@ def live_address(address: str | None, timeout_s: float) -> str | None:
     return None
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether binding `host`:`port` fails because another process holds it (gRPC binds with SO_REUSEADDR
+    too). Asked before TensorFlow and gRPC load, so the refusal is one line, not their start-up noise."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def start_embedded(
     models_dir: Path, *, long_lived: bool, port: int = 0, warmup_batch_sizes: set[int] | None = frozenset({1})
 ):
     """An embedded server over `models_dir`, started; None when it cannot serve.
 
-    long_lived: bind `port` on all interfaces and poll for new versions (failures are logged, not raised);
+    long_lived: bind `port` on all interfaces and poll for new versions (PortUnavailable when another
+    process holds the port; other failures are logged, not raised);
     otherwise a free loopback port with no polling, and None when `models_dir` holds no members.
     """
+    from serving.errors import PortUnavailable
+
+    if long_lived and port and port_taken("0.0.0.0", port):
+        raise PortUnavailable(f"port {port} is held by another process")
     from serving.server import EmbeddedServer, config_for_models_dir
 
     if long_lived:
@@ -58,6 +77,8 @@ def start_embedded(
             server = EmbeddedServer(
                 config_for_models_dir(models_dir), port=port, poll_s=1.0, models_dir=models_dir
             ).start()
+        except PortUnavailable:
+            raise  # the owner refuses to start: whatever holds the port is not ours to compose through
         except Exception:
             log.exception("could not start the embedded model server; tracks will fail until serving is up")
             return None

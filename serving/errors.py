@@ -29,3 +29,7 @@ class VocabularyMismatch(ServingError):
 
 class ContractError(ServingError):
     """A model does not follow `serving.contract` (missing signature, bad window, malformed manifest)."""
+
+
+class PortUnavailable(ServingError):
+    """The embedded model server cannot listen on its port (another process holds it)."""

@@ -45,6 +45,7 @@ from serving.backend import (
     tensor_to_array,
     version_dirs,
 )
+from serving.errors import PortUnavailable
 
 if TYPE_CHECKING:
     from tensorflow_serving.apis import model_pb2
@@ -691,9 +692,12 @@ class EmbeddedServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.store, allow_reload=allow_config_reload, models_root=root), self.server
         )
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # grpc's "Failed to bind": in use (SO_REUSEPORT is off, so never shared)
+            self.port = 0
         if not self.port:
-            raise OSError(f"cannot bind {host}:{port}")
+            raise PortUnavailable(f"cannot listen on {host}:{port}: another process holds the port")
         self.address = f"{host if host not in ('0.0.0.0', '[::]') else '127.0.0.1'}:{self.port}"
 
     def start(self) -> EmbeddedServer:

@@ -183,6 +183,33 @@ def _refusal(settings: Settings, token: str) -> str | None:
     return None
 
 
+def _open_model_server(
+    stack: contextlib.ExitStack, settings: Settings, *, embedded: bool
+) -> tuple[str | None, object | None] | None:
+    """(address, embedded server or None) for the bot, closed by `stack`; None, after one line on stderr,
+    when SERVING_PORT is held by another process (with a broker, `embedded` is False: workers hold models)."""
+    from lofi.model_server import embedded_model_server
+    from serving.errors import PortUnavailable
+
+    try:
+        return stack.enter_context(
+            embedded_model_server(
+                settings.serving_address,
+                settings.models_dir,
+                long_lived=True,
+                port=settings.serving_port,
+                embedded=embedded,
+            )
+        )
+    except PortUnavailable:  # never compose through a server this bot neither started nor was told to use
+        print(
+            f"lofi bot: SERVING_PORT {settings.serving_port} is held by another process; stop it, set "
+            "SERVING_PORT to a free port, or set SERVING_ADDRESS to the model server to use.",
+            file=sys.stderr,
+        )
+        return None
+
+
 def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> int:
     """Start the bot; exit 2 with a clear message when DISCORD_TOKEN is missing.
 
@@ -198,15 +225,11 @@ def run_bot(settings: Settings, *, sync: bool = True, embedded: bool = True) -> 
     from lofi.logsafe import install_redaction
 
     install_redaction().add_secret(token)  # the exact token, whatever it looks like, never reaches a log
-    from lofi.model_server import embedded_model_server
-
-    with embedded_model_server(
-        settings.serving_address,
-        settings.models_dir,
-        long_lived=True,
-        port=settings.serving_port,
-        embedded=embedded and not settings.broker_url,  # with a broker, the workers hold the models
-    ) as (address, server):
+    with contextlib.ExitStack() as stack:
+        opened = _open_model_server(stack, settings, embedded=embedded and not settings.broker_url)
+        if opened is None:
+            return 2
+        address, server = opened
         settings = settings.model_copy(update={"serving_address": address})
         make_backend: Callable[[], Backend]
         if server is not None:  # the bot calls the store it embeds directly; other processes use gRPC
