@@ -14,6 +14,10 @@ class BadLength(BotError):
     """A track length that cannot be parsed or is outside the allowed range."""
 
 
+class BadKey(BotError):
+    """A musical key that is not a key name ("H minor")."""
+
+
 class BadOption(BotError):
     """A slash-command option that does not fit its declaration (type, range, choices, required)."""
 

@@ -1,4 +1,4 @@
-"""Parameter transformers: user input becomes typed values, or a BadLength the error handler explains."""
+"""Parameter transformers: user input becomes typed values, or a BadLength / BadKey the error handler explains."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import discord
 from discord import app_commands
 
 from bot.config import BotSettings
-from bot.errors import BadLength
+from bot.errors import BadKey, BadLength
 from bot.interactions import lofi_bot
 from music.durations import parse_duration, parse_length
+from music.errors import KeyNameError
+from music.keys import key_text, suggest_keys
 
 
 def _settings(interaction: discord.Interaction) -> BotSettings:
@@ -44,3 +46,32 @@ class DurationTransformer(app_commands.Transformer):
 
 
 Duration = app_commands.Transform[float, DurationTransformer]
+
+
+class KeyTransformer(app_commands.Transformer):
+    """A key name ("A minor", "Eb major", "F#m", or "C" for the mood's mode) to the request's spelling of it.
+
+    Autocomplete offers the 24 keys, but Discord lets the user send any text: the music layer's parser is
+    the one judge, and its message (the form expected) is what the user reads."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.string
+
+    @property
+    def max_value(self) -> int:
+        return 20  # the longest key name is 8 characters ("Eb minor"); room for spaces and "major"
+
+    async def transform(self, interaction: discord.Interaction, value: str) -> str:
+        try:
+            return key_text(value)
+        except KeyNameError as exc:
+            raise BadKey(f"Bad key: {exc}.") from None
+
+    async def autocomplete(
+        self, interaction: discord.Interaction, value: int | float | str
+    ) -> list[app_commands.Choice[int | float | str]]:
+        return [app_commands.Choice[int | float | str](name=k, value=k) for k in suggest_keys(str(value))]
+
+
+Key = app_commands.Transform[str, KeyTransformer]

@@ -1,4 +1,4 @@
-"""`/lofi length mood [seed] [tempo]`: validate, then the bot's poster queues, shows progress and posts."""
+"""`/lofi length mood [seed] [tempo] [key]`: validate, then the bot's poster queues, shows progress and posts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.app import LofiBot
 from bot.format import MOOD_CHOICES
-from bot.transformers import Duration
+from bot.transformers import Duration, Key
 from music.limits import MAX_BPM, MIN_BPM, SEED_MAX
 from music.request import TrackRequest
 
@@ -27,6 +27,7 @@ class Lofi(commands.Cog):
         mood="The mood of the track",
         seed="Same seed, same track (optional)",
         tempo="Beats per minute (optional)",
+        key='Key, e.g. "A minor" or "Eb major"; a note alone takes the mood\'s mode (optional)',
     )
     @app_commands.choices(mood=MOOD_CHOICES)
     async def lofi(
@@ -36,6 +37,7 @@ class Lofi(commands.Cog):
         mood: app_commands.Choice[str],
         seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
         tempo: app_commands.Range[int, MIN_BPM, MAX_BPM] | None = None,
+        key: Key | None = None,
     ) -> None:
         """Compose a track for the caller."""
         request = TrackRequest(
@@ -43,6 +45,7 @@ class Lofi(commands.Cog):
             mood=mood.value,
             seed=seed if seed is not None else random.randint(0, SEED_MAX),
             bpm=float(tempo) if tempo is not None else None,
+            key=key,
         )
         await self.bot.poster.make_and_post(interaction, request)
 

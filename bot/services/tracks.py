@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,6 +125,7 @@ class TrackService:
                 length_requested_s=request.length_s,
                 seed=request.seed,
                 bpm_requested=request.bpm,
+                key_requested=request.key,
             )
             return track.id
 
@@ -233,6 +234,7 @@ class TrackService:
                 mood=track.mood_requested,
                 seed=seed,
                 bpm=track.bpm_requested,
+                key=track.key_requested,
             )
 
     async def extension_of(
@@ -249,13 +251,14 @@ class TrackService:
             mood=track.mood_requested,
             seed=track.seed,
             bpm=track.bpm_requested,
+            key=track.key_requested,
         )
         length = float(track.length_s or track.length_requested_s) + extra_s
         if length > max_length_s:
             raise BadLength(
                 f"That would make it {length:.0f} s long; the longest track is {max_length_s:.0f} s."
             )
-        request = TrackRequest(length_s=length, mood=base.mood, seed=base.seed, bpm=base.bpm)
+        request = replace(base, length_s=length)  # everything else as asked, the key too
         return request, Extension(tuple(int(t) for t in track.tokens), base)
 
     async def midi_of(self, track_id: int) -> Path:

@@ -1673,6 +1673,34 @@ class FakeDiscord:
         payload["data"] = data
         return await self._deliver(payload, state)
 
+    async def send_autocomplete(
+        self,
+        command_name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        user: dict[str, Any] | None = None,
+        guild_id: int | str | None = None,
+    ) -> InteractionState:
+        """Dispatch an APPLICATION_COMMAND_AUTOCOMPLETE INTERACTION_CREATE (type 4): the user is typing
+        ``options[focused]`` (the other options as typed so far) into an option the command declared with
+        ``autocomplete``, as Discord sends only for those. The bot's answer is callback type 8, whose choices
+        the spec bounds (25 at most) like every other request body."""
+        guild = self.guild(guild_id)
+        cmd = self.find_command(command_name, guild.id)
+        declared = {o["name"]: o for o in cmd.get("options") or []}
+        if not declared.get(focused, {}).get("autocomplete"):
+            raise KeyError(f"option {focused!r} of /{command_name} is not declared with autocomplete")
+        payload, state = self._base_interaction(4, user, None, guild)
+        typed = self._typed_options(cmd.get("options") or [], options)
+        for option in typed:
+            if option["name"] == focused:
+                option["focused"] = True
+        payload["data"] = {"id": cmd["id"], "name": cmd["name"], "type": cmd.get("type", 1), "options": typed}
+        if "guild_id" in cmd:
+            payload["data"]["guild_id"] = cmd["guild_id"]
+        return await self._deliver(payload, state)
+
     async def send_component(
         self,
         custom_id: str,
