@@ -131,7 +131,7 @@ class LofiBot(commands.AutoShardedBot):
         self.queue = JobQueue(
             maxsize=settings.queue_size, workers=settings.workers, cooldown_s=settings.cooldown_s
         )
-        self.tracks = TrackService(sessionmaker, resources.composer, settings.out_dir)
+        self.tracks = TrackService(sessionmaker, resources.composer, settings.out_dir, settings.out_max_bytes)
         self.poster = TrackPoster(settings, self.tracks, self.queue)
         self.votes = VoteService(sessionmaker)
         self.browse = BrowseService(sessionmaker)
@@ -140,7 +140,9 @@ class LofiBot(commands.AutoShardedBot):
         )
         self.retrains = RetrainService(sessionmaker, settings, retrain_command)
         # the radio renders in its own worker process: same engine, a separate service over it
-        radio_tracks = TrackService(sessionmaker, resources.radio_composer, settings.out_dir)
+        radio_tracks = TrackService(
+            sessionmaker, resources.radio_composer, settings.out_dir, settings.out_max_bytes
+        )
         size_limit = settings.upload_limit_bytes
 
         async def compose_piece(request: TrackRequest, who: Requester) -> TrackInfo:

@@ -27,6 +27,7 @@ class BotSettings(Protocol):
     database_url: str
     data_dir: Path
     out_dir: Path
+    out_max_bytes: int
     cache_dir: Path
     soundfont: Path
     upload_limit_bytes: int

@@ -75,3 +75,13 @@ class TrackGone(BotError):
 
     def __init__(self) -> None:
         super().__init__("That track is no longer available.")
+
+
+class DiskFull(BotError):
+    """The disk the tracks are written to is full (the failed track's files are already removed)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The bot's disk is full, so it cannot save this track; an admin has to free some space. "
+            "Please try again later."
+        )

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'lofi.sqlite3'}"
     data_dir: Path = ROOT / "data" / "corpus"
     out_dir: Path = ROOT / "out"
+    # out/ is trimmed to this, oldest track folders first, before each track (posted tracks live on Discord;
+    # a button on a trimmed one says the track is gone). 0: never trimmed.
+    out_max_bytes: int = Field(default=2 * 1024**3, ge=0)
     cache_dir: Path = ROOT / ".cache"
 
     # Sound

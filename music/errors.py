@@ -17,6 +17,10 @@ class RenderError(MusicError):
     """Rendering audio failed: missing or broken soundfont, FluidSynth failure, silent output."""
 
 
+class OutOfSpace(RenderError):
+    """The disk a track is written to is full (ENOSPC): said as such, never as an encoder problem."""
+
+
 class MoodError(MusicError, ValueError):
     """An unknown mood or an invalid mood preset file."""
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from music.childenv import child_env
-from music.errors import RenderError
+from music.errors import OutOfSpace, RenderError
 
 BITRATES_KBPS = (320, 256, 192, 160, 128, 96, 64)
 HEADROOM_BYTES = 64 * 1024  # ID3 tags, the Xing header and encoder padding
@@ -77,8 +77,11 @@ def _encode(
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RenderError(f"MP3 encoding failed: {exc}") from exc
+    err = proc.stderr.decode(errors="replace").strip()[-500:]
+    if "No space left on device" in err:  # ffmpeg exits 0 with a truncated file on a full disk
+        Path(path).unlink(missing_ok=True)
+        raise OutOfSpace(f"the disk is full: cannot write {Path(path).name} in {Path(path).parent}")
     if proc.returncode != 0 or not Path(path).is_file():
-        err = proc.stderr.decode(errors="replace").strip()[-500:]
         raise RenderError(
             f"MP3 encoding failed (ffmpeg exit {proc.returncode}; is it built with libmp3lame?): {err}"
         )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import re
@@ -18,6 +19,7 @@ import numpy as np
 from music import buses, synth
 from music.arrange import MIDI_TPB, Arrangement, arrange, mido_key
 from music.drums import GrooveLibrary, load_library
+from music.errors import OutOfSpace
 from music.export import write_cover, write_mp3
 from music.master import master
 from music.progress import Progress, Stage
@@ -131,14 +133,35 @@ def render_track(
     Returns:
         The files and facts of the track.
     Raises:
-        RenderError: soundfont or FluidSynth problems, silent output.
+        RenderError: soundfont or FluidSynth problems, silent output; OutOfSpace (one) for a full disk.
+        Whatever fails, the track's files are removed.
     """
-    report = progress or (lambda *_: None)
-    render = render or RenderConfig()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     title = score.title or track_title(plan.mood.name, plan.request.seed)
     slug = re.sub(r"[^a-z0-9]+", "-", f"{title}-{plan.mood.name}-{plan.request.seed}".lower()).strip("-")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _render_files(score, plan, out_dir, slug, title, render or RenderConfig(), progress)
+    except BaseException as exc:
+        # A failed track leaves nothing: a partial MP3, or a 0-byte MIDI of a full disk, is never a result.
+        for suffix in (".mid", ".mp3", ".png"):
+            (out_dir / f"{slug}{suffix}").unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise OutOfSpace(f"the disk is full: cannot write the track in {out_dir}") from exc
+        raise
+
+
+def _render_files(
+    score: Score,
+    plan: TrackPlan,
+    out_dir: Path,
+    slug: str,
+    title: str,
+    render: RenderConfig,
+    progress: Progress | None,
+) -> TrackFiles:
+    """`render_track`'s steps, writing `slug`.mid, .mp3 and .png in `out_dir`."""
+    report = progress or (lambda *_: None)
     timings: dict[str, float] = {}
     report(Stage.ARRANGING)
     with _timer(timings, "arrange"):

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.errors import BadLength, TrackGone, UploadTooLarge
+from bot.errors import BadLength, DiskFull, TrackGone, UploadTooLarge
 from bot.resources import TrackMaker
 from bot.services.common import Requester, jsonable
+from bot.services.outdir import disk_full, prune, track_dir
 from db import repository as repo
 from db.models import Track, TrackStatus
 from music.progress import Progress
@@ -103,14 +105,20 @@ def extra_lengths(length_s: float, max_length_s: float) -> list[tuple[str, float
 class TrackService:
     """One track's life: record the request, run the engine, record the outcome (one transaction each).
 
-    `maker` is None when the bot has no model server (jobs then fail with ServingUnavailable)."""
+    `maker` is None when the bot has no model server (jobs then fail with ServingUnavailable). A failed
+    track's files are removed; before each track `out_dir` is trimmed to `out_max_bytes` (0: unbounded)."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], maker: TrackMaker | None, out_dir: Path
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        maker: TrackMaker | None,
+        out_dir: Path,
+        out_max_bytes: int = 0,
     ):
         self.sessionmaker = sessionmaker
         self.maker = maker
         self.out_dir = Path(out_dir)
+        self.out_max_bytes = out_max_bytes
 
     async def create(self, request: TrackRequest, who: Requester) -> int:
         """Record a queued track for `request`; returns its id."""
@@ -162,6 +170,9 @@ class TrackService:
                 await asyncio.shield(self.fail(track_id, exc if str(exc) else type(exc).__name__))
             except Exception:
                 log.exception("could not mark track %s failed", track_id)
+            shutil.rmtree(track_dir(self.out_dir, track_id), ignore_errors=True)  # a failed track: no files
+            if disk_full(exc):
+                raise DiskFull() from exc
             raise
         return info
 
@@ -175,7 +186,8 @@ class TrackService:
     ) -> TrackResult:
         if self.maker is None:
             raise ServingUnavailable("no serving client")
-        out = self.out_dir / f"track-{track_id:06d}"
+        out = track_dir(self.out_dir, track_id)
+        await asyncio.to_thread(prune, self.out_dir, self.out_max_bytes)  # room first, then the folder
         out.mkdir(parents=True, exist_ok=True)
         if extension is None:
             return await self.maker.make_track(request, out, progress=progress, size_limit=size_limit)

@@ -12,8 +12,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lofi.settings import Settings, get_settings
@@ -162,6 +165,19 @@ async def serve(settings: Settings, token: str, make_backend: Callable[[], Backe
             await bot.start(token)
 
 
+def out_dir_problem(out_dir: Path) -> str | None:
+    """Why tracks cannot be written to OUT_DIR (made if missing), or None: proven by creating a file there,
+    since a read-only OUT_DIR would otherwise start a bot whose every track fails."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".lofi-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"OUT_DIR {out_dir} is not writable ({exc.strerror or exc}); the tracks are written there."
+    return None
+
+
 def _refusal(settings: Settings, token: str) -> str | None:
     """Why the bot cannot start with these settings (checked before logging in), or None."""
     if not token:
@@ -176,6 +192,9 @@ def _refusal(settings: Settings, token: str) -> str | None:
         check_database_url(settings.database_url)  # a wrong URL or folder is one line, not a traceback
     except DatabaseConfigError as exc:
         return str(exc)
+    problem = out_dir_problem(Path(settings.out_dir))
+    if problem:
+        return problem
     if settings.broker_url:
         from jobs.celery_app import broker_problem
 
