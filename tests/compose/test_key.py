@@ -1,11 +1,12 @@
 """An asked key is the key of the track: the plan's, the one the shipped models write in (the header's mode,
 decoded at the key's tonic) and the arranger voices, as music21's key finder reads the arranged MIDI.
 
-The key finder is the one `bench/bench_music.py` scores the moods with (`find_key`: music21's Krumhansl-style
-analysis of the whole file). The shipped models and the seeds fix every track, so the counts below only move
+The key finder is the one `bench/bench_music.py` scores the moods with (`find_key`: music21's `analyze('key')`
+on the whole file). The shipped models and the seeds fix every track, so the counts below only move
 when the models are retrained; measured 2026-12-04: 186 of 192 tracks (the 24 keys, 8 seeds each) and 124 of
 128 (4 moods in their own and the other mode, 16 seeds each) read as asked; the misses read a fifth above or
-the relative minor, as the key finder also reads 18% of the corpus's own songs.
+the relative minor, as the key finder also misreads about 18% of
+the corpus's own songs (bench/results/music-shipped-2026-12-01.json).
 """
 
 from __future__ import annotations
