@@ -13,7 +13,7 @@ from music.arrange import plan_sections
 from music.errors import MoodError
 from music.form import BarPlan, plan_form
 from music.keys import key_text, parse_key
-from music.limits import MAX_BPM, MIN_BPM, SEED_MAX, quoted
+from music.limits import LONGEST_TRACK_S, MAX_BPM, MIN_BPM, SEED_MAX, quoted
 from music.score import TICKS_PER_BEAT, bar_ticks
 from music.tokens import DENSITIES, Representation
 
@@ -95,6 +95,10 @@ class TrackRequest:
             isinstance(self.length_s, int | float) and self.length_s > 0 and math.isfinite(self.length_s)
         ):
             raise ValueError(f"length must be a positive number of seconds, not {quoted(self.length_s)}")
+        if self.length_s > LONGEST_TRACK_S:  # planning and composing grow with the length: bound them first
+            raise ValueError(
+                f"length must be at most {LONGEST_TRACK_S:.0f} s (one hour), not {quoted(self.length_s)}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
             raise ValueError(f"seed must be a whole number from 0 to {SEED_MAX}, not {quoted(self.seed)}")
         if self.bpm is not None and not (
@@ -149,9 +153,12 @@ def fit_bars(
         lo, hi = tempo
         first = max(2, math.ceil(length_s / bar_s(lo) - 1e-9))
         last = math.floor(length_s / bar_s(hi) + 1e-9)
-        fits = [(abs(n * beats_per_bar * 60.0 / length_s - bpm), n) for n in range(first, last + 1)]
-        if fits:
-            n = min(fits)[1]
+        if first <= last:
+            # the tempo grows with the bar count: the nearest is one of the two counts around `bpm`'s
+            # (constant time: no list of every count in range, which was millions for long lengths)
+            ideal = length_s * bpm / (beats_per_bar * 60.0)
+            near = {min(max(c, first), last) for c in (math.floor(ideal), math.ceil(ideal))}
+            n = min(near, key=lambda c: (abs(c * beats_per_bar * 60.0 / length_s - bpm), c))
             return n, n * beats_per_bar * 60.0 / length_s
         bpm = hi
     return max(2, math.floor(length_s / bar_s(bpm) + 1e-9)), float(bpm)

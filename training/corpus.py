@@ -49,7 +49,10 @@ MAX_ENTRY_BYTES = MAX_FILE_BYTES  # one member, uncompressed
 MAX_TOTAL_BYTES = 2 * 1024**3  # all members of one archive, uncompressed
 MAX_RATIO = 100  # uncompressed / compressed, for members above RATIO_MIN_BYTES
 RATIO_MIN_BYTES = 64 * 1024
-MAX_ENTRIES = 200_000
+# Python's zipfile holds a ZipInfo per central-directory entry, and the run keeps a name, key and entry per
+# file: ~8 KB a member (199,999 tiny members peaked at 1.58 GB). Archives are refused above this count, read
+# from the end record before the directory is, so memory no longer follows a hostile archive's member count.
+MAX_ENTRIES = 20_000
 MAX_IN_FLIGHT_BYTES = 64 * 1024**2  # file bytes read but not yet parsed, all workers together
 PARSE_TIMEOUT_S = 60.0  # wall time one file may take to parse in a worker before it is skipped
 PARSE_MEMORY_BYTES = 2 * 1024**3  # address space one worker may add while parsing one file
@@ -131,6 +134,10 @@ def safe_member_name(name: str) -> PurePosixPath | None:
 def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Iterator[SourceFile]:
     """The music members of the zip at `path`, read in memory; bad members go to `skipped`."""
     label = label or path.name
+    count = _entry_count(path)
+    if count is not None and count > MAX_ENTRIES:
+        skipped.append((label, f"archive has {count} entries, more than the {MAX_ENTRIES} allowed"))
+        return
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, zipfile.LargeZipFile) as exc:
@@ -171,6 +178,16 @@ def iter_zip(path: Path, skipped: list[tuple[str, str]], label: str = "") -> Ite
             yield SourceFile(name, _source_of(rel, ""), data, sidecars)
 
 
+def _entry_count(path: Path) -> int | None:
+    """The number of entries the archive's end record declares (None if unreadable: ZipFile says why)."""
+    try:
+        with open(path, "rb") as fh:
+            end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # reads the tail only, zip64 too
+    except OSError:
+        return None
+    return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # type: ignore[attr-defined]
+
+
 def _safe_members(
     zf: zipfile.ZipFile, label: str, skipped: list[tuple[str, str]]
 ) -> dict[PurePosixPath, zipfile.ZipInfo] | None:
@@ -178,7 +195,7 @@ def _safe_members(
     alone (nothing is inflated yet); None when the archive as a whole is too big to read at all."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
-        skipped.append((label, f"archive has more than {MAX_ENTRIES} entries"))
+        skipped.append((label, f"archive has {len(infos)} entries, more than the {MAX_ENTRIES} allowed"))
         return None
     total = 0
     safe: dict[PurePosixPath, zipfile.ZipInfo] = {}

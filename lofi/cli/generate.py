@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from lofi.settings import Settings, get_settings
@@ -93,6 +94,7 @@ def generate(
     from music.limits import SEED_MAX
     from music.request import TrackRequest
 
+    started = time.monotonic()  # --max-seconds bounds the whole job from here
     try:
         longest = settings.max_length_s
         if max_length is not None:
@@ -120,6 +122,7 @@ def generate(
             serving or settings.serving_address,
             models or settings.models_dir,
             max_seconds,
+            started,
         )
     )
 
@@ -154,6 +157,27 @@ async def _generate(
     address,
     models: Path,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    started: float | None = None,
+) -> int:
+    deadline = (started if started is not None else time.monotonic()) + max_seconds
+    try:
+        # loading the models, composing and rendering: all within --max-seconds of the start
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+            return await _make(settings, request, out, out_dir, as_json, address, models, deadline)
+    except TimeoutError:
+        print(f"lofi generate: gave up after --max-seconds {max_seconds:g} s", file=sys.stderr)
+        return 1
+
+
+async def _make(
+    settings: Settings,
+    request,
+    out: Path | None,
+    out_dir: Path,
+    as_json: bool,
+    address,
+    models: Path,
+    deadline: float,
 ) -> int:
     from lofi.model_server import one_shot_backend
     from music.errors import MusicError
@@ -181,8 +205,9 @@ async def _generate(
 
             composer = Composer(backend, settings.render_config())
             try:
+                left = max(deadline - time.monotonic(), 0.001)
                 result = await composer.make_track(
-                    request, out_dir, progress=progress, options=SamplingOptions(max_seconds=max_seconds)
+                    request, out_dir, progress=progress, options=SamplingOptions(max_seconds=left)
                 )
             finally:
                 await composer.close()
