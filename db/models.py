@@ -1,4 +1,4 @@
-"""The tables: tracks, votes on them, retrain runs and radio stations (SQLAlchemy 2.0 declarative style)."""
+"""The tables: tracks, votes on them, retrain runs, radio stations and custom stations (SQLAlchemy 2.0 style)."""
 
 from __future__ import annotations
 
@@ -193,3 +193,20 @@ class RadioStation(Base):
     now_playing_track_id: Mapped[int | None] = mapped_column(Integer)
     message_id: Mapped[int | None] = mapped_column(Snowflake)
     updated_at: Mapped[datetime] = mapped_column(_tz, default=utcnow, onupdate=utcnow)
+
+
+class CustomStation(Base):
+    """A radio station a guild's admin created (`/lofi-radio station-create`): a name, unique in its guild, for
+    a mood with an optional tempo and key. Guilds with the same recipe share one broadcast (`bot.radio.recipes`)."""
+
+    __tablename__ = "radio_custom_stations"
+    __table_args__ = (UniqueConstraint("guild_id", "name", name="uq_radio_custom_stations_guild_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(Snowflake)
+    name: Mapped[str] = mapped_column(String(32))
+    mood: Mapped[str] = mapped_column(String(40))
+    bpm: Mapped[int | None] = mapped_column(Integer)
+    key: Mapped[str | None] = mapped_column(String(20))  # as music.keys.key_text writes it
+    created_by: Mapped[int | None] = mapped_column(Snowflake)
+    created_at: Mapped[datetime] = mapped_column(_tz, default=utcnow)
