@@ -85,3 +85,20 @@ class DiskFull(BotError):
             "The bot's disk is full, so it cannot save this track; an admin has to free some space. "
             "Please try again later."
         )
+
+
+class OthersTracksInDM(BotError):
+    """Someone else's tracks asked for in a direct message, where they would show every server's."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "In a direct message I only show your own tracks; use /lofi-history in a server to see "
+            "someone else's tracks there."
+        )
+
+
+class BadButton(BotError):
+    """A button or menu whose custom id names no track (forged or damaged)."""
+
+    def __init__(self) -> None:
+        super().__init__("That button is not one I made (its track id is not valid).")

@@ -16,6 +16,7 @@ import discord
 from discord import AppCommandOptionType as T
 from discord import app_commands
 
+from bot.error_handler import send_error
 from bot.errors import BadOption
 from music.limits import quoted
 
@@ -93,6 +94,25 @@ def check_options(command: app_commands.Command[Any, ..., Any], options: list[di
         )
 
 
+def _well_formed(options: Any) -> bool:
+    """True when `options` is what Discord sends: a list of objects, each with a name and an integer type,
+    a sub-command's own options well formed too. discord.py indexes them unchecked, so anything else would
+    raise inside it before any handler could answer."""
+    if options is None:
+        return True
+    if not isinstance(options, list):
+        return False
+    for option in options:
+        if not isinstance(option, dict) or not isinstance(option.get("name"), str):
+            return False
+        kind = option.get("type")
+        if not isinstance(kind, int) or isinstance(kind, bool):
+            return False
+        if kind in (1, 2) and not _well_formed(option.get("options")):
+            return False
+    return True
+
+
 def _leaf_options(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     options = data.get("options") or []
     while isinstance(options, list) and options and options[0].get("type") in (1, 2):  # sub-commands
@@ -107,6 +127,11 @@ async def interaction_check(interaction: discord.Interaction) -> bool:
     data: Mapping[str, Any] = interaction.data or {}
     if data.get("type", 1) != 1:
         return True  # context menus
+    if not _well_formed(data.get("options")):
+        # Answered here: discord.py's error path reads `interaction.command`, which fails on these options.
+        name = str(data.get("name"))[:32]
+        await send_error(interaction, f"`/{name}` came with options I cannot read; please try again.")
+        return False
     command = interaction.command
     if isinstance(command, app_commands.Command):
         check_options(command, _leaf_options(data))

@@ -254,9 +254,11 @@ async def top_tracks(
     *,
     limit: int = 10,
     guild_id: int | None = None,
+    user_id: int | None = None,
     now: datetime | None = None,
 ) -> list[ScoredTrack]:
-    """The best finished tracks of `period` (day, week, month, all) by net score, newest first on ties."""
+    """The best finished tracks of `period` (day, week, month, all) by net score, newest first on ties; of
+    one guild and/or one user when given (neither: every guild's)."""
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     score, up, down = _score_columns()
@@ -272,6 +274,8 @@ async def top_tracks(
         stmt = stmt.where(Track.created_at >= (now or utcnow()) - PERIODS[period])
     if guild_id is not None:
         stmt = stmt.where(Track.guild_id == guild_id)
+    if user_id is not None:
+        stmt = stmt.where(Track.user_id == user_id)
     rows = await s.execute(stmt)
     return [ScoredTrack(t, int(sc), int(u), int(d)) for t, sc, u, d in rows]
 

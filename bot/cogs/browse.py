@@ -36,7 +36,7 @@ class Browse(commands.Cog):
         self, interaction: discord.Interaction, period: Literal["day", "week", "month", "all"] = "week"
     ) -> None:
         """The best tracks of the period by net score, with jump links."""
-        lines = await self.bot.browse.top(period, interaction.guild_id)
+        lines = await self.bot.browse.top(period, interaction.guild_id, interaction.user.id)
         title = f"Top LoFi tracks — {'all time' if period == 'all' else 'this ' + period}"
         body = (
             "\n".join(_fmt(i, line, True) for i, line in enumerate(lines, 1)) or "No tracks yet: try `/lofi`."
@@ -48,12 +48,14 @@ class Browse(commands.Cog):
     async def history(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
         """A user's latest tracks (ephemeral)."""
         target = user or interaction.user
-        lines = await self.bot.browse.history(target.id, interaction.guild_id)
+        lines = await self.bot.browse.history(target.id, interaction.guild_id, interaction.user.id)
+        # An option Discord sent without its resolved user is a bare Object (no name): the tracks know it.
+        name = getattr(target, "display_name", None) or (lines[0].user_name if lines else f"user {target.id}")
         body = (
             "\n".join(_fmt(i, line, False) for i, line in enumerate(lines, 1))
-            or f"{target.display_name} has no tracks here yet."
+            or f"{name} has no tracks here yet."
         )
-        embed = discord.Embed(title=f"Tracks by {target.display_name}", description=body[:4096])
+        embed = discord.Embed(title=f"Tracks by {name}", description=body[:4096])
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

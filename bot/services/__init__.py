@@ -2,7 +2,7 @@
 the retrain process. Cogs hold no SQL and no protobufs; everything they need is a method here."""
 
 from bot.services.browse import BrowseService, TrackLine
-from bot.services.common import Requester
+from bot.services.common import Requester, Viewer
 from bot.services.retrain import RetrainOutcome, RetrainService
 from bot.services.status import StatusReport, StatusService
 from bot.services.tracks import Extension, TrackInfo, TrackService, extra_lengths
@@ -19,6 +19,7 @@ __all__ = [
     "TrackInfo",
     "TrackLine",
     "TrackService",
+    "Viewer",
     "VoteService",
     "extra_lengths",
 ]

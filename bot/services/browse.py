@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.errors import OthersTracksInDM
 from bot.format import jump_url
 from db import repository as repo
 from db.models import Track
@@ -67,12 +68,20 @@ class BrowseService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
         self.sessionmaker = sessionmaker
 
-    async def top(self, period: str, guild_id: int | None, limit: int = 10) -> list[TrackLine]:
-        """Best finished tracks of the period in this guild."""
+    async def top(self, period: str, guild_id: int | None, user_id: int, limit: int = 10) -> list[TrackLine]:
+        """Best finished tracks of the period in this guild; in a direct message (no guild), only the caller's
+        own (every guild's would show servers the caller may not be in)."""
+        mine = user_id if guild_id is None else None
         async with self.sessionmaker() as s:
-            return [_line(r) for r in await repo.top_tracks(s, period, limit=limit, guild_id=guild_id)]
+            rows = await repo.top_tracks(s, period, limit=limit, guild_id=guild_id, user_id=mine)
+        return [_line(r) for r in rows]
 
-    async def history(self, user_id: int, guild_id: int | None, limit: int = 10) -> list[TrackLine]:
-        """A user's latest tracks in this guild."""
+    async def history(
+        self, user_id: int, guild_id: int | None, caller_id: int, limit: int = 10
+    ) -> list[TrackLine]:
+        """`user_id`'s latest tracks in this guild; in a direct message only the caller's own, of every guild
+        (OthersTracksInDM for anyone else's)."""
+        if guild_id is None and user_id != caller_id:
+            raise OthersTracksInDM()
         async with self.sessionmaker() as s:
             return [_line(r) for r in await repo.history(s, user_id, limit=limit, guild_id=guild_id)]

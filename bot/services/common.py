@@ -23,6 +23,21 @@ class Requester:
     channel_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """Who used a button, and where: in a guild, or (`guild_id` None) in their direct messages with the bot."""
+
+    user_id: int
+    guild_id: int | None
+
+    def may_use(self, guild_id: int | None, user_id: int) -> bool:
+        """Whether a track asked for (or posted) in `guild_id` by `user_id` is this viewer's to use: a guild's
+        tracks stay in that guild; in a DM only the viewer's own (a custom id can name any track)."""
+        if self.guild_id is not None:
+            return guild_id == self.guild_id
+        return user_id == self.user_id
+
+
 def jsonable(value: Any) -> Any:
     try:
         json.dumps(value)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import BadLength, DiskFull, TrackGone, UploadTooLarge
 from bot.resources import TrackMaker
-from bot.services.common import Requester, jsonable
+from bot.services.common import Requester, Viewer, jsonable
 from bot.services.outdir import disk_full, prune, track_dir
 from db import repository as repo
 from db.models import Track, TrackStatus
@@ -235,28 +235,34 @@ class TrackService:
                 s, track_id, message_id=message_id, channel_id=channel_id, guild_id=guild_id
             )
 
-    async def request_of(self, track_id: int, seed: int) -> TrackRequest:
-        """The request that made track `track_id`, with another seed (for a Variation)."""
+    async def _track_for(self, track_id: int, viewer: Viewer) -> Track:
+        """Track `track_id` if `viewer` may use it; TrackGone otherwise (never telling whether it exists in
+        another guild)."""
         async with self.sessionmaker() as s:
             track = await s.get(Track, track_id)
-            if track is None:
-                raise TrackGone()
-            return TrackRequest(
-                length_s=track.length_requested_s,
-                mood=track.mood_requested,
-                seed=seed,
-                bpm=track.bpm_requested,
-                key=track.key_requested,
-            )
+        if track is None or not viewer.may_use(track.guild_id, track.user_id):
+            raise TrackGone()
+        return track
+
+    async def request_of(self, track_id: int, seed: int, viewer: Viewer) -> TrackRequest:
+        """The request that made track `track_id`, with another seed (for a Variation); TrackGone unless
+        `viewer` may use it."""
+        track = await self._track_for(track_id, viewer)
+        return TrackRequest(
+            length_s=track.length_requested_s,
+            mood=track.mood_requested,
+            seed=seed,
+            bpm=track.bpm_requested,
+            key=track.key_requested,
+        )
 
     async def extension_of(
-        self, track_id: int, extra_s: float, max_length_s: float
+        self, track_id: int, extra_s: float, max_length_s: float, viewer: Viewer
     ) -> tuple[TrackRequest, Extension]:
         """The request for track `track_id` made `extra_s` longer, and what it continues; TrackGone when the
-        track has no tokens, BadLength past `max_length_s`."""
-        async with self.sessionmaker() as s:
-            track = await s.get(Track, track_id)
-        if track is None or track.status is not TrackStatus.done or not track.tokens:
+        track has no tokens or is not `viewer`'s to use, BadLength past `max_length_s`."""
+        track = await self._track_for(track_id, viewer)
+        if track.status is not TrackStatus.done or not track.tokens:
             raise TrackGone()
         base = TrackRequest(
             length_s=track.length_requested_s,
@@ -273,15 +279,9 @@ class TrackService:
         request = replace(base, length_s=length)  # everything else as asked, the key too
         return request, Extension(tuple(int(t) for t in track.tokens), base)
 
-    async def midi_of(self, track_id: int) -> Path:
-        """The MIDI file of a finished track; TrackGone if it is missing."""
-        async with self.sessionmaker() as s:
-            track = await s.get(Track, track_id)
-        if (
-            track is None
-            or track.status is not TrackStatus.done
-            or not track.midi_path
-            or not Path(track.midi_path).is_file()
-        ):
+    async def midi_of(self, track_id: int, viewer: Viewer) -> Path:
+        """The MIDI file of a finished track; TrackGone if it is missing or not `viewer`'s to use."""
+        track = await self._track_for(track_id, viewer)
+        if track.status is not TrackStatus.done or not track.midi_path or not Path(track.midi_path).is_file():
             raise TrackGone()
         return Path(track.midi_path)

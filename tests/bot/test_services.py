@@ -10,7 +10,15 @@ import pytest
 from pydantic import SecretStr
 
 from bot.errors import RetrainBusy, TrackGone, UploadTooLarge
-from bot.services import BrowseService, Requester, RetrainService, StatusService, TrackService, VoteService
+from bot.services import (
+    BrowseService,
+    Requester,
+    RetrainService,
+    StatusService,
+    TrackService,
+    Viewer,
+    VoteService,
+)
 from db import repository as repo
 from db.models import RetrainStatus, TrackStatus
 from music.errors import RenderError
@@ -61,11 +69,12 @@ async def test_variation_request_and_midi(sessionmaker, settings, fake_pipeline)
     svc = TrackService(sessionmaker, fake_pipeline, settings.out_dir)
     track_id = await svc.create(_request(seed=1), WHO)
     await svc.run(track_id, _request(seed=1), size_limit=10_000)
-    again = await svc.request_of(track_id, seed=99)
+    here = Viewer(user_id=12, guild_id=WHO.guild_id)
+    again = await svc.request_of(track_id, seed=99, viewer=here)
     assert (again.mood, again.length_s, again.seed) == (_request().mood, 60, 99)
-    assert (await svc.midi_of(track_id)).suffix == ".mid"
+    assert (await svc.midi_of(track_id, here)).suffix == ".mid"
     with pytest.raises(TrackGone):
-        await svc.midi_of(track_id + 100)
+        await svc.midi_of(track_id + 100, here)
 
 
 async def test_votes_only_on_track_messages(sessionmaker, settings, fake_pipeline):
@@ -78,10 +87,10 @@ async def test_votes_only_on_track_messages(sessionmaker, settings, fake_pipelin
     assert await votes.react(555, 7, 1, added=True) is True
     assert await votes.react(555, 8, -1, added=True) is True
     assert await votes.react(555, 8, -1, added=False) is True
-    top = await BrowseService(sessionmaker).top("all", guild_id=1)
+    top = await BrowseService(sessionmaker).top("all", guild_id=1, user_id=11)
     assert [(t.track_id, t.score) for t in top] == [(track_id, 1)]
     assert top[0].jump_url == "https://discord.com/channels/1/2/555"
-    hist = await BrowseService(sessionmaker).history(11, guild_id=1)
+    hist = await BrowseService(sessionmaker).history(11, guild_id=1, caller_id=11)
     assert hist[0].track_id == track_id
 
 

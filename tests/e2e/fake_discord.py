@@ -755,14 +755,16 @@ class FakeDiscord:
         guild: FakeGuild | None = None,
     ) -> dict[str, Any]:
         """A message in ``guild``'s text channel (an interaction's message: in the interaction's guild)."""
-        if interaction is not None:
+        dm = interaction is not None and "guild_id" not in interaction.payload
+        if interaction is not None and not dm:
             guild = self.guild(interaction.payload["guild_id"])
         guild = guild or self.guild()
-        attachments = self._attachments(files, guild.channel_id)
+        channel_id = interaction.payload["channel_id"] if interaction is not None and dm else guild.channel_id
+        attachments = self._attachments(files, channel_id)
         message = {
             "id": self.snowflake(),
             "type": 20 if interaction is not None else 0,
-            "channel_id": guild.channel_id,
+            "channel_id": channel_id,
             "guild_id": guild.id,
             "author": dict(self.bot_user),
             "content": payload.get("content") or "",
@@ -779,15 +781,17 @@ class FakeDiscord:
             "flags": int(payload.get("flags") or 0),
             "reactions": [],
         }
+        if dm:
+            del message["guild_id"]  # a DM message has none
         if interaction is not None:
             message["webhook_id"] = self.application_id
             message["application_id"] = self.application_id
-            user = interaction.payload["member"]["user"]
+            user = interaction.payload["member"]["user"] if not dm else interaction.payload["user"]
             message["interaction_metadata"] = {
                 "id": interaction.id,
                 "type": interaction.payload["type"],
                 "user": user,
-                "authorizing_integration_owners": {"0": guild.id},
+                "authorizing_integration_owners": interaction.payload["authorizing_integration_owners"],
             }
             if "message" in interaction.payload:  # a component interaction
                 message["interaction_metadata"]["interacted_message_id"] = interaction.payload["message"][
@@ -1656,9 +1660,11 @@ class FakeDiscord:
         user: dict[str, Any] | None = None,
         member_permissions: str | int | None = None,
         guild_id: int | str | None = None,
+        raw_options: Any = None,
     ) -> InteractionState:
         """Dispatch an APPLICATION_COMMAND INTERACTION_CREATE for a registered slash command, used in the text
-        channel of ``guild_id`` (the first guild when None), on that guild's shard."""
+        channel of ``guild_id`` (the first guild when None), on that guild's shard. ``raw_options`` replaces
+        the typed ``data.options`` (what a client other than Discord's could send)."""
         guild = self.guild(guild_id)
         cmd = self.find_command(command_name, guild.id)
         payload, state = self._base_interaction(2, user, member_permissions, guild)
@@ -1666,7 +1672,9 @@ class FakeDiscord:
             "id": cmd["id"],
             "name": cmd["name"],
             "type": cmd.get("type", 1),
-            "options": self._typed_options(cmd.get("options") or [], options or {}),
+            "options": self._typed_options(cmd.get("options") or [], options or {})
+            if raw_options is None
+            else raw_options,
         }
         if "guild_id" in cmd:
             data["guild_id"] = cmd["guild_id"]
@@ -1728,6 +1736,81 @@ class FakeDiscord:
         if values is not None:
             data["values"] = values
         payload["data"] = data
+        payload["message"] = message
+        return await self._deliver(payload, state)
+
+    def dm_channel_id(self, user: dict[str, Any]) -> str:
+        """The id of the bot's DM channel with ``user`` (one per user, stable)."""
+        return str(int(user["id"]) + 7)
+
+    def _as_dm(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` (a guild interaction) as Discord sends it from the bot's DM with the same user: no
+        guild, ``user`` instead of ``member``, the DM channel, context 1 (BOT_DM)."""
+        user = payload.pop("member")["user"]
+        for key in ("guild_id", "guild", "guild_locale"):
+            payload.pop(key, None)
+        channel_id = self.dm_channel_id(user)
+        payload.update(
+            user=user,
+            channel_id=channel_id,
+            channel={"id": channel_id, "type": 1, "recipients": [user], "last_message_id": None, "flags": 0},
+            context=1,
+            authorizing_integration_owners={"1": user["id"]},
+        )
+        return payload
+
+    async def send_dm_interaction(
+        self,
+        command_name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user: dict[str, Any] | None = None,
+        raw_options: Any = None,
+    ) -> InteractionState:
+        """Dispatch a slash command used in the bot's DM with ``user`` (a global command); ``raw_options``
+        replaces the typed ``data.options`` (what a client other than Discord's could send)."""
+        cmd = self.commands.get(command_name) or self.find_command(command_name)
+        payload, state = self._base_interaction(2, user, None)
+        payload = self._as_dm(payload)
+        payload["data"] = {
+            "id": cmd["id"],
+            "name": cmd["name"],
+            "type": cmd.get("type", 1),
+            "options": self._typed_options(cmd.get("options") or [], options or {})
+            if raw_options is None
+            else raw_options,
+        }
+        return await self._deliver(payload, state)
+
+    async def forge_component(
+        self,
+        custom_id: str,
+        *,
+        guild_id: int | str | None = None,
+        dm: bool = False,
+        values: list[str] | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> InteractionState:
+        """Dispatch a MESSAGE_COMPONENT interaction with any ``custom_id``, on a message made up to carry it (a
+        button, or a select when ``values`` are given): what a hostile client can send. In ``guild_id``'s
+        channel, or in the bot's DM with ``user`` when ``dm``."""
+        guild = self.guild(guild_id)
+        payload, state = self._base_interaction(3, user, None, guild)
+        if values is None:
+            component: dict[str, Any] = {"type": 2, "style": 1, "label": "forged", "custom_id": custom_id}
+        else:
+            options = [{"label": v or "empty", "value": v} for v in values]
+            component = {"type": 3, "custom_id": custom_id, "options": options}
+        message = self._message(
+            {"components": [{"type": 1, "components": [component]}]}, [], interaction=None, guild=guild
+        )
+        if dm:
+            payload = self._as_dm(payload)
+            message["channel_id"] = payload["channel_id"]
+            del message["guild_id"]
+        payload["data"] = {"custom_id": custom_id, "component_type": component["type"]}
+        if values is not None:
+            payload["data"]["values"] = values
         payload["message"] = message
         return await self._deliver(payload, state)
 

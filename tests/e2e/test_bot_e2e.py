@@ -84,7 +84,7 @@ async def test_lofi_posts_a_real_mp3_reacts_and_counts_votes(
     voter = fake_discord.make_user(1_100_000_000_000_003_000, "voter")
     assert await fake_discord.add_reaction(fake_discord.channel_id, message_id, voter["id"], "👍")
     for _ in range(100):  # the vote is stored by the bot's raw reaction listener
-        top = await bot.browse.top("week", int(fake_discord.guild_id))
+        top = await bot.browse.top("week", int(fake_discord.guild_id), int(voter["id"]))
         if top and top[0].score == 1:
             break
         await asyncio.sleep(0.05)
