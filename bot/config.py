@@ -42,6 +42,7 @@ class BotSettings(Protocol):
     radio_ahead_s: float
     vote_threshold: int
     retrain_preset: str
+    retrain_upload_max_bytes: int
 
     @property
     def corpus_cache_dir(self) -> Path:

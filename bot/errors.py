@@ -56,6 +56,10 @@ class UploadTooLarge(BotError):
         )
 
 
+class AttachmentRefused(BotError):
+    """A /lofi-retrain music attachment that is too big, of the wrong kind, or could not be downloaded."""
+
+
 class NotAdmin(app_commands.CheckFailure, BotError):
     """The user may not run an admin command."""
 

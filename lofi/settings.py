@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Retraining from votes
     vote_threshold: int = 1
     retrain_preset: str = "quick"  # training preset of /lofi-retrain
+    # The most a /lofi-retrain music attachment may weigh (the guild's own upload limit applies first): it is
+    # downloaded to disk, never held in memory, and bounds the per-run folder.
+    retrain_upload_max_bytes: int = Field(default=100 * 1024**2, gt=0)
 
     @property
     def corpus_cache_dir(self) -> Path:

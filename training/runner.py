@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         params = json.loads(args.params_json.read_text())
         from training.retrain import retrain
 
+        upload = _read_upload(params, emit)
+        extra = [*(params.get("extra_pieces") or []), *(upload.pieces if upload else [])]
         kwargs: dict[str, Any] = {
-            "extra_pieces": params.get("extra_pieces") or None,
+            "extra_pieces": extra or None,
             "exclude": params.get("exclude_names") or None,  # corpus piece names
             "preset": params.get("preset") or "quick",
             "epochs": params.get("epochs"),
@@ -115,13 +117,34 @@ def main(argv: list[str] | None = None) -> int:
                 "new_metrics": _plain(result.new_metrics),
                 "new_version": _plain(result.new_version),
                 "old_version": _plain(getattr(result, "old_version", None)),
+                **({"upload": upload.event()} if upload else {}),
             }
         )
         return 0
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
-        emit({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
+        from training.upload import UploadRefused
+
+        # A refused attachment's message is meant for the chat as it is; anything else names its type.
+        error = str(exc) if isinstance(exc, UploadRefused) else f"{type(exc).__name__}: {exc}"
+        emit({"event": "error", "error": error})
         return 1
+
+
+def _read_upload(params: dict[str, Any], emit: Emitter) -> Any:
+    """The attachment's UploadReport (its pieces train beside the liked tracks: training only, so the
+    held-out test split that decides promotion stays the corpus's), or None without one. UploadRefused
+    if it is hostile or holds nothing usable."""
+    upload = params.get("upload")
+    if not upload:
+        return None
+    from training.upload import load_upload
+
+    emit({"event": "reading_upload", "name": upload["name"]})
+    cache = Path(params["cache_dir"]) if params.get("cache_dir") else None
+    report = load_upload(Path(upload["path"]), upload["name"], cache)
+    emit(report.event())
+    return report
 
 
 if __name__ == "__main__":

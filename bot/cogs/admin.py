@@ -16,6 +16,7 @@ from bot.app import LofiBot
 from bot.checks import is_admin, require_admin
 from bot.format import DOWN, UP
 from bot.services import Requester, RetrainOutcome, StatusReport
+from bot.services.retrain import MusicUpload, check_upload
 from db.models import RetrainStatus
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ EVENTS = {
     "member_start": "starting a member",
     "evaluate_new": "scoring the new models",
     "done": "publishing",
+    "reading_upload": "reading your music",
 }
 
 
@@ -42,19 +44,35 @@ def progress_text(run_id: int, event: dict[str, Any]) -> str:
         value = event.get(key)
         if isinstance(value, int | float):
             parts.append(f"{key} {value:.4f}")
+    if event.get("event") == "upload":
+        parts.append(upload_summary(event))
     if not parts:
         kind = str(event.get("event") or "")
         parts.append(EVENTS.get(kind) or str(event.get("message") or kind or "working"))
     return f"🛠️ Retrain #{run_id} running: " + ", ".join(parts)
 
 
+def upload_summary(report: dict[str, Any]) -> str:
+    """What was read of an attachment: "read 12 pieces from your zip, skipped 2 (song3.mid: ...; ...)"."""
+    read, skipped = int(report.get("read") or 0), int(report.get("skipped") or 0)
+    text = f"read {read} piece{'s' if read != 1 else ''} from your {report.get('kind') or 'file'}"
+    if skipped:
+        reasons = "; ".join(f"{where}: {why}" for where, why in report.get("reasons") or [])
+        text += f", skipped {skipped}" + (f" ({reasons}{'; ...' if skipped > 5 else ''})" if reasons else "")
+    return text
+
+
 def outcome_text(outcome: RetrainOutcome) -> str:
-    """The final line of a retrain."""
+    """The final line of a retrain (and what it read of an attached file)."""
+    read = outcome.upload if outcome.upload and "read" in outcome.upload else None
+    music = f"\n📥 {upload_summary(read)}" if read else ""
     if outcome.status is RetrainStatus.promoted:
-        return f"✅ Retrain #{outcome.run_id}: new version {outcome.new_version} promoted. {outcome.message}"
-    if outcome.status is RetrainStatus.kept:
-        return f"↩️ Retrain #{outcome.run_id}: the current models stay (new ones were not better). {outcome.message}"
-    return f"❌ Retrain #{outcome.run_id} failed; serving is unchanged. {outcome.message}"[:2000]
+        head = f"✅ Retrain #{outcome.run_id}: new version {outcome.new_version} promoted. {outcome.message}"
+    elif outcome.status is RetrainStatus.kept:
+        head = f"↩️ Retrain #{outcome.run_id}: the current models stay (new ones were not better). {outcome.message}"
+    else:
+        head = f"❌ Retrain #{outcome.run_id} failed; serving is unchanged. {outcome.message}"
+    return (head[: 2000 - len(music)] + music)[:2000]
 
 
 def workers_line(report: StatusReport, *, admin: bool) -> str:
@@ -111,6 +129,7 @@ class Admin(commands.Cog):
     @app_commands.describe(
         epochs="Training epochs (default: the preset's)",
         include_votes="Learn from liked tracks and drop disliked ones",
+        music="Your own music to learn from too: a zip or one MIDI/MusicXML file",
     )
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
@@ -120,23 +139,45 @@ class Admin(commands.Cog):
         interaction: discord.Interaction,
         epochs: app_commands.Range[int, 1, 500] | None = None,
         include_votes: bool = True,
+        music: discord.Attachment | None = None,
     ) -> None:
         """Start a retrain in its own process and report its progress in the reply."""
         who = Requester(
             interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id
         )
-        run_id, params = await self.bot.retrains.start(who, epochs=epochs, include_votes=include_votes)
+        # Checked before anything is recorded or downloaded: the declared size against this guild's limit.
+        upload = (
+            check_upload(
+                music.filename,
+                music.size,
+                music.url,
+                guild_limit=interaction.filesize_limit,
+                max_bytes=self.bot.settings.retrain_upload_max_bytes,
+            )
+            if music is not None
+            else None
+        )
+        run_id, params = await self.bot.retrains.start(
+            who, epochs=epochs, include_votes=include_votes, upload=upload
+        )
         log.info("retrain #%s started by %s (%s): %s", run_id, who.user_name, who.user_id, params)
+        extra = f", music: `{upload.filename}` ({upload.size / 2**20:.1f} MiB)" if upload else ""
         await interaction.response.send_message(
             f"🛠️ Retrain #{run_id} started by {interaction.user.mention} "
             f"(epochs: {epochs or 'preset'}, votes: "
-            f"{'yes' if include_votes else 'no'})."
+            f"{'yes' if include_votes else 'no'}{extra})."
         )
-        task = asyncio.create_task(self._run(interaction, run_id, params), name=f"retrain-{run_id}")
+        task = asyncio.create_task(self._run(interaction, run_id, params, upload), name=f"retrain-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, interaction: discord.Interaction, run_id: int, params: dict[str, Any]) -> None:
+    async def _run(
+        self,
+        interaction: discord.Interaction,
+        run_id: int,
+        params: dict[str, Any],
+        upload: MusicUpload | None = None,
+    ) -> None:
         last_edit = 0.0
 
         async def on_progress(event: dict[str, Any]) -> None:
@@ -147,7 +188,7 @@ class Admin(commands.Cog):
             with contextlib.suppress(discord.HTTPException):
                 await interaction.edit_original_response(content=progress_text(run_id, event))
 
-        outcome = await self.bot.retrains.run(run_id, params, on_progress)
+        outcome = await self.bot.retrains.run(run_id, params, on_progress, upload)
         text = outcome_text(outcome)
         try:
             await interaction.edit_original_response(content=text)

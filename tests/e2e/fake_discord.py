@@ -71,6 +71,8 @@ CLOSE_SHARDING_REQUIRED = 4011
 
 # Application command option types (Discord docs), for typing test-supplied option values.
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP = 1, 2
+OPTION_ATTACHMENT = 11
+CDN_PREFIX = "/cdn/attachments"  # where the fake serves what a user attached (Discord: cdn.discordapp.com)
 
 
 # ---------------------------------------------------------------------------------------------- the spec
@@ -486,6 +488,9 @@ class FakeDiscord:
         self.messages: dict[str, dict[str, Any]] = {}
         self.reactions: dict[tuple[str, str], set[str]] = {}  # (message id, emoji) -> user ids
         self.interactions: dict[str, InteractionState] = {}  # by token
+        # attachment id -> (its payload, its bytes): what users attached to a command, served on the CDN
+        self.uploads: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.downloads: list[str] = []  # attachment ids fetched from the CDN, in order
         self.identify: dict[str, Any] | None = None  # the last IDENTIFY accepted
         self.intents = 0
         self.heartbeats = 0
@@ -505,6 +510,7 @@ class FakeDiscord:
         load_spec()
         app = web.Application(client_max_size=4 * self.upload_limit + 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get(CDN_PREFIX + "/{channel}/{attachment}/{filename}", self._cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._api)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -843,6 +849,44 @@ class FakeDiscord:
         assert not self.errors, [(r.method, r.path, r.status, r.response) for r in self.errors]
 
     # ------------------------------------------------------------------ HTTP
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        """A user's attachment, as Discord's CDN serves it (no authorisation: the URL is the secret)."""
+        att_id = request.match_info["attachment"]
+        self.downloads.append(att_id)
+        upload = self.uploads.get(att_id)
+        if upload is None or upload[0]["filename"] != request.match_info["filename"]:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=upload[1], content_type=upload[0]["content_type"])
+
+    def attachment(
+        self, filename: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        """An attachment a user uploads to a command option (pass it as the option's value); its bytes are
+        served at its ``url`` on this fake's CDN, so the bot downloads them for real."""
+        att_id = self.snowflake()
+        url = f"http://127.0.0.1:{self.port}{CDN_PREFIX}/{self.channel_id}/{att_id}/{filename}"
+        payload = {
+            "id": att_id,
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+            "ephemeral": True,
+            "flags": 0,
+        }
+        self.uploads[att_id] = (payload, data)
+        return payload
+
+    def _resolved_attachments(self, options: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Discord sends an attachment option's id as its value and the attachment in ``data.resolved``."""
+        found: dict[str, dict[str, Any]] = {}
+        for opt in options:
+            if opt["type"] == OPTION_ATTACHMENT and opt["value"] in self.uploads:
+                found[opt["value"]] = self.uploads[opt["value"]][0]
+            found.update(self._resolved_attachments(opt.get("options") or []))
+        return found
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return discord_json({"message": "404: Not Found", "code": 0}, 404)
@@ -1613,6 +1657,8 @@ class FakeDiscord:
                         "options": self._typed_options(opt.get("options"), value),
                     }
                 )
+            elif opt["type"] == OPTION_ATTACHMENT and isinstance(value, dict):
+                out.append({"name": name, "type": opt["type"], "value": value["id"]})
             else:
                 out.append({"name": name, "type": opt["type"], "value": value})
         return out
@@ -1678,6 +1724,9 @@ class FakeDiscord:
         }
         if "guild_id" in cmd:
             data["guild_id"] = cmd["guild_id"]
+        resolved = self._resolved_attachments(data["options"] if isinstance(data["options"], list) else [])
+        if resolved:
+            data["resolved"] = {"attachments": resolved}
         payload["data"] = data
         return await self._deliver(payload, state)
 
