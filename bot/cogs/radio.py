@@ -1,4 +1,6 @@
-"""`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`: an endless LoFi stream in a voice channel.
+"""`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`, `station-create`, `station-delete`: an endless
+LoFi stream in a voice channel, tuned to a mood's station or to one of the server's custom stations (a named mood,
+tempo and key an admin creates; `start` and `mood` offer both).
 
 The cog validates and replies; the bot's `bot.radio.service.RadioService` does the work. Each piece is a track
 made by the same engine as `/lofi` (recorded like one), so the now-playing message's button can post it as an
@@ -16,8 +18,11 @@ from discord.ext import commands
 from bot.app import LofiBot
 from bot.checks import is_admin
 from bot.format import MOOD_CHOICES, duration_text
-from bot.radio.service import RadioError
+from bot.radio.errors import RadioError
+from bot.radio.recipes import NAME_MAX, Recipe
+from bot.transformers import Key
 from music.durations import parse_duration
+from music.limits import MAX_BPM, MIN_BPM
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +47,20 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
 
     # ------------------------------------------------------------------ commands
 
+    def _require_admin(self, interaction: discord.Interaction, what: str) -> None:
+        if not is_admin(interaction.user, self.bot.settings, getattr(interaction, "permissions", None)):
+            raise RadioError(f"Only server managers or configured admins may {what}.")
+
+    async def _stations(self, interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+        """Autocomplete: the moods and this server's custom stations."""
+        offered = await self.service.custom.choices(interaction.guild_id, typed)
+        return [app_commands.Choice(name=label[:100], value=value) for label, value in offered]
+
     @app_commands.command(name="start", description="Join your voice channel and play LoFi composed live")
-    @app_commands.describe(mood="The mood to start with (default: chill)")
-    @app_commands.choices(mood=MOOD_CHOICES)
+    @app_commands.describe(mood="A mood or one of this server's stations (default: chill)")
     @app_commands.guild_only()
     async def start(
-        self, interaction: discord.Interaction, mood: app_commands.Choice[str] | None = None
+        self, interaction: discord.Interaction, mood: app_commands.Range[str, 1, 100] | None = None
     ) -> None:
         """Start the radio in the caller's voice channel."""
         guild = interaction.guild
@@ -63,34 +76,103 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
             raise RadioError(
                 "The radio is already playing here; use `/lofi-radio mood` or `/lofi-radio stop`."
             )
-        chosen = mood.value if mood is not None else "chill"
+        # a bad choice is told before deferring
+        tuning = await self.service.resolve(guild.id, mood or "chill")
         await interaction.response.defer(thinking=True)
         await self.service.start(
             guild,
             channel,
             interaction.channel_id,
-            chosen,
+            tuning,
             user_id=interaction.user.id,
             user_name=str(interaction.user),
         )
-        await interaction.followup.send(f"📻 LoFi radio on in {channel.mention}, mood **{chosen}**.")
+        await interaction.followup.send(f"📻 LoFi radio on in {channel.mention}, station **{tuning.label}**.")
 
-    @app_commands.command(name="mood", description="Switch the radio to another mood's station")
-    @app_commands.describe(mood="The new mood")
-    @app_commands.choices(mood=MOOD_CHOICES)
+    @start.autocomplete("mood")
+    async def start_mood(
+        self, interaction: discord.Interaction, typed: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._stations(interaction, typed)
+
+    @app_commands.command(
+        name="mood", description="Switch the radio to another mood's or this server's station"
+    )
+    @app_commands.describe(mood="A mood or one of this server's stations")
     @app_commands.guild_only()
-    async def mood(self, interaction: discord.Interaction, mood: app_commands.Choice[str]) -> None:
-        """Tune to the mood's station: at once if it is on air, else after composing its first piece."""
+    async def mood(self, interaction: discord.Interaction, mood: app_commands.Range[str, 1, 100]) -> None:
+        """Tune to the station: at once if it is on air, else after composing its first piece."""
         guild_id = _guild_id(interaction)
         if self.service.get(guild_id) is None:
             raise RadioError("The radio is not playing here; start it with `/lofi-radio start`.")
-        if self.service.on_air(mood.value):
-            await self.service.set_mood(guild_id, mood.value)
-            await interaction.response.send_message(f"🎚️ Now playing the **{mood.value}** station.")
+        tuning = await self.service.resolve(guild_id, mood)
+        if self.service.on_air(tuning):
+            await self.service.set_mood(guild_id, tuning)
+            await interaction.response.send_message(f"🎚️ Now playing the **{tuning.label}** station.")
             return
         await interaction.response.defer(thinking=True)  # its first piece takes seconds to compose
-        await self.service.set_mood(guild_id, mood.value)
-        await interaction.followup.send(f"🎚️ Now playing the **{mood.value}** station.")
+        await self.service.set_mood(guild_id, tuning)
+        await interaction.followup.send(f"🎚️ Now playing the **{tuning.label}** station.")
+
+    @mood.autocomplete("mood")
+    async def mood_mood(self, interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+        return await self._stations(interaction, typed)
+
+    @app_commands.command(
+        name="station-create", description="Server managers: a station of a mood, tempo and key"
+    )
+    @app_commands.describe(
+        name=f"Its name (letters, digits, spaces, hyphens; at most {NAME_MAX})",
+        mood="The mood of its pieces",
+        tempo="Beats per minute (optional; default: the mood's)",
+        key='Key, e.g. "A minor" or "Eb major"; a note alone takes the mood\'s mode (optional)',
+    )
+    @app_commands.choices(mood=MOOD_CHOICES)
+    @app_commands.guild_only()
+    async def station_create(
+        self,
+        interaction: discord.Interaction,
+        name: app_commands.Range[str, 1, 100],
+        mood: app_commands.Choice[str],
+        tempo: app_commands.Range[int, MIN_BPM, MAX_BPM] | None = None,
+        key: Key | None = None,
+    ) -> None:
+        """Create a custom station for this server."""
+        self._require_admin(interaction, "create radio stations")
+        made = await self.service.custom.create(
+            _guild_id(interaction), name, Recipe(mood.value, tempo, key), interaction.user.id
+        )
+        await interaction.response.send_message(
+            f"📻 Station **{made.name}** created ({made.recipe.describe()}); "
+            f"tune in with `/lofi-radio start` or `/lofi-radio mood`."
+        )
+
+    @app_commands.command(
+        name="station-delete", description="Server managers: delete one of this server's stations"
+    )
+    @app_commands.describe(name="The station to delete (a radio playing it goes back to its mood)")
+    @app_commands.guild_only()
+    async def station_delete(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100]
+    ) -> None:
+        """Delete a custom station; a radio tuned to it moves to the station's mood."""
+        self._require_admin(interaction, "delete radio stations")
+        guild_id = _guild_id(interaction)
+        if await self.service.custom.find(guild_id, name) is None:  # told at once, not after a deferral
+            raise RadioError(f"This server has no station called **{name[:40]}**.")
+        # moving a radio to the mood may compose its first piece
+        await interaction.response.defer(thinking=True)
+        gone, moved = await self.service.delete_station(guild_id, name)
+        note = f" The radio here went back to the **{gone.recipe.mood}** station." if moved else ""
+        await interaction.followup.send(f"🗑️ Station **{gone.name}** deleted.{note}")
+
+    @station_delete.autocomplete("name")
+    async def station_names(
+        self, interaction: discord.Interaction, typed: str
+    ) -> list[app_commands.Choice[str]]:
+        customs = await self.service.custom.in_guild(interaction.guild_id) if interaction.guild_id else []
+        typed = " ".join(typed.split()).lower()
+        return [app_commands.Choice(name=c.name, value=c.name) for c in customs if typed in c.name][:25]
 
     @app_commands.command(name="stop", description="Stop the radio and leave the voice channel")
     @app_commands.guild_only()

@@ -18,19 +18,21 @@ TEXTS = {
     "up": "✅ The music model is back; the radio composes again.",
     "drained": "🔇 The buffer ran out; the radio is silent until the model answers again.",
     "stopped": "⏹️ Radio stopped: {reason}.",
-    "resumed": "📻 Radio back on after a restart (mood **{mood}**).",
+    "resumed": "📻 Radio back on after a restart (station **{station}**).",
     "reconnected": "🔌 Voice connection was lost; the radio reconnected.",
 }
 
 
 def now_playing_embed(radio: LiveRadio, piece: Piece, note: str | None = None) -> discord.Embed:
-    """The now-playing message: title, mood, key, tempo, seed."""
+    """The now-playing message: title, the custom station's name if any, mood, key, tempo, seed."""
     track = piece.track
     embed = discord.Embed(
         title=f"📻 {track.title if track is not None else 'lofi radio'}",
         colour=discord.Colour.from_rgb(90, 110, 170),
         description=f"Composed live for <#{radio.voice_channel_id}>" + (f"\n{note}" if note else ""),
     )
+    if radio.label != radio.mood:
+        embed.add_field(name="Station", value=radio.label)
     embed.add_field(name="Mood", value=piece.mood or radio.mood)
     embed.add_field(name="Key", value=track.key if track is not None else "?")
     embed.add_field(name="Tempo", value=f"{track.bpm:.0f} bpm" if track is not None else "?")
@@ -76,6 +78,6 @@ class RadioAnnouncer:
                 error=type(error).__name__ if error is not None else "?",
                 buffered=duration_text(float(data.get("buffered_s", 0.0))),
                 reason=data.get("reason", ""),
-                mood=radio.mood,
+                station=radio.label,
             )
         )

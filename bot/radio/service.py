@@ -2,6 +2,8 @@
 for each listening guild its voice connection playing a `Listener` tuned to one of them, its text-channel
 messages and its state in the database (so that a 24/7 radio comes back after a restart or a dropped
 connection). A guild's mood change tunes its listener to another station: at once when that station is on air.
+A guild may also tune to one of its custom stations (`bot.radio.custom`); stations are keyed by their recipe
+(`bot.radio.recipes`), so guilds with the same mood, tempo and key share one broadcast.
 
 The service is given the track-making function (`compose(request, who) -> TrackInfo`, i.e. the `/lofi`
 engine through the track service, so every piece is a recorded track whose votes count; it may render on
@@ -25,8 +27,10 @@ import discord
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.errors import BotError
+from bot.radio.custom import Custom, CustomStations
+from bot.radio.errors import RadioError
 from bot.radio.listener import Listener
+from bot.radio.recipes import Recipe, Tuning
 from bot.radio.station import RadioConfig, RadioStation
 from bot.radio.stations import StationHub
 from bot.radio.stream import Piece
@@ -41,10 +45,6 @@ VoiceChannel = discord.VoiceChannel | discord.StageChannel
 Compose = Callable[[TrackRequest, Requester], Awaitable[TrackInfo]]
 Decode = Callable[[Path], np.ndarray]
 Announce = Callable[["LiveRadio", str, dict[str, Any]], Awaitable[None]]
-
-
-class RadioError(BotError):
-    """A radio command that cannot be done (not in a voice channel, not playing...); shown to the user."""
 
 
 @dataclass
@@ -68,10 +68,21 @@ class LiveRadio:
     listener: Listener = field(default_factory=Listener)
     shown: Piece | None = None  # the piece its now-playing message shows
     playing: bool = False  # connected, saved and playing: from then on the station's events concern it
+    tuning: Tuning | None = None  # what the guild chose (None: the station's plain mood)
 
     @property
     def mood(self) -> str:
         return self.station.mood
+
+    @property
+    def label(self) -> str:
+        """What its messages call its station: a custom station's name, or the mood."""
+        return self.tuning.label if self.tuning is not None else self.station.mood
+
+    @property
+    def saved(self) -> str:
+        """Its station as the guild's state records it (`Tuning.saved`)."""
+        return self.tuning.saved if self.tuning is not None else self.station.mood
 
 
 def _now() -> datetime:
@@ -105,6 +116,7 @@ class RadioService:
         self.connector = connector
         self.radios: dict[int, LiveRadio] = {}
         self.hub = StationHub(self._new_station)
+        self.custom = CustomStations(sessionmaker)
         self._locks: dict[int, asyncio.Lock] = {}
         self._closing = False
 
@@ -117,25 +129,34 @@ class RadioService:
 
     # ------------------------------------------------------------------ pieces
 
-    def _new_station(self, mood: str) -> RadioStation:
-        """A station of `mood` whose pieces are tracks recorded as the radio's (no guild: every guild hears them)."""
+    def _new_station(self, key: str) -> RadioStation:
+        """The station of the recipe whose key is `key`; its pieces are tracks recorded as the radio's (no guild:
+        every guild tuned to the recipe hears them)."""
         loop = asyncio.get_running_loop()
+        recipe = Recipe.of_station_key(key)
+        bpm = float(recipe.bpm) if recipe.bpm is not None else None
 
         async def make(mood: str, seed: int) -> Piece:
-            request = TrackRequest(length_s=self.config.piece_length_s, mood=mood, seed=seed)
+            length = self.config.piece_length_s
+            request = TrackRequest(length_s=length, mood=mood, seed=seed, bpm=bpm, key=recipe.key)
             me = self.client.user
-            who = Requester(me.id if me is not None else 0, f"lofi radio ({mood})")
+            who = Requester(me.id if me is not None else 0, f"lofi radio ({recipe.describe()})")
             info = await self.compose(request, who)
             pcm = await loop.run_in_executor(self.executor, self.decode, info.mp3)
             return Piece(pcm, mood=info.mood, seed=info.seed, track=info)
 
-        station = RadioStation(make, mood, self.config)
+        station = RadioStation(make, recipe.mood, self.config, key=key)
         station.on_event = lambda kind, data: self._on_station_event(station, kind, data)
         return station
 
-    def on_air(self, mood: str) -> bool:
-        """Whether `mood`'s station is broadcasting (so tuning to it is immediate)."""
-        return self.hub.on_air(mood)
+    def on_air(self, station: Tuning | str) -> bool:
+        """Whether the station (a tuning, or a station key such as a mood) is broadcasting (so tuning to it is
+        immediate)."""
+        return self.hub.on_air(station.recipe.station_key if isinstance(station, Tuning) else station)
+
+    async def resolve(self, guild_id: int, choice: Tuning | str) -> Tuning:
+        """A station choice (a mood or the guild's custom station's name) as a tuning; RadioError if neither."""
+        return choice if isinstance(choice, Tuning) else await self.custom.resolve(guild_id, choice)
 
     # ------------------------------------------------------------------ control
 
@@ -144,7 +165,7 @@ class RadioService:
         guild: discord.Guild,
         voice_channel: VoiceChannel,
         text_channel_id: int | None,
-        mood: str,
+        choice: Tuning | str,
         *,
         user_id: int | None = None,
         user_name: str | None = None,
@@ -152,18 +173,19 @@ class RadioService:
         stop_at: datetime | None = None,
         resumed: bool = False,
     ) -> LiveRadio:
-        """Tune in to `mood`'s station (composing its first piece if it was off the air), join `voice_channel`
-        and play; the state is saved as active."""
+        """Tune in to the chosen station (a mood or a custom station; composing its first piece if it was off
+        the air), join `voice_channel` and play; the state is saved as active."""
         async with self._lock(guild.id):
             if guild.id in self.radios:
                 raise RadioError("The radio is already playing here; use `/lofi-radio mood` or `stop`.")
+            tuning = await self.resolve(guild.id, choice)
             async with self.sessionmaker() as s:
                 saved = await radio_repo.get_station(s, guild.id)
             if always_on is None:
                 always_on = bool(saved and saved.always_on)
             # the station first (seconds when off the air), then connect: a voice connection idle meanwhile
             # gains nothing
-            station = await self.hub.tune_in(mood, guild.id)
+            station = await self.hub.tune_in(tuning.recipe.station_key, guild.id)
             radio = LiveRadio(
                 guild.id,
                 voice_channel.id,
@@ -173,6 +195,7 @@ class RadioService:
                 started_by=user_id,
                 started_by_name=user_name,
                 stop_at=stop_at,
+                tuning=tuning,
             )
             radio.listener.tune(station.broadcast)
             self.radios[guild.id] = radio
@@ -180,7 +203,7 @@ class RadioService:
             await self._save(
                 radio,
                 active=True,
-                mood=mood,
+                mood=tuning.saved,
                 voice_channel_id=voice_channel.id,
                 text_channel_id=text_channel_id,
                 always_on=always_on,
@@ -190,10 +213,10 @@ class RadioService:
             )
             self._play(radio, stop_at)
             log.info(
-                "radio started in guild %s, channel %s, mood %s (resumed=%s)",
+                "radio started in guild %s, channel %s, station %s (resumed=%s)",
                 guild.id,
                 voice_channel.id,
-                mood,
+                tuning.saved,
                 resumed,
             )
             return radio
@@ -204,7 +227,7 @@ class RadioService:
             radio.vc = await self._connect(voice_channel)
         except BaseException:
             self.radios.pop(radio.guild_id, None)
-            await self.hub.leave(radio.station.mood, radio.guild_id)
+            await self.hub.leave(radio.station.key, radio.guild_id)
             if radio.vc is not None:
                 with contextlib.suppress(Exception):
                     await radio.vc.disconnect(force=True)
@@ -231,20 +254,27 @@ class RadioService:
                 await existing.disconnect(force=True)
         return await channel.connect(timeout=self.config.connect_timeout_s, reconnect=True, self_deaf=True)
 
-    async def set_mood(self, guild_id: int, mood: str) -> bool:
-        """Tune the guild to `mood`'s station: at once if it is on air (True), else once its first piece is
-        composed (False); the station left behind goes off the air if nobody else listens."""
+    async def set_mood(self, guild_id: int, choice: Tuning | str) -> bool:
+        """Tune the guild to the chosen station (a mood or a custom station): at once if it is on air (True),
+        else once its first piece is composed (False); the station left behind goes off the air if nobody else
+        listens."""
         async with self._lock(guild_id):
             radio = self._require(guild_id)
+            tuning = await self.resolve(guild_id, choice)
             old = radio.station
-            if old.mood == mood:
+            key = tuning.recipe.station_key
+            if (
+                old.key == key
+            ):  # another name for the same recipe (or a deleted station's mood): same broadcast
+                radio.tuning = tuning
+                await self._save(radio, mood=tuning.saved)
                 return True
-            was_on_air = self.hub.on_air(mood)
-            station = await self.hub.tune_in(mood, guild_id)
-            radio.station = station
+            was_on_air = self.hub.on_air(key)
+            station = await self.hub.tune_in(key, guild_id)
+            radio.station, radio.tuning = station, tuning
             radio.listener.tune(station.broadcast)
-            await self.hub.leave(old.mood, guild_id)
-        await self._save(radio, mood=mood)
+            await self.hub.leave(old.key, guild_id)
+        await self._save(radio, mood=tuning.saved)
         self._show_soon(radio)
         return was_on_air
 
@@ -263,7 +293,7 @@ class RadioService:
                 with contextlib.suppress(Exception):
                     await radio.vc.disconnect(force=True)
             radio.listener.tune(None)
-            await self.hub.leave(radio.station.mood, guild_id)
+            await self.hub.leave(radio.station.key, guild_id)
         if not keep_active:
             async with self.sessionmaker.begin() as s:
                 await radio_repo.deactivate(s, guild_id)
@@ -298,7 +328,7 @@ class RadioService:
                 **(
                     {}
                     if row is not None or radio is None
-                    else {"voice_channel_id": radio.voice_channel_id, "mood": radio.mood, "active": True}
+                    else {"voice_channel_id": radio.voice_channel_id, "mood": radio.saved, "active": True}
                 ),
             )
 
@@ -319,7 +349,7 @@ class RadioService:
                 for r in await radio_repo.active_stations(s)
             ]
         resumed = []
-        for guild_id, vc_id, text_id, mood, always_on, stop_at, by, by_name in rows:
+        for guild_id, vc_id, text_id, saved, always_on, stop_at, by, by_name in rows:
             if guild_id in self.radios:
                 continue
             guild = self.client.get_guild(guild_id)
@@ -337,7 +367,7 @@ class RadioService:
                     guild,
                     channel,
                     text_id,
-                    mood,
+                    await self._saved_tuning(guild_id, saved),
                     user_id=by,
                     user_name=by_name,
                     always_on=always_on,
@@ -350,6 +380,30 @@ class RadioService:
             await self._announce(radio, "resumed", {})
             resumed.append(guild_id)
         return resumed
+
+    async def _saved_tuning(self, guild_id: int, saved: str) -> Tuning:
+        """The station a guild's saved state names; chill if it names one that is gone (deleting a station
+        retunes its guild, so only a database edited by hand gets here)."""
+        try:
+            return await self.resolve(guild_id, saved)
+        except RadioError:
+            log.warning("guild %s was tuned to %r, which is gone; resuming on chill", guild_id, saved)
+            return Tuning.of_mood("chill")
+
+    async def delete_station(self, guild_id: int, name: str) -> tuple[Custom, bool]:
+        """Delete the guild's custom station `name`; a radio tuned to it moves to the station's mood (its saved
+        state too, for a radio that is off). Returns the station and whether a playing radio moved."""
+        gone = await self.custom.delete(guild_id, name)
+        fallback = Tuning.of_mood(gone.recipe.mood)
+        async with self.sessionmaker.begin() as s:
+            row = await radio_repo.get_station(s, guild_id)
+            if row is not None and row.mood == gone.tuning.saved:
+                row.mood = fallback.saved
+        radio = self.radios.get(guild_id)
+        if radio is None or radio.tuning != gone.tuning:
+            return gone, False
+        await self.set_mood(guild_id, fallback)
+        return gone, True
 
     async def shutdown(self) -> None:
         """Stop every radio for a bot shutdown; they stay marked active and come back on the next start."""

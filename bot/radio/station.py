@@ -4,8 +4,8 @@ when the model server is down (then resumes by itself).
 
 The station knows nothing of Discord nor of guilds: it is given a `make_piece(mood, seed)` coroutine (the
 `/lofi` pipeline plus decoding to 48 kHz PCM) and reports what happens through `on_event(kind, data)` on the
-event loop. A guild changes mood by tuning to another station (`bot.radio.stations`), so a station's mood is
-fixed.
+event loop. A guild changes mood by tuning to another station (`bot.radio.stations`), so a station's mood (and
+a custom station's tempo and key, which its `make_piece` asks for) is fixed.
 """
 
 from __future__ import annotations
@@ -81,9 +81,13 @@ class RadioStation:
         *,
         on_event: EventSink | None = None,
         seed: int | None = None,
+        key: str | None = None,
     ):
         self.make_piece = make_piece
         self.mood = mood
+        self.key = (
+            key or mood
+        )  # its key in the hub: its recipe's (`bot.radio.recipes`), the mood for a plain one
         self.config = config
         self.on_event = on_event
         self._rng = random.Random(seed)
@@ -94,7 +98,7 @@ class RadioStation:
             on_drained=self._drained_threadsafe,
         )
         # on air once the first piece is ready (before, it would only encode silence and report a drain)
-        self.broadcast = Broadcast(self.stream.read, name=f"radio-{mood}")
+        self.broadcast = Broadcast(self.stream.read, name=f"radio-{self.key}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()

@@ -1745,12 +1745,19 @@ class FakeDiscord:
         the spec bounds (25 at most) like every other request body."""
         guild = self.guild(guild_id)
         cmd = self.find_command(command_name, guild.id)
-        declared = {o["name"]: o for o in cmd.get("options") or []}
+        typed = self._typed_options(cmd.get("options") or [], options)
+        # a subcommand's options (``{"start": {"mood": "ra"}}``): the focused one is among the innermost
+        level, declared_list = typed, cmd.get("options") or []
+        while level and level[0]["type"] in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP):
+            declared_list = (
+                next(o for o in declared_list if o["name"] == level[0]["name"]).get("options") or []
+            )
+            level = level[0]["options"]
+        declared = {o["name"]: o for o in declared_list}
         if not declared.get(focused, {}).get("autocomplete"):
             raise KeyError(f"option {focused!r} of /{command_name} is not declared with autocomplete")
         payload, state = self._base_interaction(4, user, None, guild)
-        typed = self._typed_options(cmd.get("options") or [], options)
-        for option in typed:
+        for option in level:
             if option["name"] == focused:
                 option["focused"] = True
         payload["data"] = {"id": cmd["id"], "name": cmd["name"], "type": cmd.get("type", 1), "options": typed}

@@ -27,9 +27,17 @@ from tests.support.fake_engine import ExtendsByMaking
 TONES = {"rainy": 220.0, "sunny": 440.0, "night": 330.0}
 
 
+def tone_hz(request: TrackRequest) -> float:
+    """The pitch of a request's tone: its mood's, or for an asked tempo 5 Hz a beat per minute (a custom
+    station's pieces, e.g. 100 bpm at 500 Hz, stand apart from every mood's)."""
+    if request.bpm is not None:
+        return 5.0 * request.bpm
+    return TONES.get(request.mood, 275.0)
+
+
 class ToneComposer(ExtendsByMaking):
     """A `bot.resources.TrackMaker`: writes a real MP3 (pedalboard, 44.1 kHz like the real chain) of a sine
-    whose pitch names the mood, a real MIDI and a cover, in `executor` (the engine's render executor; the
+    whose pitch names the mood (or the asked tempo: `tone_hz`), a real MIDI and a cover, in `executor` (the engine's render executor; the
     radio's worker process in these tests). `down = True` makes it fail like an unreachable model server;
     `delay_s` is the composing time."""
 
@@ -61,7 +69,7 @@ class ToneComposer(ExtendsByMaking):
         stem = f"tone-{request.mood}-{request.seed}"
         mp3 = out_dir / f"{stem}.mp3"
         await asyncio.get_running_loop().run_in_executor(
-            self.executor, write_tone, mp3, TONES.get(request.mood, 275.0), request.length_s
+            self.executor, write_tone, mp3, tone_hz(request), request.length_s
         )
         midi, cover = out_dir / f"{stem}.mid", out_dir / f"{stem}.png"
         shutil.copyfile(self.media.midi, midi)
@@ -71,8 +79,8 @@ class ToneComposer(ExtendsByMaking):
             midi=midi,
             cover=cover,
             duration_s=float(request.length_s),
-            bpm=84.0,
-            key="A minor",
+            bpm=request.bpm or 84.0,  # the asked tempo and key, as the real pipeline keeps them
+            key=request.key or "A minor",
             mood=request.mood,
             seed=request.seed,
             title=f"tone {request.mood} {request.seed}",
