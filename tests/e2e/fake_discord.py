@@ -860,16 +860,22 @@ class FakeDiscord:
         return web.Response(body=upload[1], content_type=upload[0]["content_type"])
 
     def attachment(
-        self, filename: str, data: bytes, *, content_type: str = "application/octet-stream"
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        size: int | None = None,
     ) -> dict[str, Any]:
         """An attachment a user uploads to a command option (pass it as the option's value); its bytes are
-        served at its ``url`` on this fake's CDN, so the bot downloads them for real."""
+        served at its ``url`` on this fake's CDN, so the bot downloads them for real. ``size`` declares
+        another size than the bytes' (a CDN or payload that lies)."""
         att_id = self.snowflake()
         url = f"http://127.0.0.1:{self.port}{CDN_PREFIX}/{self.channel_id}/{att_id}/{filename}"
         payload = {
             "id": att_id,
             "filename": filename,
-            "size": len(data),
+            "size": len(data) if size is None else size,
             "url": url,
             "proxy_url": url,
             "content_type": content_type,

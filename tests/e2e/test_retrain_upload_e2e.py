@@ -235,3 +235,20 @@ async def test_a_non_admin_with_an_attachment_is_refused_and_nothing_is_download
     state = await fake_discord.send_interaction("lofi-retrain", {"music": music}, user=member)
     assert "Only server managers" in await ephemeral_reply(fake_discord, state)
     assert fake_discord.downloads == [] and await last_run(bot) is None
+
+
+async def test_a_download_longer_than_declared_is_cut_off_and_refused(
+    fake_discord, start_bot, fake_pipeline, tmp_path
+):
+    bot = await start(start_bot, fake_pipeline, tmp_path)
+    admin = fake_discord.make_user(ADMIN_ID, "admin")
+    data = zipped({"a.mid": song(60), "pad.bin": bytes(300_000)}, zipfile.ZIP_STORED)
+    music = fake_discord.attachment("songs.zip", data, size=1000)  # passes the size check, then lies
+    state = await fake_discord.send_interaction("lofi-retrain", {"music": music}, user=admin)
+    text = await final_text(fake_discord, state)
+    assert text.startswith(
+        "❌ Retrain #1 failed; serving is unchanged. `songs.zip` is larger than Discord said"
+    )
+    assert fake_discord.downloads == [music["id"]] and "stub trained" not in text
+    assert (await last_run(bot)).status == "failed"
+    assert list((tmp_path / "cache" / "retrain").iterdir()) == []
