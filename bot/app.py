@@ -207,6 +207,7 @@ class LofiBot(commands.AutoShardedBot):
         """Stop the queue, the radios and the retrain process, then disconnect (the resources are the owner's)."""
         await self.queue.stop()
         await self.radio.shutdown()
+        await self.votes.close()
         self.retrains.terminate()
         if not isinstance(self.loop, asyncio.AbstractEventLoop):
             # never entered nor logged in: the sharded client's close needs the event queue its setup makes

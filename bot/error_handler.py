@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import BotError
+from db.retry import is_unavailable
 from music.errors import MoodError, RenderError
 from music.limits import quoted
 from serving.errors import ServingError, ServingTimeout, ServingUnavailable
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_MAX = 2000  # Discord refuses message content longer than this
 UNEXPECTED = "Something went wrong on my side; it has been logged. Please try again later."
+DATABASE_DOWN = "The database is unavailable right now; please try again shortly."
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -52,6 +54,8 @@ def message_for(error: BaseException) -> str | None:
         return f"I could not understand {quoted(error.value)}."
     if isinstance(error, app_commands.CommandSignatureMismatch):
         return f"`/{error.command.qualified_name}` came with options I do not know; please try again."
+    if is_unavailable(error):
+        return DATABASE_DOWN
     if isinstance(error, discord.HTTPException) and error.status == 413:
         return "The files are too large to upload here; try a shorter length."
     return None
@@ -67,6 +71,8 @@ def describe(error: BaseException) -> str:
     original = unwrap(error)
     if isinstance(original, RenderError | ServingError):
         log.warning("%s: %s", type(original).__name__, original)
+    elif text == DATABASE_DOWN:  # an outage, not a bug: one line, no traceback
+        log.warning("the database is unavailable: %s: %s", type(original).__name__, str(original)[:200])
     return text
 
 

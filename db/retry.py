@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.errors import DatabaseBusy
+from db.errors import DatabaseBusy, DatabaseFileGone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +33,52 @@ def is_lock_conflict(exc: BaseException) -> bool:
         return True
     text = str(orig).lower()
     return any(m in text for m in _SQLITE_LOCKED)
+
+
+# PostgreSQL SQLSTATEs of a server that is gone or not accepting connections: class 08 (connection
+# exception), admin/crash shutdown, starting up or shutting down.
+_PG_GONE_PREFIX = "08"
+_PG_GONE = {"57P01", "57P02", "57P03"}
+_SQLITE_GONE = ("unable to open database file", "disk i/o error")
+_DRIVERS = ("sqlalchemy", "asyncpg", "aiosqlite")
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside the database libraries (a refused connection is a plain OSError that
+    SQLAlchemy does not wrap; Discord's or the model server's connection errors must not read as ours)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _gone(exc: BaseException) -> bool:
+    if isinstance(exc, DatabaseBusy | DatabaseFileGone):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    code = str(getattr(exc, "sqlstate", None) or "")
+    if code.startswith(_PG_GONE_PREFIX) or code in _PG_GONE:
+        return True
+    if isinstance(exc, DBAPIError) and any(m in str(exc.orig).lower() for m in _SQLITE_GONE):
+        return True
+    return isinstance(exc, ConnectionError | socket.gaierror | TimeoutError) and _raised_by_driver(exc)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the database cannot be reached or used right now: the server
+    stopped or refused the connection, the file cannot be opened, a lock outlasted every retry. A later try can
+    succeed; nothing about the request was wrong."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if _gone(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def retry_transaction(
