@@ -205,6 +205,10 @@ class RetrainService:
         # Under the cache folder, not /tmp: a tmpfs /tmp would hold the downloaded attachment in memory.
         root = Path(self.settings.cache_dir) / "retrain"
         root.mkdir(parents=True, exist_ok=True)
+        # The database lets one retrain run at a time (start() recorded this one), so any folder here is a
+        # leftover of a bot killed mid-run, with its downloaded attachment: gone before a new one comes.
+        for leftover in root.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
         workdir = Path(tempfile.mkdtemp(prefix="lofi-retrain-", dir=root))
         result: dict[str, Any] | None = None
         error: str | None = None

@@ -89,6 +89,9 @@ async def test_an_attached_zip_is_downloaded_read_trained_on_and_reported(
     fake_discord, start_bot, fake_pipeline, tmp_path
 ):
     bot = await start(start_bot, fake_pipeline, tmp_path)
+    stale = tmp_path / "cache" / "retrain" / "lofi-retrain-left-by-a-killed-bot" / "music"
+    stale.mkdir(parents=True)
+    (stale / "old.zip").write_bytes(b"an attachment downloaded before a crash")
     admin = fake_discord.make_user(ADMIN_ID, "admin")
     music = fake_discord.attachment(
         "our songs.zip",
@@ -131,7 +134,7 @@ async def test_an_attached_zip_is_downloaded_read_trained_on_and_reported(
             ["evil.zip", "nested archive (not opened)"],
         ],
     }
-    assert list((tmp_path / "cache" / "retrain").iterdir()) == []  # the per-run folder is gone
+    assert list((tmp_path / "cache" / "retrain").iterdir()) == []  # this run's folder and the stale one
     fake_discord.assert_no_errors()
 
 
