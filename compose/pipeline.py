@@ -28,6 +28,7 @@ from music.tokens import Representation
 from serving.backend import Backend
 
 if TYPE_CHECKING:
+    from music.producer_files import ExportFiles
     from music.track import TrackFiles
 
 
@@ -127,6 +128,35 @@ class Composer:
         return await self._compose_and_render(
             plan, out_dir, prefix, progress, options, size_limit, timings, t0
         )
+
+    async def render_stems(
+        self, tokens: Sequence[int], facts: TrackRequest, out_dir: Path, *, size_limit: int | None = None
+    ) -> ExportFiles:
+        """The stems of a finished track (its tokens; `facts`: see `compose.exports.replay_plan`) into
+        `out_dir`: WAV, or MP3 past `size_limit` (None: no limit), with each part's MIDI."""
+        from compose.exports import render_stems_files
+
+        job = functools.partial(
+            render_stems_files, tokens, facts, Path(out_dir), self.render, size_limit, self.rep
+        )
+        return await asyncio.get_running_loop().run_in_executor(self.executor, job)
+
+    async def render_loop(
+        self,
+        tokens: Sequence[int],
+        facts: TrackRequest,
+        bars: int,
+        out_dir: Path,
+        *,
+        size_limit: int | None = None,
+    ) -> ExportFiles:
+        """A `bars`-bar seamless loop of a finished track's main section into `out_dir` (WAV and MIDI)."""
+        from compose.exports import render_loop_files
+
+        job = functools.partial(
+            render_loop_files, tokens, facts, bars, Path(out_dir), self.render, size_limit, self.rep
+        )
+        return await asyncio.get_running_loop().run_in_executor(self.executor, job)
 
     async def _compose_and_render(
         self,

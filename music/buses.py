@@ -79,17 +79,26 @@ def level(audio: np.ndarray, rate: int) -> float:
     return loudness(audio[:, ::3], rate // 3)
 
 
-def balance(stems: dict[str, np.ndarray], mix: dict | None, rate: int) -> np.ndarray:
-    """The parts in `stems` (all at `rate`) summed, each first brought to `STEM_LUFS` plus the mood's `[mix]`
-    offset, measured on the rendered audio (GM instruments differ by 15 dB and more in level). The stems are
-    scaled in place (they are not needed after: no 40 MB temporaries)."""
+def part_gains(stems: dict[str, np.ndarray], mix: dict | None, rate: int) -> dict[str, float]:
+    """The gain that brings each part in `stems` (all at `rate`) to `STEM_LUFS` plus the mood's `[mix]` offset,
+    measured on the rendered audio (GM instruments differ by 15 dB and more in level); a silent part is left
+    out (it adds nothing to the bus)."""
     offsets = {**MIX_DEFAULTS, **{k: float(v) for k, v in (mix or {}).items() if k in MIX_DEFAULTS}}
-    out = None
+    gains = {}
     for part, audio in stems.items():
         loud = level(audio, rate)  # a decimated estimate is plenty for a gain
-        if not np.isfinite(loud):
-            continue
-        audio *= np.float32(10 ** ((STEM_LUFS + offsets[part] - loud) / 20.0))
+        if np.isfinite(loud):
+            gains[part] = float(10 ** ((STEM_LUFS + offsets[part] - loud) / 20.0))
+    return gains
+
+
+def balance(stems: dict[str, np.ndarray], mix: dict | None, rate: int) -> np.ndarray:
+    """The parts in `stems` (all at `rate`) summed, each first scaled by its `part_gains`. The stems are scaled
+    in place (the first one holds the sum after: no 40 MB temporaries); `music.stems` keeps them apart."""
+    out = None
+    for part, gain in part_gains(stems, mix, rate).items():
+        audio = stems[part]
+        audio *= np.float32(gain)
         if out is None:
             out = audio
         else:
@@ -173,16 +182,35 @@ def render_bus(
     in_process: bool,
 ) -> Bus:
     """Synthesise, balance and process one bus (`BUSES`) of `arrangement`, `seconds` long."""
+    stems = render_parts(arrangement, bus, soundfont, seconds, in_process)
+    if not stems:
+        return Bus(None)
+    peak = max(float(np.max(np.abs(a))) for a in stems.values())
+    dry = balance(stems, sound.get("mix"), BUSES[bus][1])
+    del stems
+    return finish_bus(bus, dry, seconds, sound, seed, peak)
+
+
+def render_parts(
+    arrangement, bus: str, soundfont: Path, seconds: float, in_process: bool
+) -> dict[str, np.ndarray]:
+    """The parts of `bus` that have notes, synthesised apart at the bus's rate."""
     names, rate = BUSES[bus]
     parts = [p for p in names if any(n.part == p for n in arrangement.notes)]
-    if not parts:
-        return Bus(None)
-    stems = {p: render_stem(arrangement, p, soundfont, seconds, rate, in_process) for p in parts}
-    peak = max(float(np.max(np.abs(a))) for a in stems.values())
-    dry = balance(stems, sound.get("mix"), rate)
-    del stems
+    return {p: render_stem(arrangement, p, soundfont, seconds, rate, in_process) for p in parts}
+
+
+def bus_wet(bus: str, dry: np.ndarray, sound: dict, seed: int) -> np.ndarray:
+    """`dry` (at the bus's rate) through the bus's effects, still at the bus's rate."""
+    rate = BUSES[bus][1]
     fx = effects.settings(sound.get("effects"))
-    wet = music_wet(dry, rate, fx, seed) if bus == "music" else drums_wet(dry, rate, fx)
+    return music_wet(dry, rate, fx, seed) if bus == "music" else drums_wet(dry, rate, fx)
+
+
+def finish_bus(bus: str, dry: np.ndarray, seconds: float, sound: dict, seed: int, peak: float) -> Bus:
+    """The balanced `dry` bus through its effects, at `SAMPLE_RATE` and `seconds` long."""
+    rate = BUSES[bus][1]
+    wet = bus_wet(bus, dry, sound, seed)
     change = level(wet, rate) - level(dry, rate)
     n = int(round(seconds * SAMPLE_RATE))
     return Bus(to_output_rate(wet, rate, n), change, float(np.mean(np.square(dry[:, ::7]))), peak)

@@ -165,7 +165,9 @@ def _render_files(
     timings: dict[str, float] = {}
     report(Stage.ARRANGING)
     with _timer(timings, "arrange"):
-        arrangement, seconds = _arrange(score, plan, title, load_library(render.groove_dir, render.cache_dir))
+        arrangement, seconds = arrange_track(
+            score, plan, title, load_library(render.groove_dir, render.cache_dir)
+        )
         midi_path = arrangement.write(out_dir / f"{slug}.mid")
     report(Stage.RENDERING)
     mix = _mix_buses(arrangement, plan, Path(render.soundfont), seconds, timings)
@@ -216,7 +218,9 @@ def _log_rendered(files: TrackFiles, seconds: float, kbps: int) -> None:
     )
 
 
-def _arrange(score: Score, plan: TrackPlan, title: str, library: GrooveLibrary) -> tuple[Arrangement, float]:
+def arrange_track(
+    score: Score, plan: TrackPlan, title: str, library: GrooveLibrary
+) -> tuple[Arrangement, float]:
     """(arrangement, seconds): `score` fitted to the plan and arranged for exactly the asked length: whole
     bars, and any remainder (under a bar) is the final chord ringing out."""
     fitted = fit_to_plan(score, plan)
@@ -259,20 +263,39 @@ def _mix(
     bed: np.ndarray,
 ) -> np.ndarray:
     """The buses over the ambience `bed` (mixed in place in it), faded in and out."""
-    # the ambience sits under the music: its level follows the dry buses' RMS (close enough to the wet mix;
-    # the buses are uncorrelated, so their mean squares add). The bed is ours: the mix is built in it.
-    mix = bed
-    mix *= np.float32(np.sqrt(music.dry_mean_square + drums.dry_mean_square))
+    mix = bed  # the bed is ours: the mix is built in it
+    mix *= bed_gain(music, drums)
     if music.wet is not None:
         mix += music.wet
     if drums.wet is not None:
-        # the chains compress and colour differently: keep the drums where the mix put them next to the music
-        both = np.isfinite(drums.change) and np.isfinite(music.change)
-        mix += drums.wet * np.float32(10 ** ((music.change - drums.change) / 20.0) if both else 1.0)
+        mix += drums.wet * drum_gain(music, drums)
+    return _fade(mix, SAMPLE_RATE, fade_seconds(arrangement, plan, seconds))
+
+
+def bed_gain(music: buses.Bus, drums: buses.Bus) -> np.float32:
+    """The ambience bed's gain in the mix: it sits under the music, its level following the dry buses' RMS
+    (close enough to the wet mix; the buses are uncorrelated, so their mean squares add)."""
+    return np.float32(np.sqrt(music.dry_mean_square + drums.dry_mean_square))
+
+
+def drum_gain(music: buses.Bus, drums: buses.Bus) -> np.float32:
+    """The wet drums' gain in the mix: the chains compress and colour differently, so the drums are kept
+    where the balance put them next to the music."""
+    both = np.isfinite(drums.change) and np.isfinite(music.change)
+    return np.float32(10 ** ((music.change - drums.change) / 20.0) if both else 1.0)
+
+
+def fade_seconds(arrangement: Arrangement, plan: TrackPlan, seconds: float) -> float:
+    """How long the mix fades out: the outro's half, at least a bar, or the final chord's ring, at most 8 s."""
     tail_s = max(seconds - arrangement.seconds, 0.0)
     bar_s = arrangement.seconds / max(plan.n_bars, 1)
     fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))
-    return _fade(mix, SAMPLE_RATE, min(fade_s, seconds))
+    return min(fade_s, seconds)
+
+
+def fade_envelope(n: int, fade_s: float) -> np.ndarray:
+    """(1, n) float32: the gain `_fade` applies to each sample (the stems take it apart from the mix)."""
+    return _fade(np.ones((1, n), dtype=np.float32), SAMPLE_RATE, fade_s)
 
 
 def _tags(arrangement: Arrangement, plan: TrackPlan) -> dict[str, str]:
