@@ -80,7 +80,7 @@ def write_stems(stems: Stems, bpm: float, out_dir: Path, size_limit: int | None 
     if not wav_fits:
         out.notes.append(
             f"WAV stems of this track are {wav_bytes(n) / 1e6:.1f} MB each, over the "
-            f"{size_limit / 2**20:.0f} MiB upload limit: these are MP3 (`lofi generate --stems` writes WAV)."
+            f"{size_limit / 2**20:.0f} MiB upload limit: these are MP3."
         )
     for part, audio in stems.audio.items():
         name = producer_name(stems.title, bpm, arr.tonic, arr.mode, part)
