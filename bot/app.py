@@ -22,7 +22,7 @@ from discord.ext import commands
 from bot.config import BotSettings
 from bot.error_handler import on_app_command_error
 from bot.options import interaction_check as check_interaction_options
-from bot.posting import TrackPoster
+from bot.posting import TrackPoster, tell_interrupted
 from bot.queue import JobQueue
 from bot.radio.announce import RadioAnnouncer
 from bot.radio.service import RadioService
@@ -133,6 +133,7 @@ class LofiBot(commands.AutoShardedBot):
         )
         self.tracks = TrackService(sessionmaker, resources.composer, settings.out_dir, settings.out_max_bytes)
         self.poster = TrackPoster(settings, self.tracks, self.queue)
+        self._interrupted_notice: asyncio.Task[int] | None = None
         self.votes = VoteService(sessionmaker)
         self.browse = BrowseService(sessionmaker)
         self.status_service = StatusService(
@@ -160,13 +161,19 @@ class LofiBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         """Fail the jobs a restart interrupted, start the queue, register the buttons, load the cogs."""
+        interrupted = await self.tracks.fail_interrupted(
+            shard_count=self.settings.shard_count, shard_ids=self.settings.shard_ids
+        )
         async with self.sessionmaker.begin() as session:
-            tracks = await repo.fail_interrupted(session)
             runs = await repo.fail_interrupted_retrains(session)
-        if tracks or runs:
+        if interrupted or runs:
             log.warning(
-                "marked %d track(s) and %d retrain(s) left unfinished by a restart as failed", tracks, runs
+                "marked %d track(s) and %d retrain(s) left unfinished by a restart as failed",
+                len(interrupted),
+                runs,
             )
+        # their users still read "Rendering…": tell them (in the background: Discord may be slow to answer)
+        self._interrupted_notice = asyncio.create_task(tell_interrupted(self, interrupted))
         self.queue.start()
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for ext in EXTENSIONS:
@@ -205,6 +212,8 @@ class LofiBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         """Stop the queue, the radios and the retrain process, then disconnect (the resources are the owner's)."""
+        if self._interrupted_notice is not None:
+            self._interrupted_notice.cancel()
         await self.queue.stop()
         await self.radio.shutdown()
         await self.votes.close()

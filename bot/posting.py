@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import discord
 
@@ -15,6 +17,7 @@ from bot.format import DOWN, UP, VOTE_EMOJI, clock, jump_url
 from bot.queue import JobQueue
 from bot.services import Extension, Requester, TrackInfo, TrackService
 from bot.views import track_view
+from db.repository import Interrupted
 from music.progress import Stage
 from music.request import TrackRequest
 
@@ -129,7 +132,8 @@ class TrackPoster:
         who = Requester(
             interaction.user.id, str(interaction.user), interaction.guild_id, interaction.channel_id
         )
-        track_id = await tracks.create(request, who)
+        # the reply is kept with the track while it is made: a restart can then tell this user
+        track_id = await tracks.create(request, who, reply=(interaction.application_id, interaction.token))
         prefix = f"**{request.mood}** track, {clock(request.length_s)}, seed {request.seed}"
         progress = ProgressReporter(interaction, prefix)
         limit = self.settings.upload_limit_bytes
@@ -219,6 +223,30 @@ class TrackPoster:
                 track_id, message_id=message.id, channel_id=message.channel.id, guild_id=interaction.guild_id
             )
         await _add_votes(message)
+
+
+# An interaction token edits its reply for 15 minutes; a margin for the clocks and the restart itself.
+REPLY_LIFETIME = timedelta(minutes=14)
+INTERRUPTED_TEXT = "❌ The bot restarted while making this track, so it was lost; please ask again."
+
+
+async def tell_interrupted(client: discord.Client, interrupted: Sequence[Interrupted]) -> int:
+    """Edit the reply of every track a restart interrupted (while Discord still accepts its token) to say so;
+    returns how many were told. Failures are logged: the track is already marked failed."""
+    told = 0
+    now = datetime.now(UTC)
+    for track in interrupted:
+        if track.reply is None or now - track.created_at > REPLY_LIFETIME:
+            continue
+        application_id, token = track.reply
+        webhook = discord.Webhook.partial(application_id, token, client=client)
+        try:
+            # "@original" is Discord's name for the interaction's own reply (the deferred "thinking" one)
+            await webhook.edit_message("@original", content=INTERRUPTED_TEXT)  # type: ignore[call-overload]
+            told += 1
+        except discord.HTTPException as exc:
+            log.info("could not tell the user of interrupted track %s: %s", track.track_id, exc)
+    return told
 
 
 async def _add_votes(message: discord.Message) -> None:

@@ -118,6 +118,10 @@ class Track(Base):
     error: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tokens: Mapped[list[int] | None] = mapped_column(JSON)
+    # While the track is being made: the interaction to tell if a restart interrupts it (Discord lets its
+    # token edit the reply for 15 minutes). Cleared when the track is done or failed.
+    reply_application_id: Mapped[int | None] = mapped_column(Snowflake)
+    reply_token: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(_tz, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(_tz)
     finished_at: Mapped[datetime | None] = mapped_column(_tz)

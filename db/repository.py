@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import RetrainAlreadyRunning, TrackNotFound
@@ -48,8 +48,10 @@ async def create_track(
     key_requested: str | None = None,
     guild_id: int | None = None,
     channel_id: int | None = None,
+    reply: tuple[int, str] | None = None,
 ) -> Track:
-    """Record a new request as `queued` and return it with its id."""
+    """Record a new request as `queued` and return it with its id; `reply` (application id, interaction token)
+    is kept until the track is done or failed, so a restart can tell the user."""
     track = Track(
         user_id=user_id,
         user_name=user_name[:100],
@@ -60,6 +62,8 @@ async def create_track(
         seed=seed,
         bpm_requested=bpm_requested,
         key_requested=key_requested,
+        reply_application_id=reply[0] if reply else None,
+        reply_token=reply[1] if reply else None,
         status=TrackStatus.queued,
         created_at=utcnow(),
     )
@@ -111,6 +115,7 @@ async def mark_done(
     track.tokens = [int(t) for t in tokens] if tokens is not None else None
     track.error = None
     track.finished_at = utcnow()
+    track.reply_application_id = track.reply_token = None
     await s.flush()
     return track
 
@@ -121,6 +126,7 @@ async def mark_failed(s: AsyncSession, track_id: int, error: str) -> Track:
     track.status = TrackStatus.failed
     track.error = error[:2000]
     track.finished_at = utcnow()
+    track.reply_application_id = track.reply_token = None
     await s.flush()
     return track
 
@@ -149,14 +155,45 @@ async def track_by_message(s: AsyncSession, message_id: int) -> Track | None:
     return await s.scalar(select(Track).where(Track.message_id == message_id))
 
 
-async def fail_interrupted(s: AsyncSession) -> int:
-    """Mark every track left `queued` or `generating` by a previous process as failed; returns how many."""
-    result = await s.execute(
-        update(Track)
-        .where(Track.status.in_([TrackStatus.queued, TrackStatus.generating]))
-        .values(status=TrackStatus.failed, error=INTERRUPTED, finished_at=utcnow())
-    )
-    return result.rowcount or 0
+@dataclass(frozen=True)
+class Interrupted:
+    """A track a restart interrupted, with the interaction that asked for it (if it is known)."""
+
+    track_id: int
+    created_at: datetime
+    reply: tuple[int, str] | None
+
+
+async def fail_interrupted(
+    s: AsyncSession, *, shard_count: int | None = None, shard_ids: Sequence[int] | None = None
+) -> list[Interrupted]:
+    """Mark the tracks a previous process left `queued` or `generating` as failed, and return them (their reply
+    tokens cleared in the database).
+
+    With several bot processes on one database (`SHARD_IDS`), a process restarts only its own: the tracks of
+    the guilds on its shards (Discord's `(guild_id >> 22) % shard_count`; direct messages and radio pieces
+    belong to shard 0), never those another live process is making.
+    """
+    unfinished = Track.status.in_([TrackStatus.queued, TrackStatus.generating])
+    query = select(Track).where(unfinished)
+    if shard_count and shard_ids is not None:
+        shard = case(
+            (Track.guild_id.is_(None), 0),
+            else_=Track.guild_id.op(">>")(literal_column("22")).op("%")(shard_count),
+        )
+        query = query.where(shard.in_(list(shard_ids)))
+    tracks = (await s.scalars(query.with_for_update())).all()
+    now = utcnow()
+    out = []
+    for t in tracks:
+        reply = (
+            (int(t.reply_application_id), t.reply_token) if t.reply_application_id and t.reply_token else None
+        )
+        out.append(Interrupted(t.id, t.created_at, reply))
+        t.status, t.error, t.finished_at = TrackStatus.failed, INTERRUPTED, now
+        t.reply_application_id = t.reply_token = None
+    await s.flush()
+    return out
 
 
 async def tracks_today(s: AsyncSession, now: datetime | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,8 +121,11 @@ class TrackService:
         self.out_dir = Path(out_dir)
         self.out_max_bytes = out_max_bytes
 
-    async def create(self, request: TrackRequest, who: Requester) -> int:
-        """Record a queued track for `request`; returns its id."""
+    async def create(
+        self, request: TrackRequest, who: Requester, *, reply: tuple[int, str] | None = None
+    ) -> int:
+        """Record a queued track for `request`; returns its id. `reply` (application id, interaction token):
+        where to tell the user if a restart interrupts the track (kept only until it is done or failed)."""
         async with self.sessionmaker.begin() as s:
             track = await repo.create_track(
                 s,
@@ -134,8 +138,20 @@ class TrackService:
                 seed=request.seed,
                 bpm_requested=request.bpm,
                 key_requested=request.key,
+                reply=reply,
             )
             return track.id
+
+    async def fail_interrupted(
+        self, *, shard_count: int | None = None, shard_ids: Sequence[int] | None = None
+    ) -> list[repo.Interrupted]:
+        """Fail the tracks a previous process of these shards left unfinished and remove their partial files;
+        returns them with the interactions to tell (see `repo.fail_interrupted`)."""
+        async with self.sessionmaker.begin() as s:
+            interrupted = await repo.fail_interrupted(s, shard_count=shard_count, shard_ids=shard_ids)
+        for track in interrupted:
+            shutil.rmtree(track_dir(self.out_dir, track.track_id), ignore_errors=True)
+        return interrupted
 
     async def fail(self, track_id: int, error: BaseException | str) -> None:
         """Mark the track failed with a short reason."""

@@ -158,17 +158,46 @@ async def test_crash_recovery_marks_unfinished_tracks_failed(sessionmaker):
             s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=1
         )
         running = await repo.create_track(
-            s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=2
-        )
+            s, user_id=1, user_name="u", mood_requested="rainy", length_requested_s=60, seed=2,
+            reply=(42, "interaction-token"),
+        )  # fmt: skip
         await repo.mark_generating(s, running.id)
         done = await _done_track(s)
     async with sessionmaker.begin() as s:
-        assert await repo.fail_interrupted(s) == 2
+        interrupted = await repo.fail_interrupted(s)
+    assert sorted((i.track_id, i.reply) for i in interrupted) == [
+        (queued.id, None),
+        (running.id, (42, "interaction-token")),
+    ]
     async with sessionmaker() as s:
-        statuses = {t.id: (t.status, t.error) for t in (await s.scalars(select(Track)))}
-    assert statuses[queued.id] == (TrackStatus.failed, repo.INTERRUPTED)
-    assert statuses[running.id] == (TrackStatus.failed, repo.INTERRUPTED)
-    assert statuses[done.id][0] is TrackStatus.done
+        rows = {t.id: t for t in (await s.scalars(select(Track)))}
+    assert (rows[queued.id].status, rows[queued.id].error) == (TrackStatus.failed, repo.INTERRUPTED)
+    assert (rows[running.id].status, rows[running.id].error) == (TrackStatus.failed, repo.INTERRUPTED)
+    assert rows[done.id].status is TrackStatus.done
+    assert all(t.reply_token is None for t in rows.values())  # a token stays only while its track is made
+
+
+async def test_a_restarting_shard_process_fails_only_its_own_guilds_tracks(sessionmaker):
+    # guild ids whose (id >> 22) % 2 is 0 and 1: another live process runs shard 1
+    mine, theirs = 4 << 22, 5 << 22
+    async with sessionmaker.begin() as s:
+        ids = {}
+        for name, guild in (("mine", mine), ("theirs", theirs), ("dm", None)):
+            t = await repo.create_track(
+                s,
+                user_id=1,
+                user_name="u",
+                mood_requested="rainy",
+                length_requested_s=60,
+                seed=1,
+                guild_id=guild,
+            )
+            ids[name] = t.id
+    async with sessionmaker.begin() as s:
+        interrupted = await repo.fail_interrupted(s, shard_count=2, shard_ids=[0])
+    assert sorted(i.track_id for i in interrupted) == sorted([ids["mine"], ids["dm"]])
+    async with sessionmaker() as s:
+        assert (await s.get(Track, ids["theirs"])).status is TrackStatus.queued
 
 
 async def test_failed_transaction_leaves_no_half_written_row(sessionmaker):
