@@ -146,9 +146,20 @@ class LofiBot(commands.AutoShardedBot):
         )
         size_limit = settings.upload_limit_bytes
 
+        failing = False  # the radio's pieces fail: an outage is recorded by its first failed piece only
+
         async def compose_piece(request: TrackRequest, who: Requester) -> TrackInfo:
+            nonlocal failing
             track_id = await radio_tracks.create(request, who)
-            return await radio_tracks.run(track_id, request, size_limit=size_limit)
+            try:
+                info = await radio_tracks.run(track_id, request, size_limit=size_limit)
+            except Exception:
+                if failing:  # each station retries every few seconds: 5-6 failed rows per outage otherwise
+                    await radio_tracks.discard(track_id)
+                failing = True
+                raise
+            failing = False
+            return info
 
         self.radio = RadioService(
             self,

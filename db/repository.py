@@ -120,6 +120,12 @@ async def mark_done(
     return track
 
 
+async def delete_track(s: AsyncSession, track_id: int) -> None:
+    """Remove a track that was never shown to anyone (its votes go with it)."""
+    await s.execute(delete(Vote).where(Vote.track_id == track_id))
+    await s.execute(delete(Track).where(Track.id == track_id))
+
+
 async def mark_failed(s: AsyncSession, track_id: int, error: str) -> Track:
     """The job failed: status `failed` with the reason."""
     track = await get_track(s, track_id)

@@ -142,6 +142,12 @@ class TrackService:
             )
             return track.id
 
+    async def discard(self, track_id: int) -> None:
+        """Forget a track nobody saw (a radio piece retried during an outage: one failed row says it)."""
+        async with self.sessionmaker.begin() as s:
+            await repo.delete_track(s, track_id)
+        shutil.rmtree(track_dir(self.out_dir, track_id), ignore_errors=True)
+
     async def fail_interrupted(
         self, *, shard_count: int | None = None, shard_ids: Sequence[int] | None = None
     ) -> list[repo.Interrupted]:

@@ -62,3 +62,35 @@ async def test_a_finished_track_keeps_no_interaction_token(fake_discord, start_b
     assert (
         track.status is TrackStatus.done and track.reply_token is None and track.reply_application_id is None
     )
+
+
+async def test_a_radio_outage_leaves_one_failed_piece_not_one_per_retry(
+    fake_discord, start_bot, fake_pipeline
+):
+    # issue 24: every retry of the radio's composing during an outage left a failed track row (5-6 each time)
+    from bot.services import Requester
+    from music.request import TrackRequest
+    from serving.errors import ServingUnavailable
+
+    class Down:
+        up = False
+
+        async def make_track(self, request, out_dir, **kwargs):
+            if not self.up:
+                raise ServingUnavailable("the model server is down")
+            return await fake_pipeline.make_track(request, out_dir, **kwargs)
+
+    engine = Down()
+    bot = await start_bot(pipeline=engine)
+    who = Requester(1, "lofi radio (rainy)")
+    for seed in range(4):
+        try:
+            await bot.radio.compose(TrackRequest(length_s=30.0, mood="rainy", seed=seed), who)
+        except ServingUnavailable:
+            pass
+    engine.up = True
+    await bot.radio.compose(TrackRequest(length_s=30.0, mood="rainy", seed=9), who)
+    async with bot.sessionmaker() as s:
+        rows = (await s.scalars(select(Track).order_by(Track.id))).all()
+    assert [r.status for r in rows] == [TrackStatus.failed, TrackStatus.done]
+    assert "down" in rows[0].error
