@@ -5,6 +5,7 @@ made; after a restart it edits that reply to say the track was lost, and removes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sqlalchemy import select, update
 
@@ -84,10 +85,8 @@ async def test_a_radio_outage_leaves_one_failed_piece_not_one_per_retry(
     bot = await start_bot(pipeline=engine)
     who = Requester(1, "lofi radio (rainy)")
     for seed in range(4):
-        try:
+        with contextlib.suppress(ServingUnavailable):
             await bot.radio.compose(TrackRequest(length_s=30.0, mood="rainy", seed=seed), who)
-        except ServingUnavailable:
-            pass
     engine.up = True
     await bot.radio.compose(TrackRequest(length_s=30.0, mood="rainy", seed=9), who)
     async with bot.sessionmaker() as s:
