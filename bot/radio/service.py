@@ -393,13 +393,14 @@ class RadioService:
     async def delete_station(self, guild_id: int, name: str) -> tuple[Custom, bool]:
         """Delete the guild's custom station `name`; a radio tuned to it moves to the station's mood (its saved
         state too, for a radio that is off). Returns the station and whether a playing radio moved."""
-        gone = await self.custom.delete(guild_id, name)
-        fallback = Tuning.of_mood(gone.recipe.mood)
-        async with self.sessionmaker.begin() as s:
-            row = await radio_repo.get_station(s, guild_id)
-            if row is not None and row.mood == gone.tuning.saved:
-                row.mood = fallback.saved
-        radio = self.radios.get(guild_id)
+        async with self._lock(guild_id):  # a `start` tuning to it meanwhile finishes first, then is moved
+            gone = await self.custom.delete(guild_id, name)
+            fallback = Tuning.of_mood(gone.recipe.mood)
+            async with self.sessionmaker.begin() as s:
+                row = await radio_repo.get_station(s, guild_id)
+                if row is not None and row.mood == gone.tuning.saved:
+                    row.mood = fallback.saved
+            radio = self.radios.get(guild_id)
         if radio is None or radio.tuning != gone.tuning:
             return gone, False
         await self.set_mood(guild_id, fallback)
