@@ -21,6 +21,7 @@ from discord.ext import commands
 
 from bot.config import BotSettings
 from bot.error_handler import on_app_command_error
+from bot.export_posting import ExportPoster
 from bot.options import interaction_check as check_interaction_options
 from bot.posting import TrackPoster, tell_interrupted
 from bot.queue import JobQueue
@@ -37,6 +38,7 @@ from bot.services import (
     TrackService,
     VoteService,
 )
+from bot.services.exports import ExportService
 from bot.views import DYNAMIC_ITEMS
 from db import repository as repo
 from music.request import TrackRequest
@@ -133,6 +135,8 @@ class LofiBot(commands.AutoShardedBot):
         )
         self.tracks = TrackService(sessionmaker, resources.composer, settings.out_dir, settings.out_max_bytes)
         self.poster = TrackPoster(settings, self.tracks, self.queue)
+        exports = ExportService(sessionmaker, resources.composer, settings.out_dir)
+        self.exporter = ExportPoster(settings, exports, self.queue)  # the Stems and Loop buttons
         self._interrupted_notice: asyncio.Task[int] | None = None
         self.votes = VoteService(sessionmaker)
         self.browse = BrowseService(sessionmaker)

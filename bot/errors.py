@@ -22,6 +22,10 @@ class BadOption(BotError):
     """A slash-command option that does not fit its declaration (type, range, choices, required)."""
 
 
+class NoLoop(BotError):
+    """A track too short for the shortest seamless loop, or whose shortest loop is over the upload limit."""
+
+
 class QueueFull(BotError):
     """The job queue holds as many waiting jobs as it may."""
 

@@ -20,6 +20,7 @@ from music.request import TrackRequest
 
 if TYPE_CHECKING:
     from compose.pipeline import TrackResult
+    from music.producer_files import ExportFiles
 
 
 class TrackMaker(Protocol):
@@ -47,6 +48,24 @@ class TrackMaker(Protocol):
         size_limit: int | None = None,
     ) -> TrackResult:
         """A longer version of the track `base` asked for and `prefix` holds, `request.length_s` long."""
+        ...
+
+    async def render_stems(
+        self, tokens: Sequence[int], facts: TrackRequest, out_dir: Path, *, size_limit: int | None = None
+    ) -> ExportFiles:
+        """The stems and per-part MIDI of the finished track `tokens` and `facts` hold, into `out_dir`."""
+        ...
+
+    async def render_loop(
+        self,
+        tokens: Sequence[int],
+        facts: TrackRequest,
+        bars: int,
+        out_dir: Path,
+        *,
+        size_limit: int | None = None,
+    ) -> ExportFiles:
+        """A `bars`-bar seamless loop (WAV and MIDI) of that finished track's main section, into `out_dir`."""
         ...
 
 

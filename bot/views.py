@@ -41,8 +41,8 @@ def _checked(track_id: int | None) -> int:
 
 
 def viewer_of(interaction: discord.Interaction) -> Viewer:
-    """Who clicked, and where (a guild, or their DM with the bot)."""
-    return Viewer(interaction.user.id, interaction.guild_id)
+    """Who clicked, and where (a guild, or a DM or group DM)."""
+    return Viewer(interaction.user.id, interaction.guild_id, interaction.channel_id)
 
 
 def extra_seconds(values: object) -> float:
@@ -112,6 +112,60 @@ class MidiButton(discord.ui.DynamicItem[Button], template=r"lofi:midi:" + ANY_ID
             await interaction.response.send_message(
                 file=discord.File(path, filename=path.name), ephemeral=True
             )
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
+class StemsButton(discord.ui.DynamicItem[Button], template=r"lofi:stems:" + ANY_ID):
+    """Send the track's parts as aligned audio files with their MIDI to whoever clicks (ephemeral)."""
+
+    def __init__(self, track_id: int | None, raw: str = ""):
+        self.track_id = track_id
+        super().__init__(
+            discord.ui.Button(
+                label="Stems",
+                emoji="🎛️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"lofi:stems:{raw if track_id is None else track_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> StemsButton:
+        return cls(track_id_of(match["track_id"]), match["track_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await lofi_bot(interaction).exporter.stems(interaction, _checked(self.track_id))
+        except Exception as exc:
+            await send_error(interaction, describe(exc))
+
+
+class LoopButton(discord.ui.DynamicItem[Button], template=r"lofi:loop:" + ANY_ID):
+    """Send a seamless 8- or 4-bar loop of the track's main section with its MIDI (ephemeral)."""
+
+    def __init__(self, track_id: int | None, raw: str = ""):
+        self.track_id = track_id
+        super().__init__(
+            discord.ui.Button(
+                label="Loop",
+                emoji="🔁",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"lofi:loop:{raw if track_id is None else track_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> LoopButton:
+        return cls(track_id_of(match["track_id"]), match["track_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await lofi_bot(interaction).exporter.loop(interaction, _checked(self.track_id))
         except Exception as exc:
             await send_error(interaction, describe(exc))
 
@@ -228,7 +282,15 @@ def radio_view(track_id: int | None) -> discord.ui.View:
     return view
 
 
-DYNAMIC_ITEMS = (VariationButton, MidiButton, ExtendButton, ExtendSelect, RadioPostButton)
+DYNAMIC_ITEMS = (
+    VariationButton,
+    MidiButton,
+    ExtendButton,
+    ExtendSelect,
+    RadioPostButton,
+    StemsButton,
+    LoopButton,
+)
 
 
 def track_view(track_id: int) -> discord.ui.View:
@@ -237,4 +299,6 @@ def track_view(track_id: int) -> discord.ui.View:
     view.add_item(VariationButton(track_id))
     view.add_item(MidiButton(track_id))
     view.add_item(ExtendButton(track_id))
+    view.add_item(StemsButton(track_id))
+    view.add_item(LoopButton(track_id))
     return view

@@ -157,7 +157,10 @@ async def test_midi_only_in_the_tracks_guild_or_its_owners_dm(fake_discord, post
     fake_discord.assert_no_errors()
 
 
-@pytest.mark.parametrize("custom_id", ["lofi:var:{id}", "lofi:ext:{id}", "lofi:extlen:{id}"])
+@pytest.mark.parametrize(
+    "custom_id",
+    ["lofi:var:{id}", "lofi:ext:{id}", "lofi:extlen:{id}", "lofi:stems:{id}", "lofi:loop:{id}"],
+)
 async def test_other_buttons_refuse_a_track_of_another_guild(
     fake_discord, posted, second_guild, fake_pipeline, custom_id
 ):
@@ -197,6 +200,9 @@ async def test_extend_with_an_offered_length_still_works(fake_discord, posted, f
         "lofi:extlen:0",
         "lofi:radio:" + "1" * 30,
         "lofi:midi:",
+        "lofi:stems:abc",
+        "lofi:loop:-1",
+        "lofi:stems:" + "9" * 20,
     ],
 )
 async def test_bad_button_ids_get_a_clear_answer(fake_discord, posted, fake_pipeline, caplog, custom_id):
