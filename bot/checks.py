@@ -9,7 +9,7 @@ import discord
 
 from bot.config import BotSettings
 from bot.errors import NotAdmin
-from bot.interactions import lofi_bot
+from bot.interactions import bot_is_member, lofi_bot
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,19 @@ def is_admin(
     return bool(role_ids & set(settings.admin_role_ids))
 
 
+def is_admin_here(interaction: discord.Interaction) -> bool:
+    """`is_admin` for whoever used `interaction`. Where the bot is not a member (a DM, or a server where only a
+    user installed the app) a server's managers manage that server, not the bot: only configured admin users
+    count there."""
+    settings = lofi_bot(interaction).settings
+    if not bot_is_member(interaction):
+        return interaction.user.id in settings.admin_user_ids
+    return is_admin(interaction.user, settings, getattr(interaction, "permissions", None))
+
+
 async def require_admin(interaction: discord.Interaction) -> bool:
     """App command check: admins pass; anyone else gets NotAdmin and the attempt is logged."""
-    settings = lofi_bot(interaction).settings
-    if is_admin(interaction.user, settings, getattr(interaction, "permissions", None)):
+    if is_admin_here(interaction):
         return True
     name = interaction.command.qualified_name if interaction.command else "an admin command"
     log.warning(

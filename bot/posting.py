@@ -14,9 +14,11 @@ import discord
 from bot.config import BotSettings
 from bot.error_handler import describe, fit, send_error
 from bot.format import DOWN, UP, VOTE_EMOJI, clock, jump_url
+from bot.interactions import bot_is_member
 from bot.queue import JobQueue
 from bot.services import Extension, Requester, TrackInfo, TrackService
 from bot.views import track_view
+from bot.vote_buttons import voted_view
 from db.repository import Interrupted
 from music.progress import Stage
 from music.request import TrackRequest
@@ -176,7 +178,10 @@ class TrackPoster:
 
     async def _post(self, interaction: discord.Interaction, info: TrackInfo) -> None:
         embed = track_embed(info, interaction.user)
-        view = track_view(info.track_id)
+        # Where the bot is not in the server (a DM, a group DM, a server where only the user installed the app)
+        # it may not react nor post, and sees no reactions: votes are buttons and the webhook is the only way.
+        member = bot_is_member(interaction)
+        view = track_view(info.track_id) if member else voted_view(info.track_id)
         content = f"🎶 {interaction.user.mention}, your track is ready"
         # The first follow-up replaces a still-"thinking" deferred response and inherits its ephemeral
         # flag; editing the original first makes sure the track is posted publicly, where people can vote.
@@ -193,7 +198,7 @@ class TrackPoster:
                 await send_error(interaction, describe(exc))
                 return
             channel = interaction.channel
-            if not isinstance(channel, discord.abc.Messageable):
+            if not member or not isinstance(channel, discord.abc.Messageable):
                 raise
             # The interaction token lasts 15 minutes; a long queue can outlive it. Post with the bot instead.
             log.warning("follow-up failed (%s); posting to the channel directly", exc)
@@ -205,7 +210,8 @@ class TrackPoster:
         link = jump_url(interaction.guild_id, message.channel.id, message.id)
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(content=f"✅ Done: {link}")
-        await _add_votes(message)
+        if member:
+            await _add_votes(message)
 
     async def post_piece(self, interaction: discord.Interaction, track_id: int) -> None:
         """Post a finished radio piece (MP3 + MIDI) publicly, with vote reactions that count like on /lofi."""

@@ -284,6 +284,33 @@ async def apply_reaction(
     return await _vote_row(s, track_id, user_id)
 
 
+async def press_vote(s: AsyncSession, track_id: int, user_id: int, value: int) -> int | None:
+    """A vote button pressed: 👍 (+1) or 👎 (-1). Pressing the vote the user has takes it back; the other one
+    replaces it (one vote per user per track, as with reactions). Returns the vote now stored, or None."""
+    _check_value(value)
+    row = await _vote_row(s, track_id, user_id)
+    if row is not None and row.value == value:
+        await s.execute(delete(Vote).where(Vote.track_id == track_id, Vote.user_id == user_id))
+        return None
+    now = utcnow()
+    flags = {"reacted_up": value > 0, "reacted_down": value < 0}  # a button vote is the only one the user has
+    stmt = _insert(s)(Vote).values(
+        track_id=track_id, user_id=user_id, value=value, created_at=now, updated_at=now, **flags
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Vote.track_id, Vote.user_id], set_={"value": value, "updated_at": now, **flags}
+    )
+    await s.execute(stmt)
+    return value
+
+
+async def vote_counts(s: AsyncSession, track_id: int) -> tuple[int, int]:
+    """(👍, 👎) votes on track `track_id`."""
+    _, up, down = _score_columns()
+    row = (await s.execute(select(up, down).where(Vote.track_id == track_id))).one()
+    return int(row[0]), int(row[1])
+
+
 def _score_columns():
     score = func.coalesce(func.sum(Vote.value), 0)
     up = func.coalesce(func.sum(case((Vote.value > 0, 1), else_=0)), 0)

@@ -13,8 +13,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import LofiBot
-from bot.checks import is_admin, require_admin
+from bot.checks import is_admin_here, require_admin
 from bot.format import DOWN, UP
+from bot.interactions import anywhere, servers_only
 from bot.services import Requester, RetrainOutcome, StatusReport
 from bot.services.retrain import MusicUpload, check_upload
 from db.models import RetrainStatus
@@ -132,7 +133,7 @@ class Admin(commands.Cog):
         music="Your own music to learn from too: a zip or one MIDI/MusicXML file",
     )
     @app_commands.default_permissions(manage_guild=True)
-    @app_commands.guild_only()
+    @servers_only
     @app_commands.check(require_admin)
     async def retrain(
         self,
@@ -199,14 +200,14 @@ class Admin(commands.Cog):
                 with contextlib.suppress(discord.HTTPException):
                     await channel.send(text)
 
+    @anywhere  # what anyone may see; the internals only for admins (`is_admin_here`)
     @app_commands.command(name="lofi-status", description="Serving health, queue, tracks and retrains")
     async def status(self, interaction: discord.Interaction) -> None:
         """Serving health, queue, today's tracks, last retrain and votes per version (ephemeral; details for
         admins only)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.bot.status_service.report(self.bot.queue)
-        admin = is_admin(interaction.user, self.bot.settings, getattr(interaction, "permissions", None))
-        await interaction.edit_original_response(embed=status_embed(report, admin=admin))
+        await interaction.edit_original_response(embed=status_embed(report, admin=is_admin_here(interaction)))
 
 
 async def setup(bot: LofiBot) -> None:

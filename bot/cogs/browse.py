@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.app import LofiBot
 from bot.format import DOWN, UP, clock
+from bot.interactions import anywhere
 from bot.services import TrackLine
 
 
@@ -30,6 +31,7 @@ class Browse(commands.Cog):
     def __init__(self, bot: LofiBot):
         self.bot = bot
 
+    @anywhere
     @app_commands.command(name="lofi-top", description="The best tracks by votes")
     @app_commands.describe(period="Over which period (default: week)")
     async def top(
@@ -43,6 +45,7 @@ class Browse(commands.Cog):
         )
         await interaction.response.send_message(embed=discord.Embed(title=title, description=body[:4096]))
 
+    @anywhere
     @app_commands.command(name="lofi-history", description="Someone's latest tracks")
     @app_commands.describe(user="Whose tracks (default: yours)")
     async def history(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.app import LofiBot
 from bot.format import MOOD_CHOICES
+from bot.interactions import anywhere
 from bot.transformers import Duration, Key
 from music.limits import MAX_BPM, MIN_BPM, SEED_MAX
 from music.request import TrackRequest
@@ -21,6 +22,7 @@ class Lofi(commands.Cog):
     def __init__(self, bot: LofiBot):
         self.bot = bot
 
+    @anywhere  # a user who installed the app can ask in any server, DM or group DM
     @app_commands.command(name="lofi", description="Compose a LoFi track")
     @app_commands.describe(
         length="How long: 2m, 90s, 1m30s, 1:30 or 120",

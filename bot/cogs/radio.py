@@ -18,6 +18,7 @@ from discord.ext import commands
 from bot.app import LofiBot
 from bot.checks import is_admin
 from bot.format import MOOD_CHOICES, duration_text
+from bot.interactions import servers_only
 from bot.radio.errors import RadioError
 from bot.radio.recipes import NAME_MAX, Recipe
 from bot.transformers import Key
@@ -36,6 +37,7 @@ def _guild_id(interaction: discord.Interaction) -> int:
     return interaction.guild_id
 
 
+@servers_only  # a voice channel of a server that added the bot: never offered in DMs or user installs
 class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi radio in a voice channel"):
     """The radio commands and the listeners that keep it in the right state."""
 

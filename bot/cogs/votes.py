@@ -1,4 +1,5 @@
-"""Votes: 👍 / 👎 reactions on the bot's track messages (raw events: follow-ups are not in the message cache)."""
+"""Votes: 👍 / 👎 reactions on the bot's track messages (raw events: follow-ups are not in the message cache);
+where the bot sees no reactions, the buttons of `bot.vote_buttons`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from discord.ext import commands
 
 from bot.app import LofiBot
 from bot.format import VOTE_VALUES
+from bot.vote_buttons import VoteButton
 
 log = logging.getLogger(__name__)
 
@@ -61,5 +63,6 @@ class Votes(commands.Cog):
 
 
 async def setup(bot: LofiBot) -> None:
-    """Load the cog."""
+    """Load the cog and its vote buttons (for posts where there are no reactions to read)."""
+    bot.add_dynamic_items(VoteButton)
     await bot.add_cog(Votes(bot))

@@ -25,17 +25,21 @@ class Requester:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who used a button, and where: in a guild, or (`guild_id` None) in their direct messages with the bot."""
+    """Who used a button, and where: in a guild, or (`guild_id` None) in a DM or group DM (`channel_id`)."""
 
     user_id: int
     guild_id: int | None
+    channel_id: int | None = None
 
-    def may_use(self, guild_id: int | None, user_id: int) -> bool:
-        """Whether a track asked for (or posted) in `guild_id` by `user_id` is this viewer's to use: a guild's
-        tracks stay in that guild; in a DM only the viewer's own (a custom id can name any track)."""
+    def may_use(self, guild_id: int | None, user_id: int, channel_id: int | None = None) -> bool:
+        """Whether a track asked for (or posted) in `guild_id` by `user_id` (posted in `channel_id`) is this
+        viewer's to use: a guild's tracks stay in that guild; outside guilds the viewer's own, or one posted in
+        this very DM or group DM, which everyone in it sees (a custom id can name any track)."""
         if self.guild_id is not None:
             return guild_id == self.guild_id
-        return user_id == self.user_id
+        if user_id == self.user_id:
+            return True
+        return guild_id is None and channel_id is not None and channel_id == self.channel_id
 
 
 def jsonable(value: Any) -> Any:

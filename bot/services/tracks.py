@@ -262,7 +262,7 @@ class TrackService:
         another guild)."""
         async with self.sessionmaker() as s:
             track = await s.get(Track, track_id)
-        if track is None or not viewer.may_use(track.guild_id, track.user_id):
+        if track is None or not viewer.may_use(track.guild_id, track.user_id, track.channel_id):
             raise TrackGone()
         return track
 

@@ -1,4 +1,4 @@
-"""Votes on posted tracks."""
+"""Votes on posted tracks: reactions where the bot is in the server, buttons elsewhere."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.errors import TrackGone
+from bot.services.common import Viewer
 from db import repository as repo
+from db.models import Track
 from db.retry import is_unavailable, retry_transaction
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,24 @@ class VoteService:
                     value, "added" if added else "removed", user_id, message_id,
                 )  # fmt: skip
                 return self._keep(key, value, added)
+
+    async def press(self, track_id: int, viewer: Viewer, value: int) -> tuple[int, int]:
+        """A vote button (posts where the bot sees no reactions: DMs, servers it is not in): `viewer` votes
+        `value` on track `track_id`, or takes back the vote they had pressed. Returns the track's (👍, 👎);
+        TrackGone when the track is not `viewer`'s to vote on (a custom id can name any track). Unlike a
+        reaction, nothing is kept through an outage: the user is answered and can press again."""
+
+        async def apply(s: AsyncSession) -> tuple[int, int]:
+            track = await s.get(Track, track_id)
+            if track is None or not viewer.may_use(track.guild_id, track.user_id, track.channel_id):
+                raise TrackGone()
+            await repo.press_vote(s, track_id, viewer.user_id, value)
+            return await repo.vote_counts(s, track_id)
+
+        key = (track_id, viewer.user_id)  # a double click applies in order: the second takes the first back
+        async with self._lock(key):
+            what = f"vote {value:+d} by user {viewer.user_id} on track {track_id}"
+            return await retry_transaction(self.sessionmaker, apply, what=what)
 
     def _keep(self, key: tuple[int, int], value: int, added: bool) -> bool:
         events = self._pending.get(key)
