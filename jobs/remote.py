@@ -21,7 +21,9 @@ from celery import Celery
 from compose.pipeline import TrackResult
 from jobs.celery_app import TRACK_QUEUE, TRACK_TASK
 from jobs.errors import JobFailed, JobTimedOut, QueueUnavailable
-from jobs.wire import TrackJob, failure_of, result_from_wire
+from jobs.exports import ExportJob, export_from_wire
+from jobs.wire import TrackJob, Wire, failure_of, result_from_wire
+from music.producer_files import ExportFiles
 from music.progress import Progress, Stage
 from music.request import TrackRequest
 
@@ -81,10 +83,37 @@ class BrokerTrackMaker:
             raise QueueUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
         return {str(name): len(jobs) for name, jobs in (active or {}).items()}
 
+    async def render_stems(
+        self, tokens: Sequence[int], facts: TrackRequest, out_dir: Path, *, size_limit: int | None = None
+    ) -> ExportFiles:
+        """The stems of a finished track, rendered by a worker, written into `out_dir`."""
+        return await self.export(ExportJob("stems", tuple(tokens), facts, None, size_limit), Path(out_dir))
+
+    async def render_loop(
+        self,
+        tokens: Sequence[int],
+        facts: TrackRequest,
+        bars: int,
+        out_dir: Path,
+        *,
+        size_limit: int | None = None,
+    ) -> ExportFiles:
+        """A seamless loop of a finished track, rendered by a worker, written into `out_dir`."""
+        return await self.export(ExportJob("loop", tuple(tokens), facts, bars, size_limit), Path(out_dir))
+
     async def run(self, job: TrackJob, out_dir: Path, progress: Progress | None = None) -> TrackResult:
         """Send `job`, wait for its result within the deadline, write its files into `out_dir`."""
-        task_id = f"track-{uuid.uuid4().hex}"
-        await self._send(job, task_id)
+        data = await self._round_trip(job.to_wire(), "track", progress)
+        return await asyncio.to_thread(result_from_wire, data, job, out_dir)
+
+    async def export(self, job: ExportJob, out_dir: Path) -> ExportFiles:
+        """Send the stems or loop `job`, wait for its files within the deadline, write them into `out_dir`."""
+        data = await self._round_trip(job.to_wire(), job.kind, None)
+        return await asyncio.to_thread(export_from_wire, data, out_dir)
+
+    async def _round_trip(self, payload: Wire, kind: str, progress: Progress | None) -> Mapping[str, Any]:
+        task_id = f"{kind}-{uuid.uuid4().hex}"
+        await self._send(payload, task_id)
         try:
             data = await self._wait(task_id, progress)
         except asyncio.CancelledError:
@@ -98,14 +127,14 @@ class BrokerTrackMaker:
         error = failure_of(data)
         if error is not None:
             raise error
-        return await asyncio.to_thread(result_from_wire, data, job, out_dir)
+        return data
 
-    async def _send(self, job: TrackJob, task_id: str) -> None:
+    async def _send(self, payload: Wire, task_id: str) -> None:
         try:
             await asyncio.to_thread(
                 self.app.send_task,
                 TRACK_TASK,
-                args=[job.to_wire()],
+                args=[payload],
                 task_id=task_id,
                 queue=TRACK_QUEUE,
                 retry=True,

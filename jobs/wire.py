@@ -103,6 +103,7 @@ class TrackJob:
 
     def to_wire(self) -> Wire:
         return {
+            "kind": "track",  # the other kinds: jobs.exports
             "request": request_to_wire(self.request),
             "size_limit": self.size_limit,
             "prefix": None if self.prefix is None else list(self.prefix),
@@ -120,11 +121,13 @@ class TrackJob:
         )
 
 
-def _file_to_wire(path: Path) -> Wire:
+def file_to_wire(path: Path) -> Wire:
+    """A file by its name and bytes."""
     return {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
 
 
-def _file_from_wire(data: Mapping[str, Any], out_dir: Path) -> Path:
+def file_from_wire(data: Mapping[str, Any], out_dir: Path) -> Path:
+    """A file of `file_to_wire` written into `out_dir`."""
     name = Path(str(data["name"])).name  # a name only: a result never writes outside `out_dir`
     if name in ("", ".", ".."):
         raise JobFailed(f"a worker returned a file without a usable name: {data['name']!r}")
@@ -138,9 +141,9 @@ def result_to_wire(result: TrackResult) -> Wire:
     f = result.files
     return {
         "files": {
-            "mp3": _file_to_wire(Path(f.mp3)),
-            "midi": _file_to_wire(Path(f.midi)),
-            "cover": _file_to_wire(Path(f.cover)),
+            "mp3": file_to_wire(Path(f.mp3)),
+            "midi": file_to_wire(Path(f.midi)),
+            "cover": file_to_wire(Path(f.cover)),
         },
         "facts": {
             "duration_s": f.duration_s,
@@ -165,9 +168,9 @@ def result_from_wire(data: Mapping[str, Any], job: TrackJob, out_dir: Path) -> T
     out_dir.mkdir(parents=True, exist_ok=True)
     files, facts = data["files"], data["facts"]
     track_files = TrackFiles(
-        mp3=_file_from_wire(files["mp3"], out_dir),
-        midi=_file_from_wire(files["midi"], out_dir),
-        cover=_file_from_wire(files["cover"], out_dir),
+        mp3=file_from_wire(files["mp3"], out_dir),
+        midi=file_from_wire(files["midi"], out_dir),
+        cover=file_from_wire(files["cover"], out_dir),
         duration_s=float(facts["duration_s"]),
         bpm=float(facts["bpm"]),
         key=str(facts["key"]),

@@ -22,8 +22,10 @@ from celery import Celery, Task
 
 from compose.pipeline import Composer, TrackResult
 from jobs.celery_app import TRACK_TASK
+from jobs.exports import ExportJob, export_to_wire, job_from_wire
 from jobs.remote import PROGRESS
 from jobs.wire import TrackJob, Wire, error_to_wire, result_to_wire
+from music.producer_files import ExportFiles
 from music.progress import Progress, Stage
 from serving.errors import BadRequest
 
@@ -59,6 +61,12 @@ class EngineThread:
         if self._composer is None:
             raise RuntimeError("the engine is not started")
         return self._call(job.run(self._composer, out_dir, progress))
+
+    def export(self, job: ExportJob, out_dir: Path) -> ExportFiles:
+        """Run the stems or loop `job` on the engine (blocking this thread until it is done)."""
+        if self._composer is None:
+            raise RuntimeError("the engine is not started")
+        return self._call(job.run(self._composer, out_dir))
 
     def stop(self) -> None:
         """Close what the engine opened, then stop the loop."""
@@ -99,9 +107,11 @@ def make_track_job(task: Task[Any, Any], payload: Wire, engine: EngineThread) ->
     failed for a reason would fail again, so it is acknowledged and not redelivered)."""
     task_id = str(task.request.id)
     try:
-        job = TrackJob.from_wire(payload)
+        job = job_from_wire(payload)
     except (KeyError, TypeError, ValueError) as exc:
         return error_to_wire(BadRequest(f"malformed track job: {exc}"))
+    if isinstance(job, ExportJob):
+        return export_job(task_id, job, engine)
     log.info("job %s: %s s %s, seed %s", task_id, job.request.length_s, job.request.mood, job.request.seed)
     with tempfile.TemporaryDirectory(prefix="lofi-job-") as tmp:
         try:
@@ -109,6 +119,17 @@ def make_track_job(task: Task[Any, Any], payload: Wire, engine: EngineThread) ->
             result = engine.run(job, Path(tmp), ProgressRelay(task, task_id))
             log.info("job %s: made %s in %.1f s", task_id, result.files.mp3.name, time.perf_counter() - t0)
             return result_to_wire(result)
+        except Exception as exc:
+            log.warning("job %s failed: %s: %s", task_id, type(exc).__name__, exc)
+            return error_to_wire(exc)
+
+
+def export_job(task_id: str, job: ExportJob, engine: EngineThread) -> Wire:
+    """A stems or loop job: its files, or its error by name (returned, like a track's)."""
+    log.info("job %s: %s of %s tokens", task_id, job.kind, len(job.tokens))
+    with tempfile.TemporaryDirectory(prefix="lofi-export-") as tmp:
+        try:
+            return export_to_wire(engine.export(job, Path(tmp)))
         except Exception as exc:
             log.warning("job %s failed: %s: %s", task_id, type(exc).__name__, exc)
             return error_to_wire(exc)

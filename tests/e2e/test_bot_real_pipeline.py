@@ -4,12 +4,16 @@ the bot's process (no broker), and `lofi worker` processes behind a real Redis (
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import re
 import time
+import wave
 
 import pytest
 
 from tests.e2e.conftest import ffprobe_format, is_mp3
+from tests.e2e.fake_discord import EPHEMERAL
 from tests.e2e.test_bot_e2e import of
 from tests.support.redis_server import RedisServer, redis_available
 from tests.support.workers import start_worker
@@ -84,7 +88,72 @@ async def test_lofi_with_the_real_pipeline_and_tiny_models(
         overrides["broker_url"] = redis.url
     # pipeline=None: the resources `lofi bot` opens (its gRPC client, the real engine or the broker's workers)
     await start_bot(serving_address=server.address, models_dir=models, serving_timeout_s=30.0, **overrides)
-    await post_a_track(fake_discord, tmp_path)
+    state = await post_a_track(fake_discord, tmp_path)
+    await stems_and_loop_of(fake_discord, fake_discord.find(of(state, "followup"))[0])
+
+
+PRODUCER_NAME = re.compile(
+    r"(?P<title>[A-Za-z0-9-]+)_(?P<bpm>\d+)bpm_(?P<key>[A-G](sharp|b)?(min|maj))_(?P<part>[a-z0-9-]+)"
+)
+
+
+def wav_frames(data: bytes) -> tuple[int, int, int]:
+    """(channels, bytes per sample, frames) of a WAV."""
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getframerate() == 44100
+        return w.getnchannels(), w.getsampwidth(), w.getnframes()
+
+
+async def click(fake_discord, track, button: str) -> list:
+    """Click ``button`` under the posted ``track``; the files of the ephemeral follow-ups, once it says done."""
+    ids = [c["custom_id"] for row in track.json["components"] for c in row["components"]]
+    state = await fake_discord.send_component(
+        next(i for i in ids if i.startswith(button)), track.message["id"]
+    )
+    done = await fake_discord.wait_for(
+        lambda r: (
+            r.interaction_id == state.id
+            and r.kind == "original_edit"
+            and "✅" in (r.json or {}).get("content", "")
+        ),
+        timeout=240,
+    )
+    assert done.ok
+    posts = [r for r in fake_discord.find(of(state, "followup")) if r.files]
+    for post in posts:
+        assert post.ok and int(post.message["flags"]) & EPHEMERAL
+        assert len(post.files) <= 10 and sum(len(f.data) for f in post.files) <= fake_discord.upload_limit
+    return [f for post in posts for f in post.files]
+
+
+async def stems_and_loop_of(fake_discord, track) -> None:
+    """Stems: five aligned 24-bit WAVs of the track's length and a MIDI per played part, named the producers'
+    way with the track's tempo and key; Loop: a 4-bar WAV (20 s hold no 8) and its MIDI, named alike."""
+    fields = {f["name"]: f["value"] for f in track.json["embeds"][0]["fields"]}
+    bpm, (tonic, mode) = fields["Tempo"].removesuffix(" bpm"), fields["Key"].split()
+    key = tonic.replace("#", "sharp") + ("min" if mode == "minor" else "maj")
+
+    stems = await click(fake_discord, track, "lofi:stems:")
+    names = {f.filename: PRODUCER_NAME.fullmatch(f.filename.rsplit(".", 1)[0]) for f in stems}
+    assert all(names.values()), list(names)
+    assert {(m["bpm"], m["key"]) for m in names.values()} == {(bpm, key)}
+    parts = {"keys", "bass", "melody", "drums", "ambience"}
+    wavs = {names[f.filename]["part"]: f for f in stems if f.filename.endswith(".wav")}
+    midis = {names[f.filename]["part"] for f in stems if f.filename.endswith(".mid")}
+    assert set(wavs) == parts and midis == parts - {"ambience"}, list(names)
+    shapes = {wav_frames(f.data) for f in wavs.values()}
+    assert len(shapes) == 1, shapes  # aligned: one length for all
+    channels, width, frames = shapes.pop()
+    assert (channels, width) == (2, 3) and abs(frames / 44100 - 20.0) < 0.05, frames
+
+    loop = await click(fake_discord, track, "lofi:loop:")
+    assert sorted(f.filename.rsplit(".", 1)[1] for f in loop) == ["mid", "wav"]
+    match = PRODUCER_NAME.fullmatch(loop[0].filename.rsplit(".", 1)[0])
+    assert match and (match["bpm"], match["key"], match["part"]) == (bpm, key, "loop-4bars"), loop[0].filename
+    wav = next(f for f in loop if f.filename.endswith(".wav"))
+    _, _, frames = wav_frames(wav.data)
+    assert abs(frames / 44100 - 4 * 4 * 60 / float(bpm)) < 0.5, frames  # the tempo shown is rounded
+    fake_discord.assert_no_errors()
 
 
 @pytest.mark.slow

@@ -100,3 +100,50 @@ def test_a_malformed_job_is_refused_with_its_reason():
         TrackJob.from_wire({"request": {"length_s": 30, "mood": "evil", "seed": 1}})
     with pytest.raises(ValueError):
         TrackJob.from_wire({"request": {"length_s": -5, "mood": "rainy", "seed": 1}})
+
+
+# ---- the Stems and Loop jobs (jobs.exports) ------------------------------------------------------------
+
+
+def test_stems_and_loop_jobs_survive_the_wire_and_say_their_kind():
+    from jobs.exports import ExportJob, job_from_wire
+
+    facts = TrackRequest(length_s=20.004, mood="rainy", seed=7, bpm=72.0, key="D minor")
+    stems = ExportJob("stems", (5, 6, 7), facts, size_limit=10 << 20)
+    loop = ExportJob("loop", (5, 6, 7), facts, bars=8)
+    assert job_from_wire(stems.to_wire()) == stems and job_from_wire(loop.to_wire()) == loop
+    track = TrackJob(facts)
+    assert track.to_wire()["kind"] == "track" and job_from_wire(track.to_wire()) == track
+    older = {k: v for k, v in track.to_wire().items() if k != "kind"}  # queued by a bot before kinds
+    assert job_from_wire(older) == track
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"kind": "mixdown", "tokens": [1], "facts": {"length_s": 20, "mood": "rainy", "seed": 1}},
+     {"kind": "loop", "tokens": [1], "facts": {"length_s": 20, "mood": "rainy", "seed": 1}},  # no bars
+     {"kind": "stems", "tokens": [1], "facts": {"length_s": 20, "mood": "evil", "seed": 1}},
+     {"kind": "stems", "tokens": "abc", "facts": {"length_s": 20, "mood": "rainy", "seed": 1}}],
+)  # fmt: skip
+def test_a_malformed_export_job_is_refused(payload):
+    from jobs.exports import job_from_wire
+
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        job_from_wire(payload)
+
+
+def test_an_export_result_carries_its_files_in_order_and_its_notes(tmp_path):
+    from jobs.exports import export_from_wire, export_to_wire
+    from music.producer_files import ExportFiles
+
+    (tmp_path / "worker").mkdir()
+    names = ["t_72bpm_Dmin_keys.wav", "t_72bpm_Dmin_keys.mid", "t_72bpm_Dmin_bass.mp3"]
+    for i, name in enumerate(names):
+        (tmp_path / "worker" / name).write_bytes(bytes([i]) * (i + 3))
+    made = ExportFiles([tmp_path / "worker" / n for n in names], ["these are MP3."], 0.5)
+    wire = export_to_wire(made)
+    got = export_from_wire(wire, tmp_path / "bot")
+    assert [p.name for p in got.files] == names and got.files[0].parent == tmp_path / "bot"
+    assert got.files[2].read_bytes() == b"\x02" * 5 and (got.notes, got.gain) == (["these are MP3."], 0.5)
+    wire["export"]["files"][0]["name"] = "../../escaped.wav"
+    assert export_from_wire(wire, tmp_path / "bot2").files[0] == tmp_path / "bot2" / "escaped.wav"

@@ -91,6 +91,15 @@ async def test_a_worker_makes_the_track_and_the_bot_gets_its_files(redis_server,
     )
     assert longer.tokens[: len(result.tokens) - 1] == result.tokens[:-1]
     assert len(longer.tokens) > len(result.tokens) and longer.files.duration_s > result.files.duration_s
+    # Stems cross it too: the worker renders them from the track's tokens and facts, the bot gets the files
+    f = result.files
+    facts = TrackRequest(f.duration_s, f.mood, 3, f.bpm, f.key)
+    stems = await maker.render_stems(result.tokens, facts, tmp_path / "stems", size_limit=10 << 20)
+    assert {p.parent for p in stems.files} == {tmp_path / "stems"}
+    wavs = [p for p in stems.files if p.suffix == ".wav"]
+    assert [p.stem.rsplit("_", 1)[1] for p in wavs] == ["keys", "bass", "melody", "drums", "ambience"]
+    assert all(p.read_bytes()[:4] == b"RIFF" for p in wavs) and len(stems.files) == 9
+    assert maker.app.backend.client.keys("celery-task-meta-*") == []
 
 
 async def test_a_worker_killed_mid_job_leaves_it_to_another(redis_server, workers, tmp_path):
