@@ -29,13 +29,21 @@ def test_a_worker_without_a_broker_says_what_to_set():
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        (f"redis://:hunter2secret@127.0.0.1:{free_port()}/0", "is not reachable"),
+        (
+            "redis://:hunter2secret@127.0.0.1:{free_port}/0",
+            "is not reachable",
+        ),  # the port filled in at run time
         ("amqp://guest:hunter2secret@localhost//", "must be a redis:// URL"),
         ("redis://:hunter2secret@127.0.0.1:notaport/0", "not a URL"),
     ],
+    ids=[
+        "nothing-listening",
+        "not-redis",
+        "bad-port",
+    ],  # stable ids: xdist workers must collect the same tests
 )
 def test_an_unusable_broker_is_one_line_without_its_password(url, expected):
-    out = lofi("worker", BROKER_URL=url)
+    out = lofi("worker", BROKER_URL=url.replace("{free_port}", str(free_port())))
     assert out.returncode == 2 and expected in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "hunter2secret" not in out.stderr + out.stdout
 
