@@ -21,6 +21,7 @@ from lofi.warm import warm_render_stack
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SECONDS = 600.0  # wall-time bound on composing one track (the sampler also bounds its steps)
+LOOP_BARS = (4, 8)  # music.seamless.LOOP_BARS (not imported here: `lofi --help` stays quick)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help='key, e.g. "A minor", "Eb major", "F#m"; a note alone takes the mood\'s mode (default: drawn)',
     )
     g.add_argument("--out", type=Path, help="write the MP3 here (the MIDI and cover go beside it)")
+    g.add_argument(
+        "--stems",
+        action="store_true",
+        help="also write the stems (keys, bass, melody, drums, ambience: 24-bit WAV, aligned) and each part's MIDI",
+    )
+    g.add_argument(
+        "--loop",
+        type=int,
+        choices=LOOP_BARS,
+        metavar="BARS",
+        help="also write a seamless loop of the main section, 4 or 8 bars (WAV and MIDI)",
+    )
     g.add_argument("--json", action="store_true", help="print the result (files, versions, timings) as JSON")
     g.add_argument("--serving", help="HOST:PORT of TF Serving (default: settings, else an embedded server)")
     g.add_argument("--models", type=Path, default=s.models_dir, help="models folder for the embedded server")
@@ -67,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         models=Path(args.models),
         max_length=args.max_length,
         max_seconds=args.max_seconds,
+        stems=args.stems,
+        loop=args.loop,
     )
 
 
@@ -84,8 +99,10 @@ def generate(
     models: Path | None = None,
     max_length: str | None = None,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    stems: bool = False,
+    loop: int | None = None,
 ) -> int:
-    """Make one track; prints where it went (or JSON with `as_json`). 0 done, 1 failed, 2 bad input.
+    """Make one track (with `stems`, its stems; with `loop`, a seamless loop of that many bars); prints where it went (or JSON with `as_json`). 0 done, 1 failed, 2 bad input.
 
     Every argument and the output folder are checked before any work: the length within the bot's limits
     (`max_length` widens the upper one), the seed and tempo in range, the output folder writable.
@@ -108,6 +125,7 @@ def generate(
             bpm=bpm,
             key=key,
         )
+        _check_loop(request, loop)
         out_dir = _writable_out_dir(out, Path(settings.out_dir) / f"cli-{request.seed}")
     except ValueError as exc:
         print(f"lofi generate: {exc}", file=sys.stderr)
@@ -123,8 +141,22 @@ def generate(
             models or settings.models_dir,
             max_seconds,
             started,
+            (stems, loop),
         )
     )
+
+
+def _check_loop(request, bars: int | None) -> None:
+    """ValueError before any work when the track will be too short for a `bars`-bar loop."""
+    from music.request import plan_track
+
+    if bars is None:
+        return
+    if bars not in LOOP_BARS:
+        raise ValueError(f"--loop is 4 or 8 bars, not {bars}")
+    n_bars = plan_track(request).n_bars
+    if n_bars < bars:
+        raise ValueError(f"--loop {bars}: a track this long has {n_bars} bars; make it longer or loop 4")
 
 
 def _writable_out_dir(out: Path | None, default: Path) -> Path:
@@ -158,12 +190,13 @@ async def _generate(
     models: Path,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     started: float | None = None,
+    exports: tuple[bool, int | None] = (False, None),
 ) -> int:
     deadline = (started if started is not None else time.monotonic()) + max_seconds
     try:
         # loading the models, composing and rendering: all within --max-seconds of the start
         async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
-            return await _make(settings, request, out, out_dir, as_json, address, models, deadline)
+            return await _make(settings, request, out, out_dir, as_json, address, models, deadline, exports)
     except TimeoutError:
         print(f"lofi generate: gave up after --max-seconds {max_seconds:g} s", file=sys.stderr)
         return 1
@@ -178,6 +211,7 @@ async def _make(
     address,
     models: Path,
     deadline: float,
+    exports: tuple[bool, int | None] = (False, None),
 ) -> int:
     from lofi.model_server import one_shot_backend
     from music.errors import MusicError
@@ -209,16 +243,36 @@ async def _make(
                 result = await composer.make_track(
                     request, out_dir, progress=progress, options=SamplingOptions(max_seconds=left)
                 )
+                extra = await _render_exports(composer, result, request, out_dir, *exports)
             finally:
                 await composer.close()
     except (ServingError, MusicError) as exc:
         print(f"lofi generate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    _report(result, request, out, as_json)
+    _report(result, request, out, as_json, extra)
     return 0
 
 
-def _report(result, request, out: Path | None, as_json: bool) -> None:
+async def _render_exports(composer, result, request, out_dir: Path, stems: bool, loop: int | None) -> dict:
+    """The stems and the loop asked for, rendered from the track just made (its tokens and facts), beside it;
+    WAV whatever the size (no upload limit here)."""
+    from music.request import TrackRequest
+
+    if not stems and loop is None:
+        return {}
+    f = result.files
+    facts = TrackRequest(f.duration_s, f.mood, request.seed, f.bpm, f.key)
+    extra: dict = {"notes": []}
+    if stems:
+        made = await composer.render_stems(result.tokens, facts, out_dir)
+        extra["stems"], extra["notes"] = [str(p) for p in made.files], extra["notes"] + made.notes
+    if loop is not None:
+        made = await composer.render_loop(result.tokens, facts, loop, out_dir)
+        extra["loop"], extra["notes"] = [str(p) for p in made.files], extra["notes"] + made.notes
+    return extra
+
+
+def _report(result, request, out: Path | None, as_json: bool, extra: dict | None = None) -> None:
     files = result.files
     mp3 = Path(files.mp3)
     if out and out.resolve() != mp3.resolve():
@@ -237,6 +291,7 @@ def _report(result, request, out: Path | None, as_json: bool) -> None:
         "versions": result.versions,
         "tokens": len(result.tokens),
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        **(extra or {}),
     }
     if as_json:
         print(json.dumps(summary, indent=1, default=str))
@@ -246,3 +301,8 @@ def _report(result, request, out: Path | None, as_json: bool) -> None:
         )
         print("versions: " + ", ".join(f"{k}=v{v}" for k, v in result.versions.items()))
         print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
+        for label in ("stems", "loop"):
+            for path in summary.get(label, []):
+                print(f"{label}: {path}")
+        for note in summary.get("notes", []):
+            print(f"note: {note}")

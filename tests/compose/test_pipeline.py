@@ -122,6 +122,45 @@ def test_generate_command_json(tiny_models, tmp_path):
     assert summary["timings"]["generate"] > 0
 
 
+@pytest.mark.slow
+def test_generate_command_writes_stems_and_a_loop_beside_the_track(tiny_models, tmp_path):
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("SERVING_ADDRESS", None)
+    out = tmp_path / "t.mp3"
+    args = ["--length", "0:20", "--mood", "rainy", "--seed", "4", "--stems", "--loop", "4", "--json"]
+    proc = subprocess.run(
+        [*LOFI, "generate", *args, "--models", str(tiny_models), "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    tonic, mode = summary["key"].split()
+    named = f"_{round(summary['bpm'])}bpm_{tonic.replace('#', 'sharp')}{'min' if mode == 'minor' else 'maj'}_"
+    stems = [Path(p) for p in summary["stems"]]
+    assert {p.parent for p in stems} == {tmp_path} and all(named in p.name and p.is_file() for p in stems)
+    parts = ["keys", "bass", "melody", "drums", "ambience"]
+    assert [p.stem.rsplit("_", 1)[1] for p in stems if p.suffix == ".wav"] == parts  # WAV: no upload limit
+    assert [p.stem.rsplit("_", 1)[1] for p in stems if p.suffix == ".mid"] == parts[:-1]
+    loop = [Path(p) for p in summary["loop"]]
+    assert [p.name.split(named)[1] for p in loop] == ["loop-4bars.wav", "loop-4bars.mid"]
+    assert all(p.is_file() for p in loop)
+
+
+def test_generate_command_refuses_a_loop_longer_than_the_track_before_any_work(tmp_path):
+    proc = subprocess.run(
+        [*LOFI, "generate", "--length", "0:16", "--loop", "8", "--models", str(tmp_path / "none")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "--loop 8" in proc.stderr and "bars" in proc.stderr, proc.stderr
+
+
 def test_generate_command_rejects_a_bad_length(tmp_path):
     proc = subprocess.run(
         [*LOFI, "generate", "--length", "soon", "--models", str(tmp_path)],
