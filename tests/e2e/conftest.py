@@ -297,7 +297,8 @@ async def start_bot(fake_discord, tmp_path) -> AsyncIterator[Callable[..., Await
             await stack.aclose()
             raise
         started.append((bot, task, stack))
-        await fake_discord.wait_for("guild_commands")
+        # discord_guild_id=None: synced globally, as a user-installable app has to be
+        await fake_discord.wait_for("guild_commands" if settings.discord_guild_id else "commands")
         return bot
 
     yield start

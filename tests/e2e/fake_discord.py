@@ -69,6 +69,16 @@ INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
 CLOSE_INVALID_SHARD = 4010
 CLOSE_SHARDING_REQUIRED = 4011
 
+# Interaction contexts and installation types (Discord's user-installable apps).
+CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
+GUILD_INSTALL, USER_INSTALL = "0", "1"
+USER_APP_FOLLOWUPS = (
+    5  # follow-ups per interaction for an app only user-installed there (2024-06-27 changelog)
+)
+# What Discord resolves for an app that is only user-installed where it is used: the user-facing basics
+# (view channel, send messages, embed links, attach files, read history, use app commands), no reactions.
+USER_APP_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31))
+
 # Application command option types (Discord docs), for typing test-supplied option values.
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP = 1, 2
 OPTION_ATTACHMENT = 11
@@ -350,6 +360,9 @@ class FakeGuild:
     voice_channel_id: str
     name: str = "LoFi Test Guild"
     voice_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # False: a server where only users installed the app. The bot gets none of its events, cannot see its
+    # channels (403 Missing Access) and answers its interactions through their webhooks only.
+    bot_member: bool = True
 
 
 @dataclass
@@ -372,6 +385,10 @@ class GatewaySession:
 def shard_of(guild_id: int | str, num_shards: int) -> int:
     """Discord's sharding formula: the shard that receives a guild's events."""
     return (int(guild_id) >> 22) % num_shards
+
+
+class CommandUnavailable(KeyError):
+    """A test asked for a command where Discord would not offer it (its contexts or installation types)."""
 
 
 class HTTPError(Exception):
@@ -488,6 +505,7 @@ class FakeDiscord:
         self.messages: dict[str, dict[str, Any]] = {}
         self.reactions: dict[tuple[str, str], set[str]] = {}  # (message id, emoji) -> user ids
         self.interactions: dict[str, InteractionState] = {}  # by token
+        self.private_channels: set[str] = set()  # group DMs the app was used in (user installs)
         # attachment id -> (its payload, its bytes): what users attached to a command, served on the CDN
         self.uploads: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.downloads: list[str] = []  # attachment ids fetched from the CDN, in order
@@ -558,15 +576,18 @@ class FakeDiscord:
         channel_id: int | str | None = None,
         voice_channel_id: int | str | None = None,
         name: str = "LoFi Test Guild",
+        bot_member: bool = True,
     ) -> FakeGuild:
         """Put the bot in one more guild (before it connects: GUILD_CREATE goes out at IDENTIFY), with a text
-        and a voice channel of its own. Channel ids default to the guild id + 100 and + 200."""
+        and a voice channel of its own. Channel ids default to the guild id + 100 and + 200. ``bot_member``
+        False: a guild where only users installed the app (the bot is not in it)."""
         gid = int(guild_id)
         guild = FakeGuild(
             id=str(gid),
             channel_id=str(channel_id if channel_id is not None else gid + 100),
             voice_channel_id=str(voice_channel_id if voice_channel_id is not None else gid + 200),
             name=name,
+            bot_member=bot_member,
         )
         if guild.id in self.guilds:
             raise ValueError(f"guild {guild.id} exists")
@@ -579,6 +600,8 @@ class FakeDiscord:
 
     def _guild_of_channel(self, channel_id: str) -> FakeGuild:
         for guild in self.guilds.values():
+            if channel_id == guild.channel_id and not guild.bot_member:
+                raise HTTPError(403, 50001, "Missing Access")  # the bot cannot see a server it is not in
             if channel_id == guild.channel_id:
                 return guild
         raise HTTPError(404, 10003, "Unknown Channel")
@@ -889,9 +912,17 @@ class FakeDiscord:
         """Discord sends an attachment option's id as its value and the attachment in ``data.resolved``."""
         found: dict[str, dict[str, Any]] = {}
         for opt in options:
-            if opt["type"] == OPTION_ATTACHMENT and opt["value"] in self.uploads:
+            if not isinstance(opt, dict):
+                continue  # raw options a test forged: the bot has to cope, the fake only passes them on
+            if (
+                opt.get("type") == OPTION_ATTACHMENT
+                and isinstance(opt.get("value"), str)
+                and opt["value"] in self.uploads
+            ):
                 found[opt["value"]] = self.uploads[opt["value"]][0]
-            found.update(self._resolved_attachments(opt.get("options") or []))
+            found.update(
+                self._resolved_attachments(opt.get("options") if isinstance(opt.get("options"), list) else [])
+            )
         return found
 
     async def _not_found(self, request: web.Request) -> web.Response:
@@ -1171,6 +1202,9 @@ class FakeDiscord:
             interaction["response_message_id"] = state.original["id"]
             if ctype == 4:
                 resource["message"] = state.original
+        if ctype == 7 and "message" in state.payload:  # UPDATE_MESSAGE: the component's message is edited
+            message = self.messages[state.payload["message"]["id"]]
+            resource["message"] = self._edit(message, rec, data)
         if ctype not in (4, 7):
             resource = None  # only message-creating/updating callbacks return a resource
         if "with_response" not in rec.query or rec.query["with_response"] in ("0", "false"):
@@ -1187,8 +1221,10 @@ class FakeDiscord:
         rec.interaction_id = state.id
         return state
 
-    def _edit(self, message: dict[str, Any], rec: Recorded) -> dict[str, Any]:
-        body = rec.json or {}
+    def _edit(
+        self, message: dict[str, Any], rec: Recorded, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = (rec.json or {}) if body is None else body
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
@@ -1234,6 +1270,9 @@ class FakeDiscord:
             or body.get("poll")
         ):
             raise HTTPError(400, 50006, "Cannot send an empty message")
+        owners = state.payload.get("authorizing_integration_owners") or {}
+        if GUILD_INSTALL not in owners and len(state.followups) >= USER_APP_FOLLOWUPS:
+            raise HTTPError(400, 40094, "This interaction has hit the maximum number of follow up messages")
         if state.original is not None and state.original["flags"] & LOADING:
             # Discord: a follow-up sent while the deferred "thinking" message still loads resolves it. It
             # becomes @original and keeps the defer's ephemeral flag whatever the follow-up's flags say
@@ -1447,7 +1486,7 @@ class FakeDiscord:
         session = GatewaySession(ws=ws, send=send, identify=data, shard=shard, session_id=session_id)
         self.sessions[shard[0]] = session
         self.identify, self.intents = data, data["intents"]
-        guilds = [g for g in self.guilds.values() if shard_of(g.id, shard[1]) == shard[0]]
+        guilds = [g for g in self.guilds.values() if g.bot_member and shard_of(g.id, shard[1]) == shard[0]]
         ready = {
             "v": 10,
             "user": self.bot_user,
@@ -1640,9 +1679,11 @@ class FakeDiscord:
 
     def find_command(self, name: str, guild_id: int | str | None = None) -> dict[str, Any]:
         """The command called ``name`` registered for ``guild_id`` (the first guild when None): that guild's
-        commands first, then global ones."""
-        gid = self.guild(guild_id).id
-        cmd = self.guild_commands.get(gid, {}).get(name) or self.commands.get(name)
+        commands first, then global ones (only those in a guild the bot is not in)."""
+        guild = self.guild(guild_id)
+        gid = guild.id
+        mine = self.guild_commands.get(gid, {}) if guild.bot_member else {}
+        cmd = mine.get(name) or self.commands.get(name)
         if cmd is None:
             registered = sorted(set(self.commands) | set(self.guild_commands.get(gid, {})))
             raise KeyError(f"command {name!r} is not registered; registered: {registered}")
@@ -1697,12 +1738,30 @@ class FakeDiscord:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": guild.id},
-            "context": 0,
+            "authorizing_integration_owners": {GUILD_INSTALL: guild.id},
+            "context": CONTEXT_GUILD,
             "attachment_size_limit": self.upload_limit,
         }
+        if not guild.bot_member:  # only the user installed the app here
+            payload.update(
+                authorizing_integration_owners={USER_INSTALL: user["id"]},
+                app_permissions=USER_APP_PERMISSIONS,
+            )
         state = InteractionState(id=interaction_id, token=token, payload=payload, created=time.monotonic())
         return payload, state
+
+    @staticmethod
+    def check_offered(cmd: dict[str, Any], payload: dict[str, Any]) -> None:
+        """Discord offers a command only in the contexts its ``contexts`` list and only through an installation
+        its ``integration_types`` list (what sync stored, Discord's defaults where unset): else the user never
+        sees it and no interaction is sent (CommandUnavailable)."""
+        context, owners = payload["context"], payload["authorizing_integration_owners"]
+        installs = {str(t) for t in cmd.get("integration_types") or [0]}
+        if context not in (cmd.get("contexts") or [0, 1, 2]) or not installs & set(owners):
+            raise CommandUnavailable(
+                f"/{cmd['name']} (contexts {cmd.get('contexts')}, integration_types {cmd.get('integration_types')})"
+                f" is not offered in context {context} installed as {sorted(owners)}"
+            )
 
     async def send_interaction(
         self,
@@ -1720,6 +1779,7 @@ class FakeDiscord:
         guild = self.guild(guild_id)
         cmd = self.find_command(command_name, guild.id)
         payload, state = self._base_interaction(2, user, member_permissions, guild)
+        self.check_offered(cmd, payload)
         data: dict[str, Any] = {
             "id": cmd["id"],
             "name": cmd["name"],
@@ -1792,8 +1852,16 @@ class FakeDiscord:
         ]
         if custom_id not in declared:
             raise KeyError(f"custom_id {custom_id!r} not on message; components: {declared}")
-        guild = self.guild(message["guild_id"])
-        payload, state = self._base_interaction(3, user, member_permissions, guild)
+        if "guild_id" in message:
+            payload, state = self._base_interaction(
+                3, user, member_permissions, self.guild(message["guild_id"])
+            )
+        else:  # a DM or group DM: who clicks has to be in it
+            payload, state = self._base_interaction(3, user, member_permissions)
+            private = message["channel_id"] if message["channel_id"] in self.private_channels else None
+            payload = self._as_dm(payload, private)
+            if payload["channel_id"] != message["channel_id"]:
+                raise KeyError(f"user {payload['user']['id']} cannot see message {message_id} (another DM)")
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = values
@@ -1805,19 +1873,25 @@ class FakeDiscord:
         """The id of the bot's DM channel with ``user`` (one per user, stable)."""
         return str(int(user["id"]) + 7)
 
-    def _as_dm(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """``payload`` (a guild interaction) as Discord sends it from the bot's DM with the same user: no
-        guild, ``user`` instead of ``member``, the DM channel, context 1 (BOT_DM)."""
+    def _as_dm(self, payload: dict[str, Any], private_channel: str | None = None) -> dict[str, Any]:
+        """``payload`` (a guild interaction) as Discord sends it from the bot's DM with the same user (context 1,
+        BOT_DM), or from the group DM ``private_channel`` (context 2, PRIVATE_CHANNEL: only a user install
+        reaches there): no guild, ``user`` instead of ``member``."""
         user = payload.pop("member")["user"]
         for key in ("guild_id", "guild", "guild_locale"):
             payload.pop(key, None)
-        channel_id = self.dm_channel_id(user)
+        channel_id = private_channel or self.dm_channel_id(user)
+        channel: dict[str, Any] = {"id": channel_id, "type": 1, "recipients": [user], "last_message_id": None}
+        if private_channel is not None:
+            self.private_channels.add(private_channel)
+            channel.update(type=3, name=None, icon=None, owner_id=user["id"])
         payload.update(
             user=user,
             channel_id=channel_id,
-            channel={"id": channel_id, "type": 1, "recipients": [user], "last_message_id": None, "flags": 0},
-            context=1,
-            authorizing_integration_owners={"1": user["id"]},
+            channel={**channel, "flags": 0},
+            context=CONTEXT_BOT_DM if private_channel is None else CONTEXT_PRIVATE_CHANNEL,
+            authorizing_integration_owners={USER_INSTALL: user["id"]},
+            app_permissions=USER_APP_PERMISSIONS,
         )
         return payload
 
@@ -1828,12 +1902,16 @@ class FakeDiscord:
         *,
         user: dict[str, Any] | None = None,
         raw_options: Any = None,
+        private_channel: str | None = None,
     ) -> InteractionState:
-        """Dispatch a slash command used in the bot's DM with ``user`` (a global command); ``raw_options``
-        replaces the typed ``data.options`` (what a client other than Discord's could send)."""
+        """Dispatch a slash command used in the bot's DM with ``user`` (a global command; a bot synced to one
+        guild has only that guild's copy, which stands in), or in the group DM ``private_channel``, where the
+        user installed the app. ``raw_options`` replaces the typed ``data.options`` (what a client other than
+        Discord's could send). CommandUnavailable where Discord would not offer the command."""
         cmd = self.commands.get(command_name) or self.find_command(command_name)
         payload, state = self._base_interaction(2, user, None)
-        payload = self._as_dm(payload)
+        payload = self._as_dm(payload, private_channel)
+        self.check_offered(cmd, payload)
         payload["data"] = {
             "id": cmd["id"],
             "name": cmd["name"],
@@ -1915,6 +1993,9 @@ class FakeDiscord:
         return await self._dispatch_reaction(event, message, str(user_id), emoji)
 
     async def _dispatch_reaction(self, event: str, message: dict[str, Any], user_id: str, emoji: str) -> bool:
+        guild = self.guilds.get(message.get("guild_id") or "")
+        if guild is None or not guild.bot_member:
+            return False  # a DM or a server the bot is not in: no guild reaction event reaches it
         session = self.session_for(message["guild_id"])
         if session is None or not session.intents & INTENT_GUILD_MESSAGE_REACTIONS:
             return False
