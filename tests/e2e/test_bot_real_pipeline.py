@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import ffprobe_format, is_mp3
 from tests.e2e.fake_discord import EPHEMERAL
-from tests.e2e.test_bot_e2e import of
+from tests.e2e.test_bot_e2e import ephemeral_reply, of, text_of
 from tests.support.redis_server import RedisServer, redis_available
 from tests.support.workers import start_worker
 
@@ -195,4 +195,36 @@ async def test_a_worker_killed_mid_track_still_posts_it_exactly_once(
     async with bot.resources.sessionmaker() as s:
         tracks = (await s.execute(select(Track))).scalars().all()
     assert [t.status.value for t in tracks] == ["done"]
+    fake_discord.assert_no_errors()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_stems_past_the_upload_limit_come_as_mp3_and_say_so(
+    fake_discord, start_bot, tiny_serving, tmp_path
+):
+    """A 2 MiB limit: a 20 s stem is 5.3 MB as WAV, so the stems come as MP3 with a note saying why, and the
+    shortest loop (WAV only: an MP3's padding would break the seam) is refused with the reason."""
+    server, models = tiny_serving
+    fake_discord.upload_limit = 2 << 20  # what Discord tells the bot for this channel, and enforces
+    await start_bot(serving_address=server.address, models_dir=models, serving_timeout_s=30.0)
+    state = await post_a_track(fake_discord, tmp_path)
+    track = fake_discord.find(of(state, "followup"))[0]
+
+    stems = await click(fake_discord, track, "lofi:stems:")
+    audio = sorted(f.filename.rsplit("_", 1)[1] for f in stems if not f.filename.endswith(".mid"))
+    assert audio == ["ambience.mp3", "bass.mp3", "drums.mp3", "keys.mp3", "melody.mp3"]
+    assert all(is_mp3(f.data) for f in stems if f.filename.endswith(".mp3"))
+    first = next(
+        r for r in fake_discord.records if r.kind == "followup" and r.files and "stems" in text_of(r)
+    )
+    assert "2 MiB upload limit: these are MP3" in text_of(first), text_of(first)
+
+    ids = [c["custom_id"] for row in track.json["components"] for c in row["components"]]
+    loop = await fake_discord.send_component(
+        next(i for i in ids if i.startswith("lofi:loop:")), track.message["id"]
+    )
+    text = await ephemeral_reply(fake_discord, loop)
+    assert "4-bar loop" in text and "upload limit" in text, text
+    assert not [r for r in fake_discord.find(of(loop, "followup")) if r.files]
     fake_discord.assert_no_errors()
