@@ -22,7 +22,6 @@ def files(tmp_path, *sizes: int):
 def test_files_are_packed_in_order_within_the_limit_and_ten_a_message(tmp_path):
     paths = files(tmp_path, 6, 1, 5, 4, *[1] * 12)
     groups, too_big = pack(paths, limit=10)
-
     assert [p for g in groups for p in g] == paths and not too_big  # every file once, in order
     assert all(len(g) <= 10 and sum(p.stat().st_size for p in g) <= 10 for g in groups)
     assert [len(g) for g in groups] == [2, 3, 10, 1]
