@@ -25,10 +25,11 @@ def _member(user_id=1, perms=None, roles=()):
     )
 
 
-def _interaction(user, settings, permissions=None):
+def _interaction(user, settings, permissions=None, bot_in_guild=True):
     command = SimpleNamespace(qualified_name="lofi-retrain")
+    guild = SimpleNamespace(id=9) if bot_in_guild else None  # the bot's cache: a server it is in
     return SimpleNamespace(
-        client=SimpleNamespace(settings=settings),
+        client=SimpleNamespace(settings=settings, get_guild=lambda guild_id: guild),
         user=user,
         command=command,
         guild_id=9,
@@ -54,6 +55,16 @@ async def test_admin_by_permission(perms):
 async def test_admin_by_interaction_permissions():
     inter = _interaction(_member(), _settings(), permissions=discord.Permissions(manage_guild=True))
     assert await require_admin(inter) is True
+
+
+async def test_managers_of_a_server_the_bot_is_not_in_are_not_admins():
+    # a server where only a user installed the app: its managers manage it, not the bot
+    manager = _member(perms=discord.Permissions(administrator=True))
+    inter = _interaction(manager, _settings(), discord.Permissions(manage_guild=True), bot_in_guild=False)
+    with pytest.raises(NotAdmin):
+        await require_admin(inter)
+    configured = _interaction(_member(user_id=42), _settings(admin_user_ids=[42]), bot_in_guild=False)
+    assert await require_admin(configured) is True
 
 
 def test_admin_by_configured_user_id():

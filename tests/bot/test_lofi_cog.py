@@ -31,6 +31,9 @@ class FakeInteraction:
     def __init__(self, user_id=11):
         self.user = SimpleNamespace(id=user_id, mention=f"<@{user_id}>", display_name="alice")
         self.guild_id, self.channel_id = 1, 2
+        self.application_id, self.token = 3, "interaction-token"
+        # the bot is in the guild (bot_is_member): the post gets vote reactions
+        self.client = SimpleNamespace(get_guild=lambda guild_id: SimpleNamespace(id=guild_id))
         self.filesize_limit = 10 * 2**20
         self.edits: list[str] = []
         self.sent: list[dict] = []
