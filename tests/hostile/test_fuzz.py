@@ -33,7 +33,9 @@ def test_the_length_parser_returns_seconds_or_a_short_value_error(text):
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        assert type(exc) is ValueError and len(str(exc)) < MESSAGE_MAX, str(exc)[:200]
+        assert isinstance(exc, ValueError) and len(str(exc)) < MESSAGE_MAX, str(exc)[
+            :200
+        ]  # LengthTooLong is one
     else:
         assert isinstance(seconds, float) and math.isfinite(seconds) and seconds > 0
 
