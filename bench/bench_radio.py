@@ -20,6 +20,14 @@ discord.py voice client to the fake voice server (tests/e2e), `--seconds` of rea
 the tests' tone composer, so the figures are the audio path's: mixing, Opus encoding, sending).
 
     .venv/bin/python bench/bench_radio.py --broadcast [--seconds 60]
+
+With `--transitions N`: the level at each radio transition. N+1 pieces (`--piece` s each, `--mood`) made by
+the real pipeline (`--models`), once as `/lofi` tracks (intro, outro, fades, the last chord ringing: the radio
+before seamless pieces) and once as radio pieces (`TrackRequest(radio=True)`), each set played through
+`RadioStream` with its 4 s crossfade; per transition, the quietest 400 ms window over the crossfade (and a
+second either side) against the median of the 10 s of music around it (`tests/support/radio_levels.py`).
+
+    .venv/bin/python bench/bench_radio.py --transitions 5 --models models --piece 60
 """
 
 from __future__ import annotations
@@ -276,6 +284,45 @@ async def measure(bot, voice, n: int, seconds: float, player_class, composer) ->
     }
 
 
+async def transitions(args: argparse.Namespace) -> dict:
+    """The dips at `args.transitions` transitions, pieces made as `/lofi` tracks and as radio pieces."""
+    from compose.pipeline import Composer
+    from music.request import TrackRequest, plan_track
+    from serving.local import open_local_backend
+    from tests.support.radio_levels import play_through, transition_dips
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-radio-dips-"))
+    out: dict = {"mood": args.mood, "piece_s": args.piece, "models": str(args.models), "crossfade_s": 4.0}
+    async with open_local_backend(Path(args.models)) as backend:
+        composer = Composer(backend)
+        for name, radio in (("before", False), ("after", True)):
+            t0 = time.perf_counter()
+
+            async def piece(seed: int, radio: bool = radio, name: str = name) -> Piece:
+                request = TrackRequest(length_s=args.piece, mood=args.mood, seed=seed, radio=radio)
+                made = await composer.make_track(request, tmp / f"{name}-{seed}")
+                pcm = load_pcm(Path(made.files.mp3))
+                bar_s = pcm.shape[0] / SAMPLE_RATE / plan_track(request).n_bars if radio else None
+                return Piece(pcm, mood=args.mood, seed=seed, bar_s=bar_s)
+
+            # composed together, as the station's look-ahead and the shared batch would
+            pieces = list(await asyncio.gather(*(piece(s) for s in range(1, args.transitions + 2))))
+            audio, regions = play_through(pieces)
+            dips = transition_dips(audio, regions)
+            worst = max(d["dip_db"] for d in dips)
+            out[name] = {
+                "radio_pieces": radio,
+                "piece_seconds": [round(p.seconds, 2) for p in pieces],
+                "transitions": dips,
+                "worst_dip_db": worst,
+                "mean_dip_db": round(sum(d["dip_db"] for d in dips) / len(dips), 2),
+                "within_3_db": sum(d["dip_db"] <= 3.0 for d in dips),
+                "compose_s": round(time.perf_counter() - t0, 1),
+            }
+        await composer.close()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=Path, default=None)
@@ -287,8 +334,16 @@ def main() -> None:
     p.add_argument("--no-lofi", dest="lofi", action="store_false")
     p.add_argument("--broadcast", action="store_true", help="measure 1 vs 3 guilds on one station instead")
     p.add_argument("--seconds", type=float, default=60.0, help="audio streamed per run with --broadcast")
+    p.add_argument(
+        "--transitions", type=int, default=0, help="measure the level dip at N transitions instead"
+    )
     args = p.parse_args()
-    print(json.dumps(asyncio.run(broadcast_cost(args) if args.broadcast else soak(args)), indent=2))
+    mode = soak
+    if args.transitions:
+        mode = transitions
+    elif args.broadcast:
+        mode = broadcast_cost
+    print(json.dumps(asyncio.run(mode(args)), indent=2))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ def request_to_wire(request: TrackRequest) -> Wire:
         "seed": request.seed,
         "bpm": request.bpm,
         "key": request.key,
+        "radio": request.radio,
     }
 
 
@@ -72,6 +73,7 @@ def request_from_wire(data: Mapping[str, Any]) -> TrackRequest:
         seed=int(data["seed"]),
         bpm=None if bpm is None else float(bpm),
         key=None if key is None else str(key),
+        radio=bool(data.get("radio", False)),  # .get: queued by a bot before radio pieces
     )
 
 

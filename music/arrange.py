@@ -195,10 +195,26 @@ def _track(events: list[tuple[int, object]], end: int) -> mido.MidiTrack:
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def plan_sections(n_bars: int) -> list[tuple[str, int, int]]:
-    """(name, first bar, end bar) covering `n_bars`: intro, main, breakdown (drums out), main, outro."""
+def plan_sections(n_bars: int, edges: bool = True) -> list[tuple[str, int, int]]:
+    """(name, first bar, end bar) covering `n_bars`: intro, main, breakdown (drums out), main, outro.
+
+    Without `edges` (a radio piece): no intro and no outro, so the piece opens and ends on full-texture main
+    bars and the radio's crossfade joins two full mixes (a sparse intro under a thinning outro sagged)."""
     if n_bars < 6:
         return [("main", 0, n_bars)]
+    if not edges:
+        merged: list[tuple[str, int, int]] = []
+        for name, lo, hi in _body(n_bars):
+            name = "main" if name in ("intro", "outro") else name
+            if merged and merged[-1][0] == name:  # the intro and outro join the main sections around them
+                lo = merged.pop()[1]
+            merged.append((name, lo, hi))
+        return merged
+    return _body(n_bars)
+
+
+def _body(n_bars: int) -> list[tuple[str, int, int]]:
+    """`plan_sections` with edges (at least 6 bars)."""
     intro = 2 if n_bars < 16 else 4
     outro = 2 if n_bars < 20 else 4
     out = [("intro", 0, intro)]
@@ -381,7 +397,7 @@ class _Timeline:
         return _outro_fade(self.outro, b)
 
 
-def _timeline(score: Score, n_bars: int, seed: int) -> _Timeline:
+def _timeline(score: Score, n_bars: int, seed: int, edges: bool = True) -> _Timeline:
     """The track's bars for `score` (at least one bar) looped or cut to `n_bars`, with their sections."""
     rng = random.Random(seed * 7919 + 17)
     src_n = score.n_bars
@@ -398,7 +414,7 @@ def _timeline(score: Score, n_bars: int, seed: int) -> _Timeline:
     bar_start = [0]
     for length in bar_len:
         bar_start.append(bar_start[-1] + length)
-    sections = plan_sections(n_bars)
+    sections = plan_sections(n_bars, edges)
     return _Timeline(
         src_n=src_n,
         bar_len=bar_len,
@@ -422,6 +438,7 @@ def arrange(
     seed: int = 0,
     library: GrooveLibrary | None = None,
     title: str = "",
+    edges: bool = True,
 ) -> Arrangement:
     """Arrange `score` (at its own tonic and tempo) for `n_bars` bars with a mood's sound settings.
 
@@ -432,6 +449,7 @@ def arrange(
         seed: seeds every humanising and choosing RNG.
         library: groove library (default: the cached one from the corpus).
         title: track title for the MIDI file.
+        edges: with an intro and an outro (`plan_sections`); a radio piece has neither.
     Returns:
         The arrangement (write it with `.write(path)`).
     """
@@ -439,7 +457,7 @@ def arrange(
     n_bars = n_bars or max(score.n_bars, 1)
     if score.n_bars <= 0:
         score = replace(score, n_bars=1)
-    tl = _timeline(score, n_bars, seed)
+    tl = _timeline(score, n_bars, seed, edges)
     # In this order: the three parts draw from the timeline's one generator in turn (see `_Timeline`).
     notes = _keys(tl, inst, score.tonic)
     notes += _bass(tl, inst)

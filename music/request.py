@@ -80,13 +80,18 @@ def mood_names() -> list[str]:
 @dataclass(frozen=True)
 class TrackRequest:
     """What a user asked for: a length in seconds, a mood (or 'random'), a seed, an optional tempo and an
-    optional key ("Eb major"; "Eb" alone takes the mood's mode), kept as `music.keys.key_text` writes it."""
+    optional key ("Eb major"; "Eb" alone takes the mood's mode), kept as `music.keys.key_text` writes it.
+
+    `radio`: a piece for the radio, made to be crossfaded with the next: no intro or outro, no fades and no
+    final chord ringing past the bars (so it lasts whole bars, up to `length_s`), so a transition keeps the
+    level of the music around it. A `/lofi` track (False) is exactly as before."""
 
     length_s: float
     mood: str
     seed: int
     bpm: float | None = None
     key: str | None = None
+    radio: bool = False
 
     def __post_init__(self):
         if self.mood not in mood_names():
@@ -105,6 +110,8 @@ class TrackRequest:
             isinstance(self.bpm, int | float) and MIN_BPM <= self.bpm <= MAX_BPM
         ):
             raise ValueError(f"tempo must be between {MIN_BPM} and {MAX_BPM} bpm, not {quoted(self.bpm)}")
+        if not isinstance(self.radio, bool):
+            raise ValueError(f"radio must be true or false, not {quoted(self.radio)}")
         if self.key is not None:
             # One spelling per key, so that equal requests compare equal and the DB and the wire hold one form.
             object.__setattr__(self, "key", key_text(self.key))  # KeyNameError (a ValueError) if not a key
@@ -201,5 +208,5 @@ def plan_track(request: TrackRequest, rep: Representation | None = None) -> Trac
         header,
         mood.temperature,
         mood.top_p,
-        plan_form(plan_sections(n_bars), mood.density, request.seed),
+        plan_form(plan_sections(n_bars, edges=not request.radio), mood.density, request.seed),
     )

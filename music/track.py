@@ -29,6 +29,8 @@ from music.score import Score
 
 log = logging.getLogger(__name__)
 
+RADIO_DECLICK_S = 0.05  # a radio piece's only fade-out: the cut at its last bar line, should it play alone
+
 ADJECTIVES = (
     "quiet",
     "faded",
@@ -222,8 +224,10 @@ def arrange_track(
     score: Score, plan: TrackPlan, title: str, library: GrooveLibrary
 ) -> tuple[Arrangement, float]:
     """(arrangement, seconds): `score` fitted to the plan and arranged for exactly the asked length: whole
-    bars, and any remainder (under a bar) is the final chord ringing out."""
+    bars, and any remainder (under a bar) is the final chord ringing out. A radio piece is its whole bars
+    alone: a lone chord ringing would sag under the crossfade into the next piece."""
     fitted = fit_to_plan(score, plan)
+    radio = plan.request.radio
     arrangement = arrange(
         fitted,
         plan.mood.sound or {},
@@ -231,8 +235,9 @@ def arrange_track(
         seed=plan.request.seed,
         title=title,
         library=library,
+        edges=not radio,
     )
-    seconds = plan.length_s if plan.length_s > 0 else arrangement.seconds
+    seconds = plan.length_s if plan.length_s > 0 and not radio else arrangement.seconds
     tail_s = max(seconds - arrangement.seconds, 0.0)
     if tail_s > 0:
         arrangement = replace(arrangement, ring_ticks=int(round(tail_s * arrangement.bpm / 60.0 * MIDI_TPB)))
@@ -286,7 +291,10 @@ def drum_gain(music: buses.Bus, drums: buses.Bus) -> np.float32:
 
 
 def fade_seconds(arrangement: Arrangement, plan: TrackPlan, seconds: float) -> float:
-    """How long the mix fades out: the outro's half, at least a bar, or the final chord's ring, at most 8 s."""
+    """How long the mix fades out: the outro's half, at least a bar, or the final chord's ring, at most 8 s.
+    A radio piece only loses the click of its cut (the radio's crossfade is its fade)."""
+    if plan.request.radio:
+        return min(RADIO_DECLICK_S, seconds)
     tail_s = max(seconds - arrangement.seconds, 0.0)
     bar_s = arrangement.seconds / max(plan.n_bars, 1)
     fade_s = min(8.0, max(bar_s, arrangement.fade_bars * bar_s * 0.5, tail_s))

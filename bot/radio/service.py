@@ -33,10 +33,10 @@ from bot.radio.listener import Listener
 from bot.radio.recipes import Recipe, Tuning
 from bot.radio.station import RadioConfig, RadioStation
 from bot.radio.stations import StationHub
-from bot.radio.stream import Piece
+from bot.radio.stream import SAMPLE_RATE, Piece
 from bot.services import Requester, TrackInfo
 from db import radio as radio_repo
-from music.request import TrackRequest
+from music.request import TrackRequest, plan_track
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +138,15 @@ class RadioService:
 
         async def make(mood: str, seed: int) -> Piece:
             length = self.config.piece_length_s
-            request = TrackRequest(length_s=length, mood=mood, seed=seed, bpm=bpm, key=recipe.key)
+            # a radio piece (no intro, outro, fades or ringing chord) lasts whole bars: the stream crossfades
+            # over whole bars of it, so the next piece's downbeats fall on its downbeats
+            request = TrackRequest(length_s=length, mood=mood, seed=seed, bpm=bpm, key=recipe.key, radio=True)
             me = self.client.user
             who = Requester(me.id if me is not None else 0, f"lofi radio ({recipe.describe()})")
             info = await self.compose(request, who)
             pcm = await loop.run_in_executor(self.executor, self.decode, info.mp3)
-            return Piece(pcm, mood=info.mood, seed=info.seed, track=info)
+            bar_s = pcm.shape[0] / SAMPLE_RATE / plan_track(request).n_bars
+            return Piece(pcm, mood=info.mood, seed=info.seed, track=info, bar_s=bar_s)
 
         station = RadioStation(make, recipe.mood, self.config, key=key)
         station.on_event = lambda kind, data: self._on_station_event(station, kind, data)

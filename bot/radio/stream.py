@@ -2,7 +2,9 @@
 
 discord.py's `AudioPlayer` thread calls `read()` every 20 ms and wants exactly 3,840 bytes of 48 kHz 16-bit
 stereo PCM. The pieces are mixed at read time: when the playing piece has `crossfade_s` left and the next
-one is queued, both sound together under an equal-power crossfade. Mixing at read time (rather than when a
+one is queued, both sound together under an equal-power crossfade. A piece that knows its bar length (a radio
+piece: whole bars, no fades) is left over whole bars of its own, to the sample, so the next piece's first
+downbeat lands on one of its downbeats, as a DJ would mix them. Mixing at read time (rather than when a
 piece arrives) keeps queued pieces separate, so a mood change can drop the ones that have not started.
 
 `read()` never blocks and never returns an empty frame while the radio runs: with nothing to play it returns
@@ -35,13 +37,15 @@ SILENCE = bytes(FRAME_BYTES)
 
 @dataclass
 class Piece:
-    """One rendered piece: int16 PCM of shape (samples, 2) at 48 kHz, its mood and seed, and the recorded
-    track it was decoded from (what the now-playing message shows)."""
+    """One rendered piece: int16 PCM of shape (samples, 2) at 48 kHz, its mood and seed, the recorded
+    track it was decoded from (what the now-playing message shows) and, for a piece that ends on a bar line,
+    its bar length in seconds (the crossfade out of it then spans whole bars)."""
 
     pcm: np.ndarray
     mood: str = ""
     seed: int | None = None
     track: TrackInfo | None = None
+    bar_s: float | None = None
 
     def __post_init__(self) -> None:
         pcm = np.asarray(self.pcm)
@@ -92,6 +96,8 @@ class RadioStream(discord.AudioSource):
         self._pos = 0
         self._incoming: Piece | None = None  # the next piece, sounding during the crossfade
         self._in_pos = 0
+        self._lead = 0  # samples of the frame before the incoming piece enters (its first frame only)
+        self._fade_len = self._fade_done = 0
         self.frames = 0  # frames read
         self.underruns = 0  # frames of silence read while nothing was left to play
         self.pieces_started = 0
@@ -134,7 +140,7 @@ class RadioStream(discord.AudioSource):
             elif self._current is not None:
                 samples += self._current.pcm.shape[0] - self._pos
             for p in self._queue:
-                samples += max(0, p.pcm.shape[0] - self.crossfade)
+                samples += max(0, p.pcm.shape[0] - self.crossfade)  # near enough for bar-long overlaps
             return samples / SAMPLE_RATE
 
     def current_left_s(self) -> float:
@@ -183,15 +189,26 @@ class RadioStream(discord.AudioSource):
                 log.exception("radio on_drained callback failed")
         return frame
 
+    def overlap(self, piece: Piece) -> int:
+        """Samples of `piece`'s end under the crossfade into the next: `crossfade_s`, or with a bar length
+        the whole number of its bars nearest it (at least one; at most half the piece)."""
+        if piece.bar_s is None or piece.bar_s <= 0:
+            return self.crossfade
+        bar = piece.bar_s * SAMPLE_RATE
+        bars = max(1, round(self.crossfade / bar))
+        return min(int(round(bars * bar)), int(piece.pcm.shape[0]) // 2)
+
     def _mix(self, started: list[Piece]) -> bytes:
         cur = self._current
         assert cur is not None
         n = FRAME_SAMPLES
         left = cur.pcm.shape[0] - self._pos
-        if self._incoming is None and self._queue and left <= self.crossfade:
+        overlap = self.overlap(cur)
+        if self._incoming is None and self._queue and left - n < overlap:
+            # the overlap starts within this frame: the incoming piece enters at that very sample
             self._incoming, self._in_pos = self._queue.popleft(), 0
-            self._fade_len = max(left, FRAME_SAMPLES)
-            self._fade_done = 0
+            self._lead = max(0, left - overlap)
+            self._fade_len, self._fade_done = max(left - self._lead, 1), 0
             started.append(self._incoming)
         a = cur.pcm[self._pos : self._pos + n]
         self._pos += a.shape[0]
@@ -200,16 +217,19 @@ class RadioStream(discord.AudioSource):
             if self._pos >= cur.pcm.shape[0]:
                 self._current = None  # the next read starts the next queued piece (or underruns)
             return out.tobytes()
-        inc = self._incoming
-        b = inc.pcm[self._in_pos : self._in_pos + n]
+        inc, lead = self._incoming, self._lead
+        self._lead = 0
+        b = inc.pcm[self._in_pos : self._in_pos + n - lead]
         self._in_pos += b.shape[0]
         mix = np.zeros((n, 2), np.float32)
-        # equal-power gains over the overlap, sample by sample
-        t = (self._fade_done + np.arange(n, dtype=np.float32)) / self._fade_len
+        # equal-power gains over the overlap, sample by sample (before `lead`, the outgoing piece alone)
+        t = (self._fade_done + np.arange(n, dtype=np.float32) - lead) / self._fade_len
         t = np.clip(t, 0.0, 1.0)[:, None]
-        self._fade_done += n
+        self._fade_done += n - lead
         mix[: a.shape[0]] += a.astype(np.float32) * np.cos(t[: a.shape[0]] * np.pi / 2)
-        mix[: b.shape[0]] += b.astype(np.float32) * np.sin(t[: b.shape[0]] * np.pi / 2)
+        mix[lead : lead + b.shape[0]] += b.astype(np.float32) * np.sin(
+            t[lead : lead + b.shape[0]] * np.pi / 2
+        )
         if self._pos >= cur.pcm.shape[0]:
             # the overlap is over: the incoming piece plays on alone
             self._current, self._pos = inc, self._in_pos
