@@ -19,7 +19,8 @@ counts when it holds at least 45 s):
 
 The real range of a per-minute measure pools every real minute; of a whole-track measure, every real piece.
 A generated median outside the real 10-90% range is listed under `outside`. `--lengths 15,60,600` adds the
-whole-track measures of tracks of those lengths against the same range.
+whole-track measures of tracks of those lengths, against the real songs whole and against the real songs cut
+to that length (only those at least that long, so that none is looped; a range needs MIN_REAL of them).
 
     PYTHONPATH=. .venv/bin/python bench/bench_longform.py [--length 300] [--lengths 15,60,600] \
         [--moods rainy,chill,sunny] [--seeds 4] [--real 40]
@@ -63,6 +64,7 @@ from music.request import TrackRequest, plan_track  # noqa: E402
 
 MINUTE_S = 60.0
 PART_MINUTE_S = 45.0  # a last part-minute shorter than this is too short to compare with a whole one
+MIN_REAL = 8  # fewer real pieces than this give no range worth the name
 REAL_LONGEST_S = 900.0  # a real piece longer than this is cut (none of the corpus is, at LoFi tempi)
 
 
@@ -121,25 +123,39 @@ def track_measures(midi: Path) -> dict:
     return {"whole": whole, "minutes": minutes, "n_bars": piece.n_bars}
 
 
-def real_whole_tracks(data: Path, names: list[str], moods: list[str], out: Path) -> list[dict]:
-    """Each real piece through the arranger at its whole length (moods in turn, seed = its index)."""
-    rows = []
-    for i, name in enumerate(names):
+def load_real(data: Path, names: list[str]) -> list[tuple[str, object]]:
+    """(name, score) of each real piece, or (name, error text) where the parser refuses it."""
+    out: list[tuple[str, object]] = []
+    for name in names:
         rel = name.split("/", 1)[1] if data.name in bench_music.KNOWN_SETS else name
-        mood = moods[i % len(moods)]
         try:
             score = load_source(data / rel)
             if score.n_bars <= 0:
                 raise ValueError("no bars")
+            out.append((name, score))
         except Exception as exc:  # a piece the parser refuses is reported, not fatal
-            rows.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:200]})
+            out.append((name, f"{type(exc).__name__}: {exc}"[:200]))
+    return out
+
+
+def real_tracks(
+    scores: list[tuple[str, object]], moods: list[str], out: Path, cut: float | None
+) -> list[dict]:
+    """Each real piece through the arranger (moods in turn, seed = its index): at its whole length, or cut
+    to `cut` seconds (a piece shorter than that is left out: the arranger would loop it)."""
+    rows = []
+    for i, (name, score) in enumerate(scores):
+        if isinstance(score, str):
+            rows.append({"name": name, "error": score})
             continue
+        mood = moods[i % len(moods)]
         # The mood's tempo for this seed, then the length that holds every bar of the piece at that tempo.
         first = plan_track(TrackRequest(length_s=MINUTE_S, mood=mood, seed=i))
-        bar_s = first.seconds / first.n_bars
-        length = min(score.n_bars * bar_s, REAL_LONGEST_S)
-        plan = plan_track(TrackRequest(length_s=length, mood=mood, seed=i))
-        midi = bench_music.render(score, plan, out / "real" / f"{i:03d}", False)
+        whole = min(score.n_bars * first.seconds / first.n_bars, REAL_LONGEST_S)  # type: ignore[attr-defined]
+        if cut is not None and whole < cut:
+            continue
+        plan = plan_track(TrackRequest(length_s=cut or whole, mood=mood, seed=i))
+        midi = bench_music.render(score, plan, out / f"real-{cut or 0:g}" / f"{i:03d}", False)
         rows.append({"name": name, "mood": mood, "seconds": round(plan.seconds, 1), "midi": midi})
     return rows
 
@@ -188,22 +204,33 @@ def per_minute(gen: list[dict], real_minutes: list[dict], names: list[str]) -> d
     return out
 
 
-def by_length(tracks: dict[float, list[dict]], real: list[dict], names: list[str]) -> dict:
-    """Per length: the generated whole-track medians and the measures outside the real 10-90% range."""
+def _outside(cmp: dict) -> list[str]:
+    return sorted(
+        n for n, c in cmp.items() if c["generated_median"] is not None and not c["inside_real_10_90"]
+    )
+
+
+def by_length(tracks: dict[float, list[dict]], real: list[dict], cut: dict[float, list[dict]], names) -> dict:
+    """Per length: the generated whole-track medians and the measures outside the real 10-90% range, of the
+    real songs whole and of the real songs cut to that length (those at least that long)."""
     out = {}
     for length, ts in tracks.items():
         cmp = against_range([t["whole"] for t in ts], real, names)
-        out[f"{length:g}s"] = {
+        row = {
             "bars": bench_music.median(t["n_bars"] for t in ts),
             "medians": {n: c["generated_median"] for n, c in cmp.items()},
-            "outside": sorted(
-                n for n, c in cmp.items() if c["generated_median"] is not None and not c["inside_real_10_90"]
-            ),
+            "outside_whole_songs": _outside(cmp),
+            "real_cut_n": len(cut.get(length, [])),
         }
+        if len(cut.get(length, [])) >= MIN_REAL:
+            same = against_range([t["whole"] for t in ts], cut[length], names)
+            row["outside_songs_cut_to_length"] = _outside(same)
+            row["cut_range"] = {n: [c["real_p10"], c["real_p90"]] for n, c in same.items()}
+        out[f"{length:g}s"] = row
     return out
 
 
-def report(tracks: dict[float, list[dict]], length: float, real: list[dict]) -> dict:
+def report(tracks: dict[float, list[dict]], length: float, real: list[dict], cut: dict[float, list]) -> dict:
     """The JSON: the main length whole and per minute, every length whole, all against the real range."""
     minute_names = [*FEATURES, "in_key", "contrast_8bar"]
     minute_names += [f"{k}_{lag}" for k in ("repetition", "melody_repetition") for lag in REPETITION_LAGS]
@@ -218,7 +245,7 @@ def report(tracks: dict[float, list[dict]], length: float, real: list[dict]) -> 
         "whole_track_outside": sorted(n for n, c in whole.items() if not c["inside_real_10_90"]),
         "per_minute": minutes,
         "per_minute_outside": {n: v["outside_minutes"] for n, v in minutes.items() if v["outside_minutes"]},
-        "by_length": by_length(tracks, real_whole, whole_names),
+        "by_length": by_length(tracks, real_whole, cut, whole_names),
         "real_whole_by_source": {  # lead sheets (openewld) and performed pop songs (pop909) differ
             source: {
                 n: _r(
@@ -260,13 +287,16 @@ async def run(args) -> dict:
         timings["generate_and_arrange"] = time.perf_counter() - t
         t = time.perf_counter()
         names = bench_music.test_pieces(Path(args.data), args.split_seed, args.real)
-        real = real_whole_tracks(Path(args.data), names, moods, out)
+        scores = load_real(Path(args.data), names)
+        real = real_tracks(scores, moods, out, None)
+        cut = {length: real_tracks(scores, moods, out, length) for length in lengths}
         timings["real_parse_and_arrange"] = time.perf_counter() - t
         t = time.perf_counter()
         tracks = {length: [track_measures(r["midi"]) for r in rs] for length, rs in rows.items()}
         for r in real:
             if "midi" in r:
                 r["measures"] = track_measures(r["midi"])
+        cut_measures = {k: [track_measures(r["midi"])["whole"] for r in rs] for k, rs in cut.items()}
         timings["measures"] = time.perf_counter() - t
     ok = [r for r in real if "measures" in r]
     timings["total"] = time.perf_counter() - t0
@@ -288,7 +318,7 @@ async def run(args) -> dict:
             "real_refused": [r for r in real if "error" in r],
             "load_average": load_average(),
         },
-        **report(tracks, args.length, ok),
+        **report(tracks, args.length, ok, cut_measures),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
 
