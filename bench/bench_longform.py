@@ -12,7 +12,9 @@ counts when it holds at least 45 s):
 - the music benchmark's features (`music.analysis.features.FEATURES`, taken on the minute's bars alone);
 - `in_key`: share of pitched notes inside the declared key's scale (drift out of the key lowers it);
 - `repetition_4/8/16` and `melody_repetition_4/8/16`: share of bars that copy the bar 4/8/16 bars back note
-  for note (all pitched parts / the melody alone);
+  for note (all pitched parts / the melody alone), and `harmony_repetition_4/8/16`: the same of the pitch
+  classes the keys play in a bar (the arranger varies the comping's rhythm and voicing bar by bar, so the keys
+  never copy a bar note for note, in real songs or generated ones; their harmony does);
 - `contrast_8bar`: mean `section_contrast` of consecutive 8-bar sections (per minute: the pairs whose second
   section starts in it), and for whole tracks `contrast_8bar_min` and `contrast_sections` (the arranger's
   own sections: intro, main, breakdown, main, outro).
@@ -48,7 +50,7 @@ from common import load_average  # noqa: E402
 
 from lofi.cli.render import load_source  # noqa: E402
 from music.analysis.compare import compare_feature  # noqa: E402
-from music.analysis.features import FEATURES, MELODY_TRACK, read_midi, track_features  # noqa: E402
+from music.analysis.features import FEATURES, KEYS_TRACK, MELODY_TRACK, read_midi, track_features  # noqa: E402
 from music.analysis.longform import (  # noqa: E402
     REPETITION_LAGS,
     bar_contents,
@@ -56,6 +58,7 @@ from music.analysis.longform import (  # noqa: E402
     exact_repetition,
     fixed_sections,
     in_key,
+    part_bars,
     piece_window,
     pitched,
 )
@@ -88,19 +91,17 @@ def minute_bars(piece, bpm: float) -> list[range]:
     return out
 
 
-def _melody(bars):
-    return [frozenset(x for x in bar if x[0] == MELODY_TRACK) for bar in bars]
-
-
-def measures(piece, bars, melody, only: range | None, sections) -> dict[str, float]:
+def measures(piece, bars, only: range | None, sections) -> dict[str, float]:
     """The long-form measures of the bars `only` (None: the whole track) besides the features."""
     lo, hi = (0, piece.n_bars) if only is None else (only.start, only.stop)
     window = piece_window(piece, lo, hi)
     out = track_features(window, key=False).values()
     out["in_key"] = in_key(pitched(window), piece.key_signature)
+    melody, harmony = part_bars(bars, MELODY_TRACK), part_bars(bars, KEYS_TRACK, pitch_classes=True)
     for lag in REPETITION_LAGS:
         out[f"repetition_{lag}"] = exact_repetition(bars, lag, only)
         out[f"melody_repetition_{lag}"] = exact_repetition(melody, lag, only)
+        out[f"harmony_repetition_{lag}"] = exact_repetition(harmony, lag, only)
     contrasts = consecutive_contrasts(bars, sections)
     # A pair belongs to the minute in which its second section starts: the change is heard there.
     chosen = [c for (s, _), c in zip(sections[1:], contrasts, strict=False) if only is None or lo <= s < hi]
@@ -112,14 +113,13 @@ def track_measures(midi: Path) -> dict:
     """{'whole': measures, 'minutes': [measures per minute]} of one arranged MIDI file."""
     piece = read_midi(midi)
     bars = bar_contents(piece)
-    melody = _melody(bars)
     sections = fixed_sections(piece.n_bars)
-    whole = measures(piece, bars, melody, None, sections)
+    whole = measures(piece, bars, None, sections)
     contrasts = consecutive_contrasts(bars, sections)
     whole["contrast_8bar_min"] = min(contrasts) if contrasts else math.nan
     arranged = consecutive_contrasts(bars, [(lo, hi) for _, lo, hi in plan_sections(piece.n_bars)])
     whole["contrast_sections"] = sum(arranged) / len(arranged) if arranged else math.nan
-    minutes = [measures(piece, bars, melody, r, sections) for r in minute_bars(piece, tempo_bpm(midi))]
+    minutes = [measures(piece, bars, r, sections) for r in minute_bars(piece, tempo_bpm(midi))]
     return {"whole": whole, "minutes": minutes, "n_bars": piece.n_bars}
 
 
@@ -233,7 +233,11 @@ def by_length(tracks: dict[float, list[dict]], real: list[dict], cut: dict[float
 def report(tracks: dict[float, list[dict]], length: float, real: list[dict], cut: dict[float, list]) -> dict:
     """The JSON: the main length whole and per minute, every length whole, all against the real range."""
     minute_names = [*FEATURES, "in_key", "contrast_8bar"]
-    minute_names += [f"{k}_{lag}" for k in ("repetition", "melody_repetition") for lag in REPETITION_LAGS]
+    minute_names += [
+        f"{k}_{lag}"
+        for k in ("repetition", "melody_repetition", "harmony_repetition")
+        for lag in REPETITION_LAGS
+    ]
     whole_names = [*minute_names, "contrast_8bar_min", "contrast_sections"]
     real_whole = [r["measures"]["whole"] for r in real]
     real_minutes = [m for r in real for m in r["measures"]["minutes"]]
@@ -266,7 +270,13 @@ def report(tracks: dict[float, list[dict]], length: float, real: list[dict], cut
                 )
                 for m in range(max(len(r["measures"]["minutes"]) for r in real))
             ]
-            for n in ("repetition_8", "melody_repetition_8", "contrast_8bar", "in_key", "notes_per_bar")
+            for n in (
+                "harmony_repetition_8",
+                "melody_repetition_8",
+                "contrast_8bar",
+                "in_key",
+                "notes_per_bar",
+            )
         },
     }
 

@@ -6,7 +6,8 @@ These measures look at the file bar by bar, read as `features.read_midi` reads i
 
 - `bar_contents`: per bar, the set of (part, onset in grid ticks from the bar start, MIDI pitch) of the
   pitched notes starting in it (the drums are left out: a groove loops by design).
-- `exact_repetition`: the share of bars that copy the bar `lag` bars back note for note (empty bars left out).
+- `exact_repetition`: the share of bars that copy the bar `lag` bars back note for note (empty bars left out);
+  `part_bars` keeps one part (the melody), or a part's pitch classes per bar (the harmony the keys play).
 - `section_contrast`: how different two sections (runs of bars) are, from 0 (the same notes) to 1: the mean of
   five distances between them (melody pitch classes, melody rhythm, melody density, melody register, the
   harmony the keys play).
@@ -90,6 +91,14 @@ def exact_repetition(bars: Sequence[Bar], lag: int, only: Sequence[int] | None =
         total += 1
         hits += bars[b] == bars[b - lag]
     return hits / total if total else math.nan
+
+
+def part_bars(bars: Sequence[Bar], part: str, pitch_classes: bool = False) -> list[Bar]:
+    """`bars` kept to one part; with `pitch_classes`, each bar as the set of pitch classes the part plays in
+    it (the bar's harmony when the part is the keys, whose comping rhythm and voicing vary bar by bar)."""
+    if pitch_classes:
+        return [frozenset(p % 12 for q, _, p in bar if q == part) for bar in bars]
+    return [frozenset(x for x in bar if x[0] == part) for bar in bars]
 
 
 def _part(bars: Sequence[Bar], part: str) -> list[tuple[int, int]]:

@@ -12,6 +12,7 @@ from music.analysis.longform import (
     exact_repetition,
     fixed_sections,
     in_key,
+    part_bars,
     piece_window,
     section_contrast,
 )
@@ -119,3 +120,12 @@ def test_a_window_is_its_bars_from_tick_zero():
     assert min(n.start for n in w.notes) == 0
     assert bar_contents(w) == bar_contents(p)[4:8]
     assert track_features(w, key=False).notes_per_bar == 4.0
+
+
+def test_the_harmony_repeats_where_the_melody_does_not():
+    # The same C chord under every bar, a melody moving up a step each bar: the harmony returns every bar.
+    bars = bar_contents(piece([0, 0]))
+    harmony = part_bars(bars, "keys", pitch_classes=True)
+    assert exact_repetition(harmony, 1) == 1.0
+    assert exact_repetition(part_bars(bars, "melody"), 1) == 0.0
+    assert harmony[0] == frozenset({0, 4, 7})
