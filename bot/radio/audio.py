@@ -39,7 +39,7 @@ def gapless_trim(path: Path) -> tuple[int, int]:
         data = f.read(64 * 1024)
     pos = 0
     if data[:3] == b"ID3" and len(data) >= 10:  # skip the ID3v2 tag: its size is four 7-bit bytes
-        pos = 10 + int.from_bytes(bytes(b & 0x7F for b in data[6:10]), "big")
+        pos = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10]))  # 7 bits each
         with open(path, "rb") as f:
             f.seek(pos)
             data = f.read(2048)
