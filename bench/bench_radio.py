@@ -21,13 +21,15 @@ the tests' tone composer, so the figures are the audio path's: mixing, Opus enco
 
     .venv/bin/python bench/bench_radio.py --broadcast [--seconds 60]
 
-With `--transitions N`: the level at each radio transition. N+1 pieces (`--piece` s each, `--mood`) made by
-the real pipeline (`--models`), once as `/lofi` tracks (intro, outro, fades, the last chord ringing: the radio
-before seamless pieces) and once as radio pieces (`TrackRequest(radio=True)`), each set played through
+With `--transitions N`: the level at each radio transition. N+1 pieces (`--piece` s each, of each `--mood`:
+a comma-separated list) made by the real pipeline (`--models`), once as `/lofi` tracks (intro, outro, fades,
+the last chord ringing: the radio before seamless pieces) and once as radio pieces (`TrackRequest(radio=True)`), each set played through
 `RadioStream` with its 4 s crossfade; per transition, the quietest 400 ms window over the crossfade (and a
-second either side) against the median of the 10 s of music around it (`tests/support/radio_levels.py`).
+second either side) against the median of the 10 s of music around it (`tests/support/radio_levels.py`), and
+the same in 1 s and 3 s windows (EBU R 128's short-term); beside each, the same measure at the middle of each
+piece, where no transition is: the music's own dips (400 ms windows catch the gaps between chords).
 
-    .venv/bin/python bench/bench_radio.py --transitions 5 --models models --piece 60
+    .venv/bin/python bench/bench_radio.py --transitions 5 --models models --piece 60 --mood chill,rainy
 """
 
 from __future__ import annotations
@@ -284,41 +286,56 @@ async def measure(bot, voice, n: int, seconds: float, player_class, composer) ->
     }
 
 
+def dip_summary(audio, regions: list[tuple[int, int]], window_s: float) -> dict:
+    """The dips at each transition in `window_s` windows, and the same measure at the middle of each piece
+    (`mid_piece_regions`: how far the music dips by itself, the gaps between its chords and phrases)."""
+    from tests.support.radio_levels import mid_piece_regions, transition_dips
+
+    dips = transition_dips(audio, regions, window_s)
+    control = [d["dip_db"] for d in transition_dips(audio, mid_piece_regions(regions), window_s)]
+    return {
+        "transitions": dips,
+        "worst_dip_db": max(d["dip_db"] for d in dips),
+        "mean_dip_db": round(sum(d["dip_db"] for d in dips) / len(dips), 2),
+        "within_3_db": f"{sum(d['dip_db'] <= 3.0 for d in dips)} of {len(dips)}",
+        "mid_piece_dips_db": control,
+        "mid_piece_mean_dip_db": round(sum(control) / len(control), 2),
+    }
+
+
 async def transitions(args: argparse.Namespace) -> dict:
     """The dips at `args.transitions` transitions, pieces made as `/lofi` tracks and as radio pieces."""
     from compose.pipeline import Composer
     from music.request import TrackRequest, plan_track
     from serving.local import open_local_backend
-    from tests.support.radio_levels import play_through, transition_dips
+    from tests.support.radio_levels import SHORT_TERM_S, WINDOW_S, play_through
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-radio-dips-"))
-    out: dict = {"mood": args.mood, "piece_s": args.piece, "models": str(args.models), "crossfade_s": 4.0}
+    out: dict = {"piece_s": args.piece, "models": str(args.models), "crossfade_s": 4.0, "moods": {}}
     async with open_local_backend(Path(args.models)) as backend:
         composer = Composer(backend)
-        for name, radio in (("before", False), ("after", True)):
-            t0 = time.perf_counter()
+        for mood in args.mood.split(","):
+            for name, radio in (("before", False), ("after", True)):
+                t0 = time.perf_counter()
 
-            async def piece(seed: int, radio: bool = radio, name: str = name) -> Piece:
-                request = TrackRequest(length_s=args.piece, mood=args.mood, seed=seed, radio=radio)
-                made = await composer.make_track(request, tmp / f"{name}-{seed}")
-                pcm = load_pcm(Path(made.files.mp3))
-                bar_s = pcm.shape[0] / SAMPLE_RATE / plan_track(request).n_bars if radio else None
-                return Piece(pcm, mood=args.mood, seed=seed, bar_s=bar_s)
+                async def piece(seed: int, mood: str = mood, radio: bool = radio, name: str = name) -> Piece:
+                    request = TrackRequest(length_s=args.piece, mood=mood, seed=seed, radio=radio)
+                    made = await composer.make_track(request, tmp / f"{mood}-{name}-{seed}")
+                    pcm = load_pcm(Path(made.files.mp3))
+                    bar_s = pcm.shape[0] / SAMPLE_RATE / plan_track(request).n_bars if radio else None
+                    return Piece(pcm, mood=mood, seed=seed, bar_s=bar_s)
 
-            # composed together, as the station's look-ahead and the shared batch would
-            pieces = list(await asyncio.gather(*(piece(s) for s in range(1, args.transitions + 2))))
-            audio, regions = play_through(pieces)
-            dips = transition_dips(audio, regions)
-            worst = max(d["dip_db"] for d in dips)
-            out[name] = {
-                "radio_pieces": radio,
-                "piece_seconds": [round(p.seconds, 2) for p in pieces],
-                "transitions": dips,
-                "worst_dip_db": worst,
-                "mean_dip_db": round(sum(d["dip_db"] for d in dips) / len(dips), 2),
-                "within_3_db": sum(d["dip_db"] <= 3.0 for d in dips),
-                "compose_s": round(time.perf_counter() - t0, 1),
-            }
+                # composed together, as the station's look-ahead and the shared batch would
+                pieces = list(await asyncio.gather(*(piece(s) for s in range(1, args.transitions + 2))))
+                audio, regions = play_through(pieces)
+                out["moods"].setdefault(mood, {})[name] = {
+                    "radio_pieces": radio,
+                    "piece_seconds": [round(p.seconds, 2) for p in pieces],
+                    "compose_s": round(time.perf_counter() - t0, 1),
+                    **{
+                        f"window_{w}_s": dip_summary(audio, regions, w) for w in (WINDOW_S, 1.0, SHORT_TERM_S)
+                    },
+                }
         await composer.close()
     return out
 

@@ -14,7 +14,7 @@ from bot.radio.stream import SAMPLE_RATE, Piece, RadioStream
 from jobs.wire import request_from_wire, request_to_wire
 from music.arrange import plan_sections
 from music.request import TrackRequest, plan_track
-from tests.support.radio_levels import play_through, transition_dips
+from tests.support.radio_levels import SHORT_TERM_S, play_through, transition_dips
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -80,10 +80,12 @@ async def test_radio_pieces_from_the_real_pipeline_keep_the_level_across_transit
     async with open_local_backend(ROOT / "models") as backend:
         composer = Composer(backend)
         try:
-            radio_dips = transition_dips(*play_through(await pieces(True)))
-            lofi_dips = transition_dips(*play_through(await pieces(False)))
+            radio_dips = transition_dips(*play_through(await pieces(True)), SHORT_TERM_S)
+            lofi_dips = transition_dips(*play_through(await pieces(False)), SHORT_TERM_S)
         finally:
             await composer.close()
+    # in EBU R 128's short-term (3 s) windows: in 400 ms ones the music dips 3-6 dB by itself, mid-piece,
+    # between its chords (bench_radio --transitions measures both)
     assert all(d["dip_db"] <= 3.0 for d in radio_dips), radio_dips
     # the measure can fail: /lofi tracks' fade-outs and lone opening chords sag well past it
     assert max(d["dip_db"] for d in lofi_dips) > 3.0, lofi_dips

@@ -7,7 +7,8 @@ import numpy as np
 
 from bot.radio.stream import SAMPLE_RATE, Piece, RadioStream
 
-WINDOW_S = 0.4  # short-term level: 400 ms windows (EBU R 128's momentary window), every 100 ms
+WINDOW_S = 0.4  # the level: 400 ms windows (EBU R 128's momentary window), every 100 ms
+SHORT_TERM_S = 3.0  # EBU R 128's short-term window: a sag a listener hears, not the gap between two chords
 HOP_S = 0.1
 MARGIN_S = 1.0  # the transition region: the crossfade and a second either side (a fade-out starts earlier)
 AROUND_S = 5.0  # the music around it: 5 s before the region and 5 s after (10 s in all)
@@ -31,22 +32,35 @@ def play_through(pieces: list[Piece], crossfade_s: float = 4.0) -> tuple[np.ndar
     return audio, regions
 
 
-def short_term_db(audio: np.ndarray) -> np.ndarray:
-    """The RMS level (dBFS, both channels) of each 400 ms window, one every 100 ms."""
+def mid_piece_regions(regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A control for each transition region: one as long, halfway between it and the one before (the middle
+    of the piece it ends), where the music's own ups and downs are all there is to measure."""
+    out, previous_end = [], 0
+    for first, end in regions:
+        centre = (previous_end + first) // 2
+        out.append((centre - (end - first) // 2, centre + (end - first) - (end - first) // 2))
+        previous_end = end
+    return out
+
+
+def short_term_db(audio: np.ndarray, window_s: float = WINDOW_S) -> np.ndarray:
+    """The RMS level (dBFS, both channels) of each `window_s` window, one every 100 ms."""
     x = audio.astype(np.float64) / 32768.0
     power = (x**2).mean(axis=1)
-    win, hop = int(WINDOW_S * SAMPLE_RATE), int(HOP_S * SAMPLE_RATE)
+    win, hop = int(window_s * SAMPLE_RATE), int(HOP_S * SAMPLE_RATE)
     csum = np.concatenate([[0.0], np.cumsum(power)])
     starts = np.arange(0, len(power) - win + 1, hop)
     ms = (csum[starts + win] - csum[starts]) / win
     return np.asarray(10 * np.log10(np.maximum(ms, 1e-12)))
 
 
-def transition_dips(audio: np.ndarray, regions: list[tuple[int, int]]) -> list[dict[str, float]]:
-    """For each crossfade (first, end sample): the quietest 400 ms window over it (and a second either side)
-    against the median window of the 10 s of music around it; `dip_db` is how far below it falls."""
-    levels = short_term_db(audio)
-    win_s = np.arange(len(levels)) * HOP_S + WINDOW_S / 2  # each window's centre, in seconds
+def transition_dips(
+    audio: np.ndarray, regions: list[tuple[int, int]], window_s: float = WINDOW_S
+) -> list[dict[str, float]]:
+    """For each crossfade (first, end sample): the quietest `window_s` window over it (and a second either
+    side) against the median window of the 10 s of music around it; `dip_db` is how far below it falls."""
+    levels = short_term_db(audio, window_s)
+    win_s = np.arange(len(levels)) * HOP_S + window_s / 2  # each window's centre, in seconds
     out = []
     for first, end in regions:
         lo, hi = first / SAMPLE_RATE - MARGIN_S, end / SAMPLE_RATE + MARGIN_S
