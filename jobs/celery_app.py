@@ -44,6 +44,10 @@ def make_celery_app(broker_url: str, *, redeliver_s: float) -> Celery:
             "visibility_timeout": redeliver_s,
             "unacked_restore_interval": restore_every,
             "unacked_restore_throttle": 1,
+            # Every worker scans for vanished workers' jobs under a Redis lock that expires after this many
+            # seconds (kombu's default: 300). A worker killed while holding it would stop every redelivery
+            # for five minutes; a scan takes milliseconds.
+            "unacked_mutex_expire": int(max(5.0, min(60.0, redeliver_s / 2))),
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,  # `lofi` configures logging (with its secret redaction)

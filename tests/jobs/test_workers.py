@@ -118,7 +118,10 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another(redis_server, worker
     assert victim is not None, "no worker reported progress"
     victim.sigkill()
     survivor = second if victim is first else first
-    result = await asyncio.wait_for(job, timeout=240)
+    try:
+        result = await asyncio.wait_for(job, timeout=240)
+    except Exception as exc:  # say what the survivor did: the failure is otherwise a bare timeout
+        raise AssertionError(f"{exc!r}; survivor log:\n{survivor.output()[-3000:]}") from exc
     assert result.files.mp3.is_file() and result.files.duration_s == pytest.approx(60.0, abs=1.0)
     # the survivor took it after the redelivery time and made it once (a job logs its start and its end)
     assert survivor.output().count(": made ") == 1 and ": made " not in victim.output()
