@@ -35,7 +35,7 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy $(TYPED)
-	$(BIN)/python -m pytest -n 2 --timeout 600 tests
+	$(BIN)/python -m pytest -n 2 --timeout 600 --durations=15 tests
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
