@@ -45,6 +45,14 @@ from music.request import TrackRequest
 
 log = logging.getLogger(__name__)
 
+# The names discord.py gives the tasks that run a slash command, a button or an event handler
+HANDLER_TASKS = (
+    "CommandTree-invoker",
+    "discord-ui-view-dispatch-",
+    "discord-ui-dynamic-item-",
+    "discord.py: ",
+)
+
 EXTENSIONS = ("bot.cogs.lofi", "bot.cogs.votes", "bot.cogs.browse", "bot.cogs.admin", "bot.cogs.radio")
 
 
@@ -225,6 +233,21 @@ class LofiBot(commands.AutoShardedBot):
         count = sum(1 for g in self.guilds if g.shard_id == shard_id)
         log.info("shard %d of %s ready with %d guild(s)", shard_id, self.shard_count, count)
 
+    async def _finish_handlers(self, timeout_s: float = 5.0) -> None:
+        """Let the interaction and event handlers still running finish, and cancel what is left after
+        `timeout_s`: their database sessions are then back in the pool before the owner disposes of the
+        engine (a handler the closing loop cancelled later left a connection nobody returned)."""
+        current = asyncio.current_task()
+        running = [
+            t for t in asyncio.all_tasks() if t is not current and t.get_name().startswith(HANDLER_TASKS)
+        ]
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def close(self) -> None:
         """Stop the queue, the radios and the retrain process, then disconnect (the resources are the owner's)."""
         if self._interrupted_notice is not None:
@@ -233,6 +256,7 @@ class LofiBot(commands.AutoShardedBot):
         await self.radio.shutdown()
         await self.votes.close()
         self.retrains.terminate()
+        await self._finish_handlers()
         if not isinstance(self.loop, asyncio.AbstractEventLoop):
             # never entered nor logged in: the sharded client's close needs the event queue its setup makes
             await self._async_setup_hook()

@@ -8,6 +8,7 @@ import contextlib
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,3 +89,10 @@ def test_the_decoder_raises_only_decode_error_after_a_valid_header(tokens, tonic
     for seq in (tokens, REP.vocab.ids(tokens)):
         with contextlib.suppress(DecodeError):
             REP.decode(seq, tonic=tonic, bpm=bpm)
+
+
+def test_a_length_of_250_digits_is_refused_in_a_short_message():
+    # found by the fuzz test above: a finite but huge length was printed in full in the limits message
+    with pytest.raises(ValueError) as refused:
+        parse_length("9" * 250, 15.0, 600.0)
+    assert str(refused.value) == "a track must be between 15s and 10m00s long, not more than 11 days"
