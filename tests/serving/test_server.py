@@ -151,13 +151,16 @@ def _publish_marker(models, version, members=2):
 def _corrupt_version(models, version, how):
     """A published version that cannot load: truncated variables, or a saved_model.pb that is garbage."""
     for m in MEMBERS:
-        d = models / m / str(version)
-        shutil.copytree(models / m / "1", d)
+        # made aside and renamed into place, as an export publishes: a poll that saw it half-written would
+        # fail on other files than the finished version's, and try again (rightly) once they change
+        staging = models / m / f".tmp-{version}"
+        shutil.copytree(models / m / "1", staging)
         if how == "truncated":
-            for f in (d / "variables").glob("variables.data-*"):
+            for f in (staging / "variables").glob("variables.data-*"):
                 f.write_bytes(f.read_bytes()[:10])
         else:
-            (d / "saved_model.pb").write_bytes(b"not a saved model")
+            (staging / "saved_model.pb").write_bytes(b"not a saved model")
+        staging.rename(models / m / str(version))
     _publish_marker(models, version)
 
 
@@ -193,9 +196,10 @@ async def test_corrupt_newest_versions_never_take_the_served_version_down(tmp_pa
             await _logged(caplog, "failed to load lofi_member_0 version 4")
             await _still(client, {1: "AVAILABLE"})
             # retried on every poll: once version 4 is whole, it loads and joins version 1
-            for m in MEMBERS:
+            for m in MEMBERS:  # the whole version made aside, then swapped in (no half-copied one to try)
+                shutil.copytree(models / m / "1", models / m / ".tmp-4")
                 shutil.rmtree(models / m / "4")
-                shutil.copytree(models / m / "1", models / m / "4")
+                (models / m / ".tmp-4").rename(models / m / "4")
             deadline = time.monotonic() + 180  # loading is slow on a busy 2-core machine
             while time.monotonic() < deadline:
                 if await client.model_status() == {m: {4: "AVAILABLE", 1: "AVAILABLE"} for m in MEMBERS}:
