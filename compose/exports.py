@@ -15,6 +15,7 @@ from music.tokens import Representation
 if TYPE_CHECKING:
     from music.producer_files import ExportFiles
     from music.render_config import RenderConfig
+    from music.score import Score
 
 
 def replay_plan(facts: TrackRequest, rep: Representation | None = None) -> TrackPlan:
@@ -33,6 +34,14 @@ def replay_plan(facts: TrackRequest, rep: Representation | None = None) -> Track
     return plan
 
 
+def replayed_score(
+    tokens: Sequence[int], facts: TrackRequest, rep: Representation
+) -> tuple[Score, TrackPlan]:
+    """The score the track `tokens` and `facts` made decodes to, and the plan it followed."""
+    plan = replay_plan(facts, rep)
+    return rep.decode(list(tokens), tonic=plan.tonic, bpm=plan.bpm), plan
+
+
 def render_stems_files(
     tokens: Sequence[int],
     facts: TrackRequest,
@@ -45,8 +54,7 @@ def render_stems_files(
     from music.producer_files import write_stems
     from music.stems import render_stems
 
-    plan = replay_plan(facts, rep)
-    score = rep.decode(list(tokens), tonic=plan.tonic, bpm=plan.bpm)
+    score, plan = replayed_score(tokens, facts, rep)
     return write_stems(render_stems(score, plan, render), plan.bpm, Path(out_dir), size_limit)
 
 
@@ -63,6 +71,5 @@ def render_loop_files(
     from music.producer_files import write_loop
     from music.seamless import render_loop
 
-    plan = replay_plan(facts, rep)
-    score = rep.decode(list(tokens), tonic=plan.tonic, bpm=plan.bpm)
+    score, plan = replayed_score(tokens, facts, rep)
     return write_loop(render_loop(score, plan, bars, render), plan.bpm, Path(out_dir), size_limit)

@@ -80,7 +80,7 @@ class BrokerTrackMaker:
         try:
             active = await asyncio.to_thread(inspect.active)
         except Exception as exc:
-            raise QueueUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+            raise _unreachable(exc) from exc
         return {str(name): len(jobs) for name, jobs in (active or {}).items()}
 
     async def render_stems(
@@ -140,10 +140,9 @@ class BrokerTrackMaker:
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
-        except (
-            Exception
-        ) as exc:  # kombu's OperationalError and redis's connection errors, whatever wraps them
-            raise QueueUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+        # kombu's OperationalError and redis's connection errors, whatever wraps them
+        except Exception as exc:
+            raise _unreachable(exc) from exc
 
     async def _wait(self, task_id: str, progress: Progress | None) -> Mapping[str, Any]:
         loop = asyncio.get_running_loop()
@@ -174,3 +173,9 @@ class BrokerTrackMaker:
                     self.app.control.revoke(task_id)
                 raise JobTimedOut(f"no worker finished the track within {self.deadline_s:.0f} s")
             await asyncio.sleep(self.poll_s)
+
+
+def _unreachable(exc: BaseException) -> QueueUnavailable:
+    """What the bot says when the broker cannot be asked, named by the error (never its text: it may hold the
+    broker's address with a password)."""
+    return QueueUnavailable(f"the job queue is not reachable ({type(exc).__name__})")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lofi.settings import Settings, get_settings
-from lofi.warm import warm_render_stack
+from lofi.warm import open_composer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -80,18 +80,14 @@ async def open_resources(
     stack: contextlib.AsyncExitStack, settings: Settings, make_backend: Callable[[], Backend]
 ) -> BotResources:
     """Open what the bot uses, each closed by `stack` (in reverse order): the database, the backend from
-    `make_backend` (inside the running loop: a gRPC channel must be), the render pool, the radio's worker
-    process and the composing engine over them.
+    `make_backend` (inside the running loop: a gRPC channel must be), the radio's worker process and the
+    composing engine (in-process with its render pool, or the broker's workers).
 
     A backend that cannot be made is logged and left out: the bot still starts, `/lofi-status` says the model
     server is down and jobs fail with a clear message.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bot.app import render_pool_size
     from bot.radio.worker import RenderWorker
     from bot.resources import BotResources
-    from compose.pipeline import Composer
 
     sessionmaker = await stack.enter_async_context(open_database(settings.database_url))
     backend: Backend | None
@@ -102,14 +98,6 @@ async def open_resources(
         backend = None
     if backend is not None:
         stack.push_async_callback(backend.close)
-    # rendering is bounded by the cores (FluidSynth, pedalboard, numpy and ffmpeg release the GIL), while up
-    # to `workers` jobs are in flight and share one generation batch
-    render_pool = ThreadPoolExecutor(
-        render_pool_size(settings.render_workers), thread_name_prefix="lofi-render"
-    )
-    stack.callback(render_pool.shutdown, wait=False, cancel_futures=True)
-    render = settings.render_config()
-    render_pool.submit(warm_render_stack, render)  # the first track need not wait for the soundfont
     # The radio renders and decodes in a process: measured here, numpy/scipy/pedalboard stages held the GIL
     # long enough (100-800 ms) to delay discord.py's audio thread, an audible gap in the stream.
     radio_worker = RenderWorker()
@@ -119,9 +107,8 @@ async def open_resources(
     workers: BrokerTrackMaker | None = None
     if settings.broker_url:  # tracks and radio pieces are made by `lofi worker` processes
         composer = radio_composer = workers = broker_track_maker(stack, settings.broker_url, settings)
-    elif backend is not None:
-        engine = Composer(backend, render, executor=render_pool)
-        stack.push_async_callback(engine.close)
+    elif backend is not None:  # only this bot renders: its pool and warm-up (with a broker, the workers')
+        engine = open_composer(stack, backend, settings)
         composer = engine
         radio_composer = engine.rendering_in(radio_worker)  # one loop: the radio shares the batch
     return BotResources(

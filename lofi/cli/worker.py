@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from lofi.settings import Settings, get_settings
@@ -77,10 +76,8 @@ def run(args: argparse.Namespace) -> int:
 async def open_engine(stack: contextlib.AsyncExitStack, settings: Settings) -> Composer:
     """The worker's composing engine, what it opened registered on `stack`: the model-server backend, the
     render pool (one render per core) and the `Composer` over them."""
-    from bot.app import render_pool_size
-    from compose.pipeline import Composer
     from lofi.model_server import one_shot_backend
-    from lofi.warm import warm_render_stack
+    from lofi.warm import open_composer
 
     backend = await stack.enter_async_context(
         one_shot_backend(settings.serving_address, settings.models_dir, settings.serving_timeout_s)
@@ -89,10 +86,4 @@ async def open_engine(stack: contextlib.AsyncExitStack, settings: Settings) -> C
         raise NoModels(
             f"no model server at SERVING_ADDRESS and no members that load under {settings.models_dir}"
         )
-    pool = ThreadPoolExecutor(render_pool_size(settings.render_workers), thread_name_prefix="lofi-render")
-    stack.callback(pool.shutdown, wait=False, cancel_futures=True)
-    render = settings.render_config()
-    pool.submit(warm_render_stack, render)  # the first job need not wait for the soundfont
-    composer = Composer(backend, render, executor=pool)  # type: ignore[arg-type]
-    stack.push_async_callback(composer.close)
-    return composer
+    return open_composer(stack, backend, settings)  # type: ignore[arg-type]
