@@ -34,6 +34,7 @@ from bot.radio.recipes import Recipe, Tuning
 from bot.radio.station import RadioConfig, RadioStation
 from bot.radio.stations import StationHub
 from bot.radio.stream import SAMPLE_RATE, Piece
+from bot.radio.voice_client import RadioVoiceClient
 from bot.services import Requester, TrackInfo
 from db import radio as radio_repo
 from music.request import TrackRequest, plan_track
@@ -255,7 +256,9 @@ class RadioService:
         if existing is not None:  # a leftover from a dropped session: start clean
             with contextlib.suppress(Exception):
                 await existing.disconnect(force=True)
-        return await channel.connect(timeout=self.config.connect_timeout_s, reconnect=True, self_deaf=True)
+        return await channel.connect(
+            timeout=self.config.connect_timeout_s, reconnect=True, self_deaf=True, cls=RadioVoiceClient
+        )
 
     async def set_mood(self, guild_id: int, choice: Tuning | str) -> bool:
         """Tune the guild to the chosen station (a mood or a custom station): at once if it is on air (True),
