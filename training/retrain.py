@@ -93,6 +93,7 @@ def retrain(
     pieces: Sequence | None = None,
     config_base: str | None = None,
     cache_dir: Path | None = None,
+    time_budget_s: float | None = None,
 ) -> RetrainResult:
     """Train a new ensemble version and promote it if its test NLL is not worse than the served one's.
 
@@ -110,6 +111,7 @@ def retrain(
         pieces: already tokenized pieces (instead of reading `data_paths`).
         config_base: base path prefix for models.config.
         cache_dir: corpus token cache.
+        time_budget_s: training time for all members together (default: the preset's).
     Returns:
         Whether the new version was published, why, the metrics of both and the new version number.
     """
@@ -118,7 +120,7 @@ def retrain(
     t0 = time.perf_counter()
     notify = progress or (lambda info: None)
     models_dir = Path(models_dir)
-    p = get_preset(preset)
+    p = get_preset(preset, time_budget_s=time_budget_s)
     corpus = _corpus(data_paths, pieces, exclude, cache_dir)
     extra = as_pieces(extra_pieces or [])
     served = _load_served(models_dir, only_if_better)
@@ -267,6 +269,7 @@ def _publish(
             "member_config": m.config.to_dict(),
             "best_val_loss": round(m.best_val_loss, 5),
             "epochs_run": len(m.history),
+            "stopped": m.stopped,
             "train_seconds": round(m.seconds, 1),
         }
         for m in ens.members

@@ -45,7 +45,10 @@ class Preset:
     examples_per_epoch: int | None = None  # None: every training window each epoch
     val_examples: int = 20_000  # validation windows used for early stopping (a fixed sample)
     eval_examples: int | None = None  # test windows used for the metrics (None: all)
-    patience: int = 3
+    patience: int = 3  # epochs without improvement before a member stops (it has converged)
+    plateau_lr_factor: float = (
+        0.5  # the learning rate is multiplied by this after an epoch without improvement
+    )
     bootstrap: bool = True
     time_budget_s: float | None = None  # for all members together
 
@@ -60,6 +63,8 @@ class Preset:
             raise PresetError("epochs, batch_size, patience and val_examples must be >= 1")
         if self.examples_per_epoch is not None and self.examples_per_epoch < 1:
             raise PresetError("examples_per_epoch must be >= 1")
+        if not 0 < self.plateau_lr_factor <= 1:
+            raise PresetError("plateau_lr_factor must be in (0, 1]")
 
     def member_config(self, index: int, vocab_size: int):
         """The architecture of member `index` (window and widths vary by member)."""
@@ -164,6 +169,7 @@ class TrainedMember:
     history: list[dict] = field(default_factory=list)
     best_val_loss: float = float("inf")
     seconds: float = 0.0
+    stopped: str = ""  # why training ended: "converged" (patience), "time budget" or "epochs"
 
 
 @dataclass
@@ -221,6 +227,7 @@ def train_member(
     model = build_member(cfg, seed=member_seed)
     tm = TrainedMember(model, cfg, member_seed)
     best_weights, bad = None, 0
+    tm.stopped = "epochs"
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
         loss, val_loss, val_acc = _fit_epoch(model, ex, cfg.window, preset, rng, vx, vy)
@@ -245,11 +252,18 @@ def train_member(
         if progress:
             progress(info)
         if bad >= preset.patience:
+            tm.stopped = "converged"
             break
         # Stop when the next epoch (as long as this one) would overrun this member's share of the budget.
         if deadline is not None and time.perf_counter() + info["seconds"] > deadline:
             log.info("member %d: time budget spent after epoch %d", index, epoch)
+            tm.stopped = "time budget"
             break
+        if not best and preset.plateau_lr_factor < 1 and epoch < epochs:
+            # a plateau: smaller steps often find the lower loss the last ones stepped over
+            optimizer = model.optimizer
+            optimizer.learning_rate = float(optimizer.learning_rate) * preset.plateau_lr_factor
+            log.info("member %d: learning rate lowered to %.2g", index, float(optimizer.learning_rate))
     if best_weights is not None:
         model.set_weights(best_weights)
     tm.seconds = time.perf_counter() - t0

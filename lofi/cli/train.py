@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_models_option(t)
     t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the preset's)")
     t.add_argument(
+        "--time-budget",
+        type=_minutes,
+        default=None,
+        metavar="MINUTES",
+        help="training time for all members together (default: the preset's; full: 40)",
+    )
+    t.add_argument(
         "--promote-if-better",
         action="store_true",
         help="publish only if the new ensemble's test NLL is not worse than the served one's",
@@ -37,6 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--json", action="store_true", help="print the result as JSON")
     t.set_defaults(func=run)
+
+
+def _minutes(text: str) -> float:
+    """A positive number of minutes, as seconds (argparse type)."""
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not 0 < minutes <= 7 * 24 * 60:
+        raise argparse.ArgumentTypeError("the time budget must be more than 0 and at most a week of minutes")
+    return minutes * 60.0
 
 
 @reports_data_errors
@@ -55,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         only_if_better=args.promote_if_better,
         config_base=args.config_base,
         cache_dir=corpus_cache(s),
+        time_budget_s=args.time_budget,
     )
     if args.json:
         print(

@@ -72,3 +72,12 @@ def test_a_training_or_corpus_error_ends_the_command_with_status_2(argv, tmp_pat
     finally:
         settings_module.get_settings.cache_clear()
     assert code == 2 and capsys.readouterr().err.startswith("error: ")
+
+
+def test_train_takes_a_time_budget_in_minutes_and_refuses_a_meaningless_one(capsys):
+    args = build_parser().parse_args(["train", "--preset", "full", "--time-budget", "90"])
+    assert args.time_budget == 90 * 60.0
+    for bad in ("0", "-5", "soon", "1e9"):
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args(["train", "--time-budget", bad])
+        assert exit_.value.code == 2 and "--time-budget" in capsys.readouterr().err

@@ -112,3 +112,29 @@ def test_tiny_ensemble_trains_with_progress_lines():
     epochs = [e for e in events if e["event"] == "epoch"]
     assert epochs and all({"loss", "val_loss", "seconds"} <= set(e) for e in epochs)
     assert all(np.isfinite(m.best_val_loss) for m in ens.members)
+
+
+def test_a_member_trains_until_its_validation_loss_stops_improving_lowering_the_rate_on_each_plateau(
+    monkeypatch,
+):
+    from training import train as train_mod
+
+    val_losses = iter([3.0, 2.0, 2.5, 1.9, 2.1, 2.0, 2.2, 1.0])  # the last is never reached: patience 3
+    rates = []
+
+    def scripted_epoch(model, *args):
+        rates.append(float(model.optimizer.learning_rate))
+        return 1.0, next(val_losses), 0.5
+
+    monkeypatch.setattr(train_mod, "_fit_epoch", scripted_epoch)
+    preset = get_preset("tiny", patience=3, epochs=50, learning_rate=0.01)
+    member = train_ensemble(synthetic_pieces(24, seed=0, max_len=50), preset, members=1, seed=0).members[0]
+    assert member.stopped == "converged" and len(member.history) == 7 and member.best_val_loss == 1.9
+    # halved after each epoch that did not improve (3, 5, 6), kept after those that did
+    assert rates == pytest.approx([0.01, 0.01, 0.01, 0.005, 0.005, 0.0025, 0.00125])
+
+
+def test_a_member_that_keeps_improving_stops_at_the_epoch_limit_and_says_so():
+    preset = get_preset("tiny", epochs=1)
+    member = train_ensemble(synthetic_pieces(24, seed=0, max_len=50), preset, members=1, seed=0).members[0]
+    assert member.stopped == "epochs" and len(member.history) == 1
