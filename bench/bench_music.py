@@ -95,6 +95,25 @@ def render(score, plan, out_dir: Path, audio: bool) -> Path:
 # ------------------------------------------------------------------------------------------ real pieces
 def test_pieces(data: Path, split_seed: int, n: int) -> list[str]:
     """`n` test-split pieces of the corpus at `data`, spread evenly over their sorted names (stable)."""
+    names = all_test_pieces(data, split_seed)
+    if n >= len(names):
+        return names
+    return [names[(i * len(names)) // n] for i in range(n)]
+
+
+def reference_groups(
+    data: Path, split_seed: int, compared: list[str], size: int, groups: int
+) -> list[list[str]]:
+    """`groups` disjoint groups of `size` test pieces that are not among the `compared` ones (fewer groups
+    when the test split runs out), each spread over the sorted names: real music standing in for the
+    generated tracks, so that the overlap a perfect generator would score with these sample sizes is known."""
+    rest = [n for n in all_test_pieces(data, split_seed) if n not in set(compared)]
+    count = min(groups, len(rest) // size) if size > 0 else 0
+    return [rest[g::count][:size] for g in range(count)]
+
+
+def all_test_pieces(data: Path, split_seed: int) -> list[str]:
+    """Every test-split piece of the corpus at `data` (no drums-only sets), sorted by name."""
     names = []
     for path in sorted(data.rglob("*")):
         if not path.is_file() or path.is_symlink() or not path.name.lower().endswith(MUSIC_SUFFIXES):
@@ -105,9 +124,7 @@ def test_pieces(data: Path, split_seed: int, n: int) -> list[str]:
             continue
         if split_of(name, split_seed) == "test":
             names.append(name)
-    if n >= len(names):
-        return names
-    return [names[(i * len(names)) // n] for i in range(n)]
+    return names
 
 
 def real_tracks(
@@ -340,6 +357,9 @@ async def run(args) -> dict:
         timings["features_generated"] = analyse(gen)
         timings["features_real"] = analyse(real)
         result = report(gen, real, moods)
+        t = time.perf_counter()
+        result["reference"] = reference(args, split_seed, names, len(gen), moods, out, real)
+        timings["reference"] = time.perf_counter() - t
         result_tracks = track_rows(gen + real) if args.tracks else None
     timings["total"] = time.perf_counter() - t0
     generate_s = [r["generate_s"] for r in gen]
@@ -368,6 +388,30 @@ async def run(args) -> dict:
     }
 
 
+def reference(args, split_seed: int, names: list[str], size: int, moods: list[str], out: Path, real) -> dict:
+    """Groups of other real pieces compared with the real set exactly as the generated tracks are: the mean
+    overlap that music indistinguishable from the real pieces scores with these sample sizes (the KDE overlap
+    of two small samples of one distribution is well under 1), per group and their median."""
+    groups = reference_groups(Path(args.data), split_seed, names, size, args.reference_groups)
+    scores, per_feature = [], {name: [] for name in FEATURES}
+    for g, group in enumerate(groups):
+        rows = real_tracks(Path(args.data), group, moods, args.length, out / f"reference-{g}", args.audio)
+        analyse(rows)
+        r = report(rows, real, moods)
+        scores.append(r["mean_overlap"])
+        for name, f in r["features"].items():
+            per_feature[name].append(f["overlap"])
+    return {
+        "what": "real test pieces not among the compared ones, in groups as large as the generated set, "
+        "compared with the real set like the generated tracks",
+        "groups": len(groups),
+        "group_size": size,
+        "mean_overlap_per_group": scores,
+        "mean_overlap_median": median(scores),
+        "overlap_median_per_feature": {name: median(v) for name, v in per_feature.items()},
+    }
+
+
 def _count(items) -> dict[str, int]:
     out: dict[str, int] = {}
     for x in items:
@@ -388,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-seed", type=int, default=None, help="default: the models' training split seed")
     p.add_argument("--keep", type=Path, default=None, help="keep the arranged MIDI files here")
     p.add_argument("--tracks", action="store_true", help="add every track's features to the JSON")
+    p.add_argument(
+        "--reference-groups",
+        type=int,
+        default=3,
+        help="groups of other real pieces scored like the generated tracks (the ceiling; 0: none)",
+    )
     p.add_argument("--audio", action="store_true", help="run the full render (FluidSynth...) as well")
     args = p.parse_args(argv)
     if not Path(args.models).is_dir():
