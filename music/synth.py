@@ -1,4 +1,8 @@
-"""FluidSynth in-process (pyfluidsynth): one synthesizer per render thread, its soundfont loaded once.
+"""FluidSynth in-process (pyfluidsynth): one synthesizer per render thread, its soundfonts loaded once.
+
+The General MIDI font plays every channel but those with an installed source of their own
+(`music.instruments`): each source's font is loaded into the same synthesizer (an sfont id each) and its
+channel selects that preset, so a part's source costs a load, not a render.
 
 A stem is rendered by sending the MIDI events of an in-memory `mido.MidiFile` to the synth and writing float
 samples between them: no MIDI or WAV file, no process start, no soundfont load per stem. Reverb and chorus
@@ -16,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from music import instruments
 from music.errors import RenderError
+from music.instruments import Source
 
 BLOCK = 64  # FluidSynth's own block size: events land on a block boundary, as the command line's player does
 
@@ -41,9 +47,12 @@ def available() -> bool:
 
 
 class Synth:
-    """One FluidSynth synthesizer with one soundfont loaded (use from one thread at a time)."""
+    """One FluidSynth synthesizer with the GM soundfont and the channels' own sources loaded (use from one
+    thread at a time). A source whose font fails to load leaves its channel on the GM font."""
 
-    def __init__(self, soundfont: Path, sample_rate: int, gain: float):
+    def __init__(
+        self, soundfont: Path, sample_rate: int, gain: float, sources: tuple[tuple[int, Source], ...] = ()
+    ):
         fluidsynth = _import_fluidsynth()
 
         self.soundfont, self.sample_rate, self.gain = Path(soundfont), int(sample_rate), float(gain)
@@ -55,6 +64,18 @@ class Synth:
         self.sfid = self._fs.sfload(str(self.soundfont))
         if self.sfid < 0:
             raise RenderError(f"FluidSynth could not load the soundfont {self.soundfont}")
+        # channel -> (sfont id, bank, program or None for the MIDI's own, {GM note: the font's note})
+        self._presets: dict[int, tuple[int, int, int | None, dict[int, int]]] = {
+            ch: (self.sfid, 128 if ch == 9 else 0, None, {}) for ch in range(16)
+        }
+        loaded: dict[Path, int] = {}
+        for ch, src in sources:
+            if src.soundfont not in loaded:
+                loaded[src.soundfont] = self._fs.sfload(str(src.soundfont))
+            sfid = loaded[src.soundfont]
+            if sfid >= 0:
+                self._presets[ch] = (sfid, src.bank, src.program, dict(src.notes))
+        self.sources = tuple((ch, src) for ch, src in sources if loaded[src.soundfont] >= 0)
         write = fluidsynth._fl.fluid_synth_write_float
         write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                           ctypes.c_void_p, ctypes.c_int, ctypes.c_int]  # fmt: skip
@@ -85,8 +106,9 @@ class Synth:
         # into a block, and events then sound up to a block late. Finish that block first: a render starts
         # on a block boundary, so the same MIDI gives the same samples whatever the synth rendered before.
         self._fill(scratch, 0, -self._written % BLOCK)
-        for ch in range(16):
-            fs.program_select(ch, self.sfid, 128 if ch == 9 else 0, 0)
+        presets = self._presets
+        for ch, (sfid, bank, program, _) in presets.items():
+            fs.program_select(ch, sfid, bank, program or 0)
         n = int(round(seconds * self.sample_rate))
         out = np.zeros((2, n), np.float32)
         pos, t = 0, 0.0
@@ -98,30 +120,36 @@ class Synth:
             self._fill(out, pos, target)
             pos = max(pos, target)
             kind = msg.type
-            if kind == "note_on":
-                if msg.velocity:
-                    fs.noteon(msg.channel, msg.note, msg.velocity)
+            if kind == "note_on" or kind == "note_off":
+                notes = presets[msg.channel][3]
+                note = notes.get(msg.note, msg.note) if notes else msg.note
+                if kind == "note_on" and msg.velocity:
+                    fs.noteon(msg.channel, note, msg.velocity)
                 else:
-                    fs.noteoff(msg.channel, msg.note)
-            elif kind == "note_off":
-                fs.noteoff(msg.channel, msg.note)
+                    fs.noteoff(msg.channel, note)
             elif kind == "control_change":
                 fs.cc(msg.channel, msg.control, msg.value)
             elif kind == "program_change":
-                bank = 128 if msg.channel == 9 else 0
-                fs.program_select(msg.channel, self.sfid, bank, msg.program)
+                sfid, bank, program, _ = presets[msg.channel]
+                fs.program_select(msg.channel, sfid, bank, msg.program if program is None else program)
             elif kind == "pitchwheel":
                 fs.pitch_bend(msg.channel, msg.pitch)
         self._fill(out, pos, n)
         return out
 
 
-def thread_synth(soundfont: Path, sample_rate: int, gain: float) -> Synth:
-    """This thread's synthesizer for (soundfont, rate, gain), created once and kept loaded."""
+def thread_synth(
+    soundfont: Path, sample_rate: int, gain: float, sources: tuple[tuple[int, Source], ...] | None = None
+) -> Synth:
+    """This thread's synthesizer for (soundfont, rate, gain, sources), created once and kept loaded.
+
+    `sources` None: the chosen sources that are installed (`music.instruments.channel_sources`)."""
+    if sources is None:
+        sources = instruments.channel_sources()
     cache = getattr(_local, "synths", None)
     if cache is None:
         cache = _local.synths = {}
-    key = (str(soundfont), int(sample_rate), float(gain))
+    key = (str(soundfont), int(sample_rate), float(gain), sources)
     if key not in cache:
-        cache[key] = Synth(Path(soundfont), sample_rate, gain)
+        cache[key] = Synth(Path(soundfont), sample_rate, gain, sources)
     return cache[key]
