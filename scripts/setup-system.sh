@@ -2,7 +2,9 @@
 # Installs the Debian packages the project needs (idempotent, quick when already done):
 #   fluidsynth          the MIDI renderer
 #   ffmpeg              MP3 encoding for pydub and the independent loudness meter (ebur128)
-#   fluid-soundfont-gm  FluidR3_GM, the General MIDI soundfont (MIT)
+#   fluid-soundfont-gm  FluidR3_GM, the General MIDI soundfont (MIT): every part, and the fallback
+#   avldrums.lv2-soundfont  AVL Drumkits (Glen MacArthur, CC-BY-SA-3.0): the drums (music/instruments.py);
+#                       without it the drums play FluidR3's kit
 #   postgresql          PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin): the database tests start a
 #                       throw-away cluster of their own; Debian's default cluster is not used
 #   libopus0            the Opus codec discord.py's voice client encodes the radio with (loaded with ctypes)
@@ -13,6 +15,7 @@ need=()
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+[ -f /usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2 ] || need+=(avldrums.lv2-soundfont)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ -n "$(ls /usr/lib/*/libopus.so.0 /lib/*/libopus.so.0 2>/dev/null)" ] || need+=(libopus0)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
