@@ -115,6 +115,10 @@ class SequenceState:
             return
         tokens = with_chord_at_start(self.rep, self.bars[src], self.chord_at_start[src])
         if plan.melody_from is not None:
+            if plan.copy_share < 1.0:  # a varied return: the bar's opening as written, then the models
+                cut = mk.pos_lo + int(plan.copy_share * self.g.bar_len)
+                end = mk.pos_lo + MAX_BAR_TICKS
+                tokens = tokens[: next((i for i, t in enumerate(tokens) if cut <= t < end), len(tokens))]
             self.copy = tokens
         else:
             self.chords = chord_events(self.rep, tokens)
@@ -215,7 +219,9 @@ def _follow_form(
                 allowed = mk.dur_ids[mask[mk.dur_ids] & (mk.dur_ids <= tok)]
                 if allowed.size:
                     return _only(n, int(allowed[-1]))
-        return _only(n, stop) if mask[stop] else None
+        if plan.copy_share >= 1.0:
+            return _only(n, stop) if mask[stop] else None
+        # A varied return: the rest of the bar is the models' own, under the bar's planned notes.
     if s.forced:  # the rest of a returning chord (BASS, VOICING)
         if mask[s.forced[0]]:
             return _only(n, s.forced[0])

@@ -31,9 +31,27 @@ async def test_a_ten_minute_track_does_not_copy_the_bars_8_and_16_back(tiny_back
     score = REP.decode(gen.tokens[0], tonic=plan.tonic, bpm=plan.bpm)
     bars = _melody_bars(score)
     assert len(bars) == plan.n_bars
-    for lag in (4, 8, 16):
-        # Real songs: 90th percentile 0.09, 0.17, 0.14; the one-material form gave 0.2-0.4 at 8 and 16 bars.
-        assert exact_repetition(bars, lag) <= 0.05, lag
-    returning = [b for b, bar in enumerate(plan.form) if bar.melody_from is not None]
-    assert len(returning) >= plan.n_bars // 8  # the themes still come back
-    assert all(bars[b] == bars[plan.form[b].melody_from] for b in returning if bars[b])
+    # The motif comes back note for note 8 bars after the theme, so the bar 8 back is copied the most (real
+    # songs: median 0.06, 90th percentile 0.17; the shipped models 0.11); the one-material form copied the
+    # bars 8 and 16 back both (0.27 at 8 here).
+    assert exact_repetition(bars, 4) <= 0.1
+    assert exact_repetition(bars, 8) <= 0.2
+    assert exact_repetition(bars, 16) <= 0.05
+    whole = [b for b, bar in enumerate(plan.form) if bar.melody_from is not None and bar.copy_share == 1]
+    assert len(whole) >= plan.n_bars // 16  # the themes still come back note for note
+    assert all(bars[b] == bars[plan.form[b].melody_from] for b in whole if bars[b])
+
+
+async def test_a_varied_return_opens_as_its_bar_did_and_goes_on_anew(tiny_backend):
+    plan = plan_track(TrackRequest(300, "rainy", 1))
+    gen = await generate(tiny_backend, plan)
+    score = REP.decode(gen.tokens[0], tonic=plan.tonic, bpm=plan.bpm)
+    bars, starts = _melody_bars(score), score.bar_starts()
+    varied = [b for b, bar in enumerate(plan.form) if bar.copy_share < 1]
+    assert varied
+    differ = 0
+    for b in varied:
+        src, half = plan.form[b].melody_from, (starts[b + 1] - starts[b]) * plan.form[b].copy_share
+        assert {n for n in bars[src] if n[0] < half} <= bars[b]  # its opening as written
+        differ += bars[b] != bars[src]
+    assert differ >= len(varied) // 3  # the models went on in their own way
