@@ -11,9 +11,10 @@ models write the notes.
 A track whose main sections are longer than `MAX_MAIN_BARS` (over two minutes) is played in parts of
 `PART_BARS` bars, as songs alternate verse and chorus: each part plays one material (a loop and a theme of
 its own, at a density of its own), the second part brings a contrasting one, a new one comes every third
-part after that, and the others return to the material heard least recently, its opening phrases back
-(half the time with new answers) and new bars after them. With one material for five or ten minutes (the
-form of shorter tracks), the motif came back every other phrase, 8 and 16 bars apart note for note: 10-minute
+part after that, and the others return to the material heard least recently, its theme first. Within a
+part the motif returns note for note 8 bars after the theme, and varied (its opening, the models going on
+from there) at the top of the other phrases. With one material for five or ten minutes (the form of shorter
+tracks), the motif came back every other phrase, 8, 16, 24 and 32 bars apart note for note: 10-minute
 tracks copied the bar 16 bars back in 0.17 of their melody bars, above real songs' 90th percentile (0.14).
 """
 
@@ -35,7 +36,7 @@ MAX_MAIN_BARS = 28
 PART_BARS = 16  # two 8-bar phrase groups, as a verse or a chorus
 NEW_MATERIAL_EVERY = 3  # parts: after the first two materials, a new one every third part
 # A contrasting material is sparser or busier than the first by one of these factors (drawn per material).
-MATERIAL_DENSITY = ((0.65, 0.8), (1.2, 1.4))
+MATERIAL_DENSITY = ((0.8, 0.9), (1.15, 1.35))
 # Which bars of a part bring back which bar of its material's first part, and how much of it (bar of the
 # part -> (bar of the material, share of the bar copied)): the motif (the theme's first two bars) note for
 # note at the top of the third phrase, 8 bars after the theme, and its opening (the first half of each bar,
