@@ -109,12 +109,12 @@ class SwapMidway:
         self.calls += 1
         if self.calls == 10:
             await asyncio.to_thread(make_tiny_models, self.models, members=2, version=2)
-            for _ in range(400):
-                if await self.client.latest_versions(["lofi_member_0", "lofi_member_1"]) == {
-                    "lofi_member_0": 2,
-                    "lofi_member_1": 2,
-                }:
-                    break
+            # Loading two SavedModels takes ~1 s on a quiet machine and over 20 s on a loaded one: wait for the
+            # server by a generous deadline, not a count of polls (the swap is what is tested, not its speed).
+            deadline = time.monotonic() + 180
+            want = {"lofi_member_0": 2, "lofi_member_1": 2}
+            while await self.client.latest_versions(list(want)) != want:
+                assert time.monotonic() < deadline, "the server never served version 2"
                 await asyncio.sleep(0.05)
         return await self.client.predict(name, version, tokens, cond, aux)
 
