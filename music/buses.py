@@ -35,6 +35,7 @@ from music.render_config import SAMPLE_RATE, SILENCE_PEAK, check_soundfont
 MUSIC_RATE = SAMPLE_RATE // 2
 BUSES = {"music": (("keys", "bass", "melody"), MUSIC_RATE), "drums": (("drums",), SAMPLE_RATE)}
 PARTS = ("keys", "bass", "melody", "drums")
+BUS_OF_PART = {part: bus for bus, (parts, _) in BUSES.items() for part in parts}
 MIX_DEFAULTS = {"keys": 0.0, "bass": -1.0, "melody": 1.0, "drums": 0.0}  # LU relative to the reference level
 STEM_LUFS = -22.0  # each part is brought to about this loudness before the effects
 SYNTH_GAIN = 0.5
@@ -55,16 +56,17 @@ def warm_up(soundfont: Path) -> None:
     """Load each bus thread's synthesizer (what the first render would otherwise wait for)."""
     check_soundfont(soundfont)
     jobs = [
-        bus_pool(bus).submit(synth.thread_synth, soundfont, rate, SYNTH_GAIN, bus_sources(parts))
-        for bus, (parts, rate) in BUSES.items()
+        bus_pool(bus).submit(synth.thread_synth, soundfont, rate, SYNTH_GAIN, bus_sources(bus))
+        for bus, (_, rate) in BUSES.items()
     ]
     for job in jobs:
         job.result()
 
 
-def bus_sources(parts) -> tuple[tuple[int, instruments.Source], ...]:
-    """The installed instrument sources of `parts`' channels (`music.instruments`)."""
-    return instruments.channel_sources(frozenset(CHANNELS[p] for p in parts))
+def bus_sources(bus: str) -> tuple[tuple[int, instruments.Source], ...]:
+    """The installed instrument sources of the channels of `bus`'s parts (`music.instruments`): one set a bus,
+    so that every part of it renders on the one synthesizer its thread warmed up."""
+    return instruments.channel_sources(frozenset(CHANNELS[p] for p in BUSES[bus][0]))
 
 
 def render_stem(
@@ -73,7 +75,7 @@ def render_stem(
     """One part of `arrangement` as float32 (2, round(seconds * rate)): in-process (pyfluidsynth, this
     thread's synthesizer) or with the FluidSynth command line (the fallback where pyfluidsynth is missing)."""
     if in_process:
-        one = synth.thread_synth(soundfont, rate, SYNTH_GAIN, bus_sources((part,)))
+        one = synth.thread_synth(soundfont, rate, SYNTH_GAIN, bus_sources(BUS_OF_PART[part]))
         return one.render(arrangement.midi((part,)), seconds)
     with tempfile.TemporaryDirectory(prefix="lofi-stem-") as tmp:
         midi = arrangement.write(Path(tmp) / f"{part}.mid", (part,))
