@@ -77,9 +77,8 @@ def clock_text(seconds: float) -> str:
     """`1m30s`, `45s`: a length as the messages about length limits write it."""
     if not math.isfinite(seconds):
         return "forever"
-    if (
-        seconds >= 1e6
-    ):  # a 250-digit length would be a 250-digit message: past 11 days the number says nothing
+    # a 250-digit length would be a 250-digit message: past 11 days the number says nothing
+    if seconds >= 1e6:
         return "more than 11 days"
     seconds = round(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

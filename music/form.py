@@ -97,7 +97,7 @@ def plan_form(sections: list[tuple[str, int, int]], density: str, seed: int) -> 
     # Tracks differ as songs do: some breathe more, some are busier, some loop more strictly.
     # The ranges were widened to the real songs' spread (bench/bench_music.py, 2026-12-05): with narrower ones
     # every track sat near the middle, no track began with its melody or hardly looped, and the feature
-    # distributions overlapped the real ones' less (mean 0.69-0.71 over 48 tracks; 0.74-0.75 with these).
+    # distributions overlapped the real ones' less (mean 0.69 over 48 tracks of the same models; 0.73 with these).
     mean = DENSITY_NOTES[density] * rng.uniform(0.7, 1.6)
     rests = rng.uniform(0.0, 2.4)
     loopiness = rng.uniform(0.0, 1.0)

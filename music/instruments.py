@@ -35,23 +35,22 @@ class Source:
 
 
 AVL_DIR = Path("/usr/share/sounds/sf2")
-# AVL Drumkits "Red Zeppelin" (Ludwig kit, porkpie snare; Glen MacArthur, CC-BY-SA-3.0): GM toms onto its two.
-AVL_RED_ZEPPELIN = Source(
-    "AVL Drumkits Red Zeppelin",
-    AVL_DIR / "Red_Zeppelin_4_LV2.sf2",
-    bank=0,
-    program=0,
-    notes=((43, 41), (47, 45), (48, 45), (50, 45)),
-    package="avldrums.lv2-soundfont",
-)
-AVL_BLACK_PEARL = Source(
-    "AVL Drumkits Black Pearl",
-    AVL_DIR / "Black_Pearl_4_LV2.sf2",
-    bank=0,
-    program=0,
-    notes=((43, 41), (47, 45), (48, 45), (50, 45)),
-    package="avldrums.lv2-soundfont",
-)
+
+
+def _avl_kit(name: str, file: str) -> Source:
+    """One of AVL Drumkits' 4-piece kits (Glen MacArthur, CC-BY-SA-3.0): GM's toms onto its two."""
+    return Source(
+        f"AVL Drumkits {name}",
+        AVL_DIR / file,
+        bank=0,
+        program=0,
+        notes=((43, 41), (47, 45), (48, 45), (50, 45)),
+        package="avldrums.lv2-soundfont",
+    )
+
+
+AVL_RED_ZEPPELIN = _avl_kit("Red Zeppelin", "Red_Zeppelin_4_LV2.sf2")  # Ludwig kit, porkpie snare
+AVL_BLACK_PEARL = _avl_kit("Black Pearl", "Black_Pearl_4_LV2.sf2")
 
 # The chosen source per MIDI channel (music.arrange.CHANNELS: keys 0, bass 1, melody 2, drums 9).
 CHOSEN: dict[int, Source] = {DRUM_CHANNEL: AVL_RED_ZEPPELIN}

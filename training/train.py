@@ -46,9 +46,8 @@ class Preset:
     val_examples: int = 20_000  # validation windows used for early stopping (a fixed sample)
     eval_examples: int | None = None  # test windows used for the metrics (None: all)
     patience: int = 3  # epochs without improvement before a member stops (it has converged)
-    plateau_lr_factor: float = (
-        0.5  # the learning rate is multiplied by this after an epoch without improvement
-    )
+    # the learning rate is multiplied by this after an epoch without improvement
+    plateau_lr_factor: float = 0.5
     bootstrap: bool = True
     time_budget_s: float | None = None  # for all members together
 
@@ -169,7 +168,7 @@ class TrainedMember:
     history: list[dict] = field(default_factory=list)
     best_val_loss: float = float("inf")
     seconds: float = 0.0
-    stopped: str = ""  # why training ended: "converged" (patience), "time budget" or "epochs"
+    stopped: str = "epochs"  # why training ended: "epochs" (the limit), "converged" (patience), "time budget"
 
 
 @dataclass
@@ -227,7 +226,6 @@ def train_member(
     model = build_member(cfg, seed=member_seed)
     tm = TrainedMember(model, cfg, member_seed)
     best_weights, bad = None, 0
-    tm.stopped = "epochs"
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
         loss, val_loss, val_acc = _fit_epoch(model, ex, cfg.window, preset, rng, vx, vy)
