@@ -33,6 +33,7 @@ from music.analysis.features import (
     MELODY_TRACK,
     MINOR_SCALE,
     MidiPiece,
+    jaccard,
     keys_notes,
     melody_notes,
 )
@@ -105,11 +106,6 @@ def _part(bars: Sequence[Bar], part: str) -> list[tuple[int, int]]:
     return [(onset, pitch) for bar in bars for p, onset, pitch in bar if p == part]
 
 
-def _jaccard_distance(a: set, b: set) -> float:
-    union = len(a | b)
-    return 1.0 - len(a & b) / union if union else 0.0
-
-
 def _pitch_class_distance(a: list[int], b: list[int]) -> float:
     """Total variation distance of two pitch-class histograms (0 for two empty ones, 1 for one empty)."""
     if not a and not b:
@@ -145,10 +141,10 @@ def contrast_parts(a: Sequence[Bar], b: Sequence[Bar]) -> dict[str, float]:
 
     return {
         "pitch_classes": _pitch_class_distance([p for _, p in ma], [p for _, p in mb]),
-        "rhythm": _jaccard_distance({o for o, _ in ma}, {o for o, _ in mb}),
+        "rhythm": 1.0 - jaccard({o for o, _ in ma}, {o for o, _ in mb}),
         "density": abs(da - db) / max(da, db) if max(da, db) > 0 else 0.0,
         "register": register,
-        "harmony": _jaccard_distance(harmony(a), harmony(b)),
+        "harmony": 1.0 - jaccard(harmony(a), harmony(b)),
     }
 
 
