@@ -198,8 +198,11 @@ async def test_corrupt_newest_versions_never_take_the_served_version_down(tmp_pa
             # retried on every poll: once version 4 is whole, it loads and joins version 1
             for m in MEMBERS:  # the whole version made aside, then swapped in (no half-copied one to try)
                 shutil.copytree(models / m / "1", models / m / ".tmp-4")
-                shutil.rmtree(models / m / "4")
+                # the broken one moved aside at once: a poll must never see it half deleted (its files
+                # changed: tried again, a second failure logged; seen in a clean-clone CI run)
+                (models / m / "4").rename(models / m / ".tmp-old-4")
                 (models / m / ".tmp-4").rename(models / m / "4")
+                shutil.rmtree(models / m / ".tmp-old-4")
             deadline = time.monotonic() + 180  # loading is slow on a busy 2-core machine
             while time.monotonic() < deadline:
                 if await client.model_status() == {m: {4: "AVAILABLE", 1: "AVAILABLE"} for m in MEMBERS}:
