@@ -70,6 +70,9 @@ class LiveRadio:
     shown: Piece | None = None  # the piece its now-playing message shows
     playing: bool = False  # connected, saved and playing: from then on the station's events concern it
     tuning: Tuning | None = None  # what the guild chose (None: the station's plain mood)
+    # the player now playing its listener, and whether its thread has ended (see RadioService._start_player)
+    player: object | None = None
+    player_ended: bool = False
 
     @property
     def mood(self) -> str:
@@ -241,7 +244,7 @@ class RadioService:
         """Start the listener, its watchdog and the sleep timer, and show what the station plays."""
         assert radio.vc is not None
         radio.playing = True
-        radio.vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
+        self._start_player(radio)
         radio.tasks["watchdog"] = asyncio.create_task(
             self._watchdog(radio), name=f"radio-watch-{radio.guild_id}"
         )
@@ -468,9 +471,27 @@ class RadioService:
         except Exception:
             log.exception("could not save the radio state of guild %s", radio.guild_id)
 
-    def _player_stopped(self, guild_id: int, error: Exception | None) -> None:
-        if error is not None:
-            log.error("radio player of guild %s stopped", guild_id, exc_info=error)
+    def _start_player(self, radio: LiveRadio) -> None:
+        """Play the radio's listener on its voice client; the watchdog starts it again if it ends.
+
+        discord.py's player can end without saying so: when the voice connection drops while it is sending, it
+        waits to be reconnected, but the disconnect wakes it early, it sees no connection and its thread returns
+        ("Aborting playback") with `is_playing()` still true. Only its `after` callback tells, so each player
+        gets its own token, and an `after` of a player since replaced changes nothing.
+        """
+        assert radio.vc is not None
+        player = radio.player = object()
+        radio.player_ended = False
+
+        def after(error: Exception | None) -> None:  # on the player's thread
+            if error is not None:
+                log.error("radio player of guild %s stopped", radio.guild_id, exc_info=error)
+            if radio.player is player:
+                radio.player_ended = True
+
+        if radio.vc.is_playing() or radio.vc.is_paused():
+            radio.vc.stop()  # a player that ended unseen still counts as playing, and play() would refuse
+        radio.vc.play(radio.listener, after=after)
 
     async def _watchdog(self, radio: LiveRadio) -> None:
         """Restart the player if it stopped; after a lost connection that discord.py gave up on, reconnect
@@ -483,9 +504,9 @@ class RadioService:
             guild = self.client.get_guild(radio.guild_id)
             gone = guild is None or guild.voice_client is not vc
             if not gone:
-                if vc.is_connected() and not vc.is_playing() and not vc.is_paused():
+                if vc.is_connected() and (radio.player_ended or not (vc.is_playing() or vc.is_paused())):
                     log.warning("radio player of guild %s had stopped; restarting it", radio.guild_id)
-                    vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
+                    self._start_player(radio)
                 continue
             # discord.py let go of the connection (kicked, channel gone, reconnects exhausted)
             if not radio.always_on:
@@ -502,7 +523,7 @@ class RadioService:
                 return
             try:
                 radio.vc = await self._connect(channel)
-                radio.vc.play(radio.listener, after=lambda err: self._player_stopped(radio.guild_id, err))
+                self._start_player(radio)
             except Exception as exc:
                 log.warning(
                     "radio reconnect in guild %s failed (%s); again in %.0f s", radio.guild_id, exc, delay

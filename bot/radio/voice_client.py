@@ -4,30 +4,76 @@ When the voice websocket drops, discord.py reconnects by itself: it closes the U
 Its socket reader thread, though, is blocked in ``select([old socket], timeout=30)``, and closing a socket does
 not wake a ``select`` waiting on it in another thread (Linux), so the new socket's IP discovery reply is not read
 until that ``select`` times out: 30 s of silence after every reconnect (measured in the fake voice server: 29 s,
-where the rest of the reconnect took 5 ms). Shutting the old socket's reading side down first wakes the reader at
-once (``select`` reports it readable, ``recv`` returns nothing) after it has been paused, so it then waits for the
-new socket instead of spinning on the old one.
+where the rest of the reconnect took 5 ms).
+
+Shutting the old socket's reading side down makes it readable for good, which wakes the reader, but only once the
+reader thread is scheduled. If the socket were closed before that, the new socket would usually get the same
+descriptor number, and the woken ``select`` would poll that number again, find the new socket with nothing to
+read, and sleep out its 30 s (1 run in 9 on a loaded machine, and once in CI). So the old socket is closed only
+after the reader has been seen looking up its socket again: a fresh turn of its loop, whose ``select`` on the shut
+socket returns at once.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import logging
 import socket
+import threading
+import time
+from typing import Any
 
 import discord
 from discord.voice_state import VoiceConnectionState
+
+log = logging.getLogger(__name__)
+
+# How long a disconnect waits for the reader's next turn. Once scheduled it takes microseconds; a reader that
+# never comes (stopped already) costs this once, and the reconnect then goes on as discord.py's own would.
+READER_TURN_TIMEOUT_S = 2.0
 
 
 class PromptReconnectState(VoiceConnectionState):
     """discord.py's connection state, waking its socket reader before the socket it waits on is closed."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._reader_turned = threading.Event()  # set by the reader thread each time it looks up the socket
+        super().__init__(*args, **kwargs)
+
+    @property
+    def socket(self) -> socket.socket:
+        if threading.current_thread() is getattr(self, "_socket_reader", None):
+            self._reader_turned.set()
+        return self._socket
+
+    @socket.setter
+    def socket(self, value: socket.socket) -> None:
+        self._socket = value
+
     async def disconnect(self, *, force: bool = True, cleanup: bool = True, wait: bool = False) -> None:
-        sock = self.socket
-        if sock is not None and sock.fileno() >= 0:
-            self._socket_reader.pause()  # what disconnect does anyway, before the wake-up rather than after
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RD)
+        sock = self._socket
+        if isinstance(sock, socket.socket) and sock.fileno() >= 0:
+            await self._move_reader_off(sock)
         await super().disconnect(force=force, cleanup=cleanup, wait=wait)
+
+    async def _move_reader_off(self, sock: socket.socket) -> None:
+        """Return with the reader paused and no longer blocked in a `select` on `sock`."""
+        try:
+            sock.shutdown(socket.SHUT_RD)  # readable from now on: no select on it blocks again
+        except OSError:
+            return  # not connected: discord.py never handed it to the reader
+        self._reader_turned.clear()
+        reader = self._socket_reader
+        # a reader waiting to be resumed is not in select, but is made to take a turn all the same
+        reader.resume(force=True)
+        deadline = time.monotonic() + READER_TURN_TIMEOUT_S
+        while not self._reader_turned.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        reader.pause()  # what disconnect does next anyway
+        if not self._reader_turned.is_set():
+            log.warning(
+                "voice socket reader did not turn in %.0f s; the reconnect may be slow", READER_TURN_TIMEOUT_S
+            )
 
 
 class RadioVoiceClient(discord.VoiceClient):

@@ -269,6 +269,36 @@ async def test_24_7_reconnects_after_a_kick_and_discord_py_reconnects_a_dropped_
     fake_discord.assert_no_errors()
 
 
+async def test_a_player_discord_py_gives_up_on_while_reconnecting_is_started_again(
+    fake_discord, fake_voice, radio_bot, tone_pipeline, monkeypatch
+):
+    """discord.py's player, finding the connection gone, waits to be reconnected; disconnect wakes it early, it
+    finds no connection yet and its thread ends, while `is_playing()` stays true. The race is one player tick
+    (20 ms) in a few milliseconds; a slower disconnect makes it certain, and the radio must still play on."""
+    from discord.voice_state import VoiceConnectionState
+
+    voice_disconnect = VoiceConnectionState._voice_disconnect
+
+    async def slow_voice_disconnect(self):
+        await voice_disconnect(self)
+        await asyncio.sleep(0.3)  # the player sees the connection gone before disconnect wakes it
+
+    monkeypatch.setattr(VoiceConnectionState, "_voice_disconnect", slow_voice_disconnect)
+    listener_in_voice(fake_discord)
+    bot = await radio_bot(tone_pipeline, radio=FAST)
+    await start_radio(fake_discord)
+    await fake_voice.wait_frames(25, timeout=15)
+
+    await fake_voice.drop(code=4000)
+    await fake_voice.wait_session(2, timeout=12)
+    t = time.monotonic()
+    frames = await fake_voice.wait_frames(50, since=t, timeout=10)
+    check_continuous(frames)
+    assert rms_dbfs(audio_of(frames)) > -20
+    assert bot.radio.get(int(fake_discord.guild_id)).reconnects == 0  # discord.py's own reconnect, not ours
+    fake_discord.assert_no_errors()
+
+
 async def test_24_7_radio_comes_back_after_a_restart(fake_discord, fake_voice, radio_bot, tone_pipeline):
     listener_in_voice(fake_discord)
     bot = await radio_bot(tone_pipeline, radio=FAST)
