@@ -27,6 +27,7 @@ import discord
 from discord.voice_state import VoiceConnectionState
 
 log = logging.getLogger(__name__)
+Socket = socket.socket  # the class's `socket` property hides the module in its annotations
 
 # How long a disconnect waits for the reader's next turn. Once scheduled it takes microseconds; a reader that
 # never comes (stopped already) costs this once, and the reconnect then goes on as discord.py's own would.
@@ -41,22 +42,22 @@ class PromptReconnectState(VoiceConnectionState):
         super().__init__(*args, **kwargs)
 
     @property
-    def socket(self) -> socket.socket:
+    def socket(self) -> Socket:
         if threading.current_thread() is getattr(self, "_socket_reader", None):
             self._reader_turned.set()
         return self._socket
 
     @socket.setter
-    def socket(self, value: socket.socket) -> None:
+    def socket(self, value: Socket) -> None:
         self._socket = value
 
     async def disconnect(self, *, force: bool = True, cleanup: bool = True, wait: bool = False) -> None:
         sock = self._socket
-        if isinstance(sock, socket.socket) and sock.fileno() >= 0:
+        if isinstance(sock, Socket) and sock.fileno() >= 0:
             await self._move_reader_off(sock)
         await super().disconnect(force=force, cleanup=cleanup, wait=wait)
 
-    async def _move_reader_off(self, sock: socket.socket) -> None:
+    async def _move_reader_off(self, sock: Socket) -> None:
         """Return with the reader paused and no longer blocked in a `select` on `sock`."""
         try:
             sock.shutdown(socket.SHUT_RD)  # readable from now on: no select on it blocks again
