@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import load_average  # noqa: E402
 from music import instruments  # noqa: E402
+from music.analysis.timbre import spectrum, timbre_distance_db  # noqa: E402
 from music.buses import MUSIC_RATE, SYNTH_GAIN, music_wet  # noqa: E402
 from music.render_config import DEFAULT_SOUNDFONT, SAMPLE_RATE  # noqa: E402
 from music.request import load_moods  # noqa: E402
@@ -200,30 +201,9 @@ def _rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def spectrum(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    mono = x.mean(axis=0) if x.ndim == 2 else x
-    mag = np.abs(np.fft.rfft(mono * np.hanning(len(mono)), n=1 << 15))
-    return np.fft.rfftfreq(1 << 15, 1 / rate), mag
-
-
 def centroid(x: np.ndarray, rate: int) -> float:
     f, m = spectrum(x, rate)
     return float((f * m).sum() / max(m.sum(), 1e-12))
-
-
-def timbre_distance(a: np.ndarray, b: np.ndarray, rate: int) -> float:
-    """RMS difference in dB of the two notes' level-normalised spectra in 1/3-octave bands 50 Hz-16 kHz."""
-    f, ma = spectrum(a, rate)
-    _, mb = spectrum(b, rate)
-    edges = 50 * 2 ** (np.arange(0, 28) / 3)
-    edges = edges[edges < min(16000, rate / 2)]
-    pairs = list(zip(edges[:-1], edges[1:], strict=True))
-    ea = np.array([(ma[(f >= lo) & (f < hi)] ** 2).sum() for lo, hi in pairs]) + 1e-20
-    eb = np.array([(mb[(f >= lo) & (f < hi)] ** 2).sum() for lo, hi in pairs]) + 1e-20
-    da = 10 * np.log10(ea / ea.sum())
-    db = 10 * np.log10(eb / eb.sum())
-    keep = (da > -60) | (db > -60)
-    return float(np.sqrt(np.mean((da[keep] - db[keep]) ** 2)))
 
 
 def db(x: float) -> float:
@@ -264,7 +244,7 @@ def measure(candidate: str, part: str, sound: dict) -> tuple[dict, np.ndarray, i
     row = {**facts, "noise_floor_db": noise_floor_db(soft, rate),
            "centroid_soft_hz": round(centroid(soft, rate)), "centroid_loud_hz": round(centroid(loud, rate)),
            "level_soft_dbfs": db(float(np.abs(soft).max())), "level_loud_dbfs": db(float(np.abs(loud).max())),
-           "soft_loud_timbre_db": round(timbre_distance(soft, loud, rate), 2),
+           "soft_loud_timbre_db": round(timbre_distance_db(soft, loud, rate), 2),
            "render_ms": round(render_s * 1000, 1), "font_load_s": round(load_s, 2),
            "rss_growth_mb": round(rss_mb)}  # fmt: skip
     if part.startswith("keys (Rhodes"):
@@ -272,7 +252,7 @@ def measure(candidate: str, part: str, sound: dict) -> tuple[dict, np.ndarray, i
         ws, wl = wet[:, : int(span * rate)], wet[:, int(span * rate) : int(2 * span * rate)]
         row["after_chain"] = {"centroid_soft_hz": round(centroid(ws, rate)),
                               "centroid_loud_hz": round(centroid(wl, rate)),
-                              "soft_loud_timbre_db": round(timbre_distance(ws, wl, rate), 2)}  # fmt: skip
+                              "soft_loud_timbre_db": round(timbre_distance_db(ws, wl, rate), 2)}  # fmt: skip
         audio = wet
     return row, audio, rate
 
