@@ -167,7 +167,7 @@ async def generated(models: Path, moods: list[str], seeds: list[int], lengths: l
     by_length, versions = {}, {}
     async with open_local_backend(models) as backend:
         for length in lengths:
-            rows, versions, _ = await bench_music._tracks_over(
+            rows, versions, _ = await bench_music.tracks_over(
                 backend, moods, seeds, length, out / f"{length:g}s", False
             )
             by_length[length] = rows
@@ -341,21 +341,13 @@ def _pcts(xs: list[float]) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run, print the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=Path, default=ROOT / "models", help="exported ensemble (default models/)")
-    p.add_argument("--moods", default="rainy,chill,sunny")
-    p.add_argument("--seeds", type=int, default=4, help="tracks per mood")
-    p.add_argument("--seed-base", type=int, default=0, help="first seed")
-    p.add_argument("--length", type=float, default=300.0, help="seconds per track, measured per minute")
+    bench_music.add_track_options(p, moods="rainy,chill,sunny", seeds=4, length=300.0, split_seed=0)
     p.add_argument("--lengths", default="", help="more lengths in seconds (whole-track measures): 15,60,600")
-    p.add_argument("--data", type=Path, default=ROOT / "data" / "corpus", help="the corpus (its test split)")
-    p.add_argument("--real", type=int, default=40, help="real test pieces to give the range")
-    p.add_argument("--split-seed", type=int, default=0, help="the models' training split seed")
-    p.add_argument("--keep", type=Path, default=None, help="keep the arranged MIDI files here")
     args = p.parse_args(argv)
     if not Path(args.models).is_dir():
         print(f"bench_longform: no models at {args.models}", file=sys.stderr)
         return 2
-    print(json.dumps(asyncio.run(run(args)), indent=1, default=bench_music._json))
+    print(json.dumps(asyncio.run(run(args)), indent=1, default=bench_music.to_json))
     return 0
 
 

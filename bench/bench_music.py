@@ -171,10 +171,10 @@ async def generated_tracks(
     from serving.local import open_local_backend
 
     async with open_local_backend(models) as backend:
-        return await _tracks_over(backend, moods, seeds, length, out, audio)
+        return await tracks_over(backend, moods, seeds, length, out, audio)
 
 
-async def _tracks_over(backend, moods: list[str], seeds: list[int], length: float, out: Path, audio: bool):
+async def tracks_over(backend, moods: list[str], seeds: list[int], length: float, out: Path, audio: bool):
     composer = Composer(backend)
     rows, versions = [], {}
     try:
@@ -419,18 +419,32 @@ def _count(items) -> dict[str, int]:
     return out
 
 
+def add_track_options(
+    p: argparse.ArgumentParser, *, moods: str, seeds: int, length: float, split_seed: int | None
+) -> None:
+    """The options of the tracks compared and the real pieces compared with (this benchmark's and
+    bench_longform's)."""
+    p.add_argument("--models", type=Path, default=ROOT / "models", help="exported ensemble (default models/)")
+    p.add_argument("--moods", default=moods)
+    p.add_argument("--seeds", type=int, default=seeds, help="tracks per mood")
+    p.add_argument("--seed-base", type=int, default=0, help="first seed")
+    p.add_argument("--length", type=float, default=length, help="seconds per track")
+    p.add_argument("--data", type=Path, default=ROOT / "data" / "corpus", help="the corpus (its test split)")
+    p.add_argument("--real", type=int, default=40, help="real test pieces to compare with")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=split_seed,
+        help="the models' training split seed"
+        + (" (default: read from the models)" if split_seed is None else ""),
+    )
+    p.add_argument("--keep", type=Path, default=None, help="keep the arranged MIDI files here")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run, print the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=Path, default=ROOT / "models", help="exported ensemble (default models/)")
-    p.add_argument("--moods", default="rainy,chill,sunny,night")
-    p.add_argument("--seeds", type=int, default=8, help="tracks per mood")
-    p.add_argument("--seed-base", type=int, default=0, help="first seed")
-    p.add_argument("--length", type=float, default=60.0, help="seconds per track")
-    p.add_argument("--data", type=Path, default=ROOT / "data" / "corpus", help="the corpus (its test split)")
-    p.add_argument("--real", type=int, default=40, help="real test pieces to compare with")
-    p.add_argument("--split-seed", type=int, default=None, help="default: the models' training split seed")
-    p.add_argument("--keep", type=Path, default=None, help="keep the arranged MIDI files here")
+    add_track_options(p, moods="rainy,chill,sunny,night", seeds=8, length=60.0, split_seed=None)
     p.add_argument("--tracks", action="store_true", help="add every track's features to the JSON")
     p.add_argument(
         "--reference-groups",
@@ -445,11 +459,12 @@ def main(argv: list[str] | None = None) -> int:
             f"bench_music: no models at {args.models} (train some: lofi train --models DIR)", file=sys.stderr
         )
         return 2
-    print(json.dumps(asyncio.run(run(args)), indent=1, default=_json))
+    print(json.dumps(asyncio.run(run(args)), indent=1, default=to_json))
     return 0
 
 
-def _json(x):
+def to_json(x):
+    """`json.dumps`'s default: paths as text, NaN and infinities as null."""
     if isinstance(x, Path):
         return str(x)
     if isinstance(x, float) and not math.isfinite(x):
