@@ -25,7 +25,7 @@ def extended_plan(base: TrackRequest, length_s: float, rep: Representation | Non
     request = dataclasses.replace(base, length_s=n_bars * bar_s)
     # The written bars keep their plan; the new ones follow the longer track's form, whose returns point
     # back into the music already there (the loop and the theme come back in the extension too).
-    longer = plan_form(plan_sections(n_bars), plan.density, base.seed)
+    longer = plan_form(plan_sections(n_bars, edges=not base.radio), plan.density, base.seed)
     form = plan.form[: plan.n_bars] + longer[plan.n_bars :]
     return dataclasses.replace(plan, request=request, n_bars=n_bars, form=form)
 

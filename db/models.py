@@ -105,6 +105,8 @@ class Track(Base):
     bpm: Mapped[float | None] = mapped_column(Float)
     key_requested: Mapped[str | None] = mapped_column(String(20))  # as music.keys.key_text writes it
     key: Mapped[str | None] = mapped_column(String(20))
+    # a radio piece: planned without intro, outro or fades, so its stems, loop and extension replay it so
+    radio: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     title: Mapped[str | None] = mapped_column(String(200))
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     mp3_path: Mapped[str | None] = mapped_column(String(500))

@@ -47,6 +47,7 @@ def facts_of(track: Track) -> TrackRequest:
         seed=int(track.seed),
         bpm=None if track.bpm is None else float(track.bpm),
         key=track.key or track.key_requested,
+        radio=track.radio,
     )
 
 

@@ -138,6 +138,7 @@ class TrackService:
                 seed=request.seed,
                 bpm_requested=request.bpm,
                 key_requested=request.key,
+                radio=request.radio,
                 reply=reply,
             )
             return track.id
@@ -268,7 +269,7 @@ class TrackService:
 
     async def request_of(self, track_id: int, seed: int, viewer: Viewer) -> TrackRequest:
         """The request that made track `track_id`, with another seed (for a Variation); TrackGone unless
-        `viewer` may use it."""
+        `viewer` may use it. A Variation of a radio piece is a track, with its intro and ending."""
         track = await self._track_for(track_id, viewer)
         return TrackRequest(
             length_s=track.length_requested_s,
@@ -292,6 +293,7 @@ class TrackService:
             seed=track.seed,
             bpm=track.bpm_requested,
             key=track.key_requested,
+            radio=track.radio,  # the written bars replay as they were made
         )
         length = float(track.length_s or track.length_requested_s) + extra_s
         if length > max_length_s:

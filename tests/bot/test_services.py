@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import textwrap
@@ -19,10 +20,11 @@ from bot.services import (
     Viewer,
     VoteService,
 )
+from bot.services.exports import ExportService
 from db import repository as repo
 from db.models import RetrainStatus, TrackStatus
 from music.errors import RenderError
-from music.request import TrackRequest, mood_names
+from music.request import TrackRequest, mood_names, plan_track
 from tests.bot.conftest import FakeComposer
 
 WHO = Requester(user_id=11, user_name="alice", guild_id=1, channel_id=2)
@@ -75,6 +77,33 @@ async def test_variation_request_and_midi(sessionmaker, settings, fake_pipeline)
     assert (await svc.midi_of(track_id, here)).suffix == ".mid"
     with pytest.raises(TrackGone):
         await svc.midi_of(track_id + 100, here)
+
+
+async def test_a_radio_piece_is_replayed_as_one_for_its_stems_loop_and_extension(
+    sessionmaker, settings, fake_pipeline
+):
+    """A posted radio piece has no intro or ending: its stems, loop and Extend must plan it that way too, or
+    they would be another arrangement of its notes."""
+    svc = TrackService(sessionmaker, fake_pipeline, settings.out_dir)
+    exports = ExportService(sessionmaker, fake_pipeline, settings.out_dir)
+    here = Viewer(user_id=12, guild_id=WHO.guild_id)
+    ids = {}
+    for radio in (True, False):
+        request = dataclasses.replace(_request(seed=5), radio=radio)
+        ids[radio] = await svc.create(request, WHO)
+        await svc.run(ids[radio], request, size_limit=10_000)
+    for radio, track_id in ids.items():
+        facts = (await exports.source(track_id, here)).facts
+        assert facts.radio is radio
+        longer, extension = await svc.extension_of(track_id, 30, 600, here)
+        assert longer.radio is radio and extension.base.radio is radio
+        # a Variation is a new track, with the intro and ending of one
+        assert (await svc.request_of(track_id, 6, here)).radio is False
+    # and the flag decides the form, so replaying without it would not be the piece that was heard
+    assert (
+        plan_track(_request(seed=5)).form
+        != plan_track(dataclasses.replace(_request(seed=5), radio=True)).form
+    )
 
 
 async def test_votes_only_on_track_messages(sessionmaker, settings, fake_pipeline):

@@ -18,7 +18,7 @@ def _run(coro):
 
 def test_upgrade_empty_db_to_head(db_url):
     upgrade(db_url)
-    assert current_revision(db_url) == "0007"
+    assert current_revision(db_url) == "0008"
 
 
 def test_schema_matches_models(db_url):
@@ -64,9 +64,9 @@ def test_upgrade_from_previous_head_keeps_rows(db_url):
         )
     )
     upgrade(db_url)
-    assert current_revision(db_url) == "0007"
-    rows = _run(exec_("SELECT id, user_name, title, key_requested FROM tracks", fetch=True))
-    assert rows == [(1, "old", None, None)]  # an old track asked for no key
+    assert current_revision(db_url) == "0008"
+    rows = _run(exec_("SELECT id, user_name, title, key_requested, radio FROM tracks", fetch=True))
+    assert rows == [(1, "old", None, None, False)]  # an old track asked for no key, and is no radio piece
     assert _run(exec_("SELECT track_id, user_id, value FROM votes", fetch=True)) == [(1, 7, 1)]
     upgrade(db_url)  # idempotent
 
@@ -76,6 +76,6 @@ async def test_upgrade_works_inside_a_running_loop(db_url):
     engine = make_engine(db_url)
     try:
         async with engine.connect() as conn:
-            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0007"
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0008"
     finally:
         await engine.dispose()
