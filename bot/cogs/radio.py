@@ -1,4 +1,4 @@
-"""`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`, `station-create`, `station-delete`: an endless
+"""`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`, `stations`, `station-create`, `station-delete`: an endless
 LoFi stream in a voice channel, tuned to a mood's station or to one of the server's custom stations (a named mood,
 tempo and key an admin creates; `start` and `mood` offer both).
 
@@ -24,6 +24,7 @@ from bot.radio.recipes import NAME_MAX, Recipe
 from bot.transformers import Key
 from music.durations import parse_duration
 from music.limits import MAX_BPM, MIN_BPM
+from music.request import mood_names
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,42 @@ class Radio(commands.GroupCog, group_name="lofi-radio", group_description="LoFi 
     @mood.autocomplete("mood")
     async def mood_mood(self, interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
         return await self._stations(interaction, typed)
+
+    @app_commands.command(
+        name="stations", description="The stations this server can tune to, and what is on air"
+    )
+    @app_commands.guild_only()
+    async def stations(self, interaction: discord.Interaction) -> None:
+        """List the moods' stations and this server's own, marking those on air and the one playing here."""
+        guild_id = _guild_id(interaction)
+        playing = self.service.get(guild_id)
+        # what plays here: one of this server's stations (by name), or a mood's
+        here_name = playing.tuning.name if playing is not None and playing.tuning is not None else None
+        here_mood = playing.mood if playing is not None and here_name is None else None
+
+        def marks(on_air: bool, playing_here: bool) -> str:
+            return " (playing here)" if playing_here else " (on air)" if on_air else ""
+
+        moods = ", ".join(
+            f"{mood}{marks(self.service.on_air(mood), mood == here_mood)}" for mood in mood_names()
+        )
+        lines = ["📻 **Radio stations**", f"Moods: {moods}."]
+        customs = await self.service.custom.in_guild(guild_id)
+        if customs:
+            lines.append("This server's stations:")
+            lines += [
+                f"- **{c.name}**: {c.recipe.describe()}"
+                f"{marks(self.service.on_air(c.tuning), c.name == here_name)}"
+                for c in customs
+            ]
+        else:
+            lines.append(
+                "This server has no stations of its own; server managers add them with "
+                "`/lofi-radio station-create`."
+            )
+        if playing is None:
+            lines.append("The radio is not playing here: `/lofi-radio start [mood]`.")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     @app_commands.command(
         name="station-create", description="Server managers: a station of a mood, tempo and key"

@@ -57,6 +57,14 @@ async def station_choices(fake, command: str, typed: str, guild=None) -> list[di
     return answer.json["data"]["choices"]
 
 
+async def stations_list(fake, guild=None) -> str:
+    """What `/lofi-radio stations` tells (anyone may ask; only the asker sees it)."""
+    state = await radio(fake, {"stations": {}}, guild=guild)
+    rec = await fake.wait_for(of(state, "interaction_callback"), timeout=30)
+    assert rec.ok and rec.json["data"]["flags"] & 64, rec.response  # ephemeral
+    return text_of(rec)
+
+
 async def pitch_since(voice, t: float, n: int = 100) -> float:
     frames = await voice.wait_frames(n, since=t, timeout=20)
     return dominant_hz(audio_of(frames[-50:]))
@@ -67,8 +75,11 @@ async def test_an_admin_creates_a_station_the_radio_plays_it_and_deleting_it_goe
 ):
     listener_in_voice(fake_discord)
     bot = await radio_bot(tone_pipeline, radio=FAST)
+    assert "no stations of its own" in await stations_list(fake_discord)
     text = await create(fake_discord, **NIGHTS)
     assert "**late night** created (rainy, 100 bpm, Eb major)" in text
+    listed = await stations_list(fake_discord)
+    assert "- **late night**: rainy, 100 bpm, Eb major\n" in listed + "\n" and "not playing here" in listed
 
     # start and mood offer the moods and the station
     offered = await station_choices(fake_discord, "start", "")
@@ -87,6 +98,9 @@ async def test_an_admin_creates_a_station_the_radio_plays_it_and_deleting_it_goe
     await wait_until(lambda: bool(now_playing(fake_discord)), what="now playing")
     shown = fields(now_playing(fake_discord)[-1]["embed"])
     assert (shown["Station"], shown["Tempo"], shown["Key"]) == ("late night", "100 bpm", "Eb major")
+    listed = await stations_list(fake_discord)
+    assert "- **late night**: rainy, 100 bpm, Eb major (playing here)" in listed
+    assert "rainy," in listed and "(on air)" not in listed  # the mood's own station is not broadcasting
 
     # deleting the station the radio plays: back to its mood, the custom broadcast off the air
     state = await radio(fake_discord, {"station-delete": {"name": "late night"}}, admin=True)
@@ -95,6 +109,8 @@ async def test_an_admin_creates_a_station_the_radio_plays_it_and_deleting_it_goe
     t = time.monotonic()
     assert abs(await pitch_since(fake_voice, t) - TONES["rainy"]) < 5
     assert "late night" not in [c["value"] for c in await station_choices(fake_discord, "start", "")]
+    listed = await stations_list(fake_discord)
+    assert "rainy (playing here)" in listed and "no stations of its own" in listed
     async with bot.resources.sessionmaker() as s:
         assert await radio_repo.custom_stations(s, int(fake_discord.guild_id)) == []
         assert (await radio_repo.get_station(s, int(fake_discord.guild_id))).mood == "rainy"
