@@ -1,6 +1,6 @@
-"""`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`, `stations`, `station-create`, `station-delete`: an endless
-LoFi stream in a voice channel, tuned to a mood's station or to one of the server's custom stations (a named mood,
-tempo and key an admin creates; `start` and `mood` offer both).
+"""`/lofi-radio start [mood]`, `mood`, `stop`, `sleep`, `24-7`, `stations`, `station-create`, `station-delete`:
+an endless LoFi stream in a voice channel, tuned to a mood's station or to one of the server's custom stations (a
+named mood, tempo and key an admin creates; `start` and `mood` offer both, `stations` lists them).
 
 The cog validates and replies; the bot's `bot.radio.service.RadioService` does the work. Each piece is a track
 made by the same engine as `/lofi` (recorded like one), so the now-playing message's button can post it as an
